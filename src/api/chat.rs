@@ -1,0 +1,136 @@
+//! `POST /v1/chat/completions` requests: the routing fields the gateway reads, on top of the
+//! client's body that it forwards (OpenAI Chat Completions plus OpenRouter's extensions).
+
+use bytes::Bytes;
+
+use super::error::ApiError;
+use super::fields::TopLevelFields;
+use crate::routing::ProviderPrefs;
+
+/// Fields that only mean something to the gateway; they never reach a provider.
+pub const GATEWAY_ONLY_FIELDS: &[&str] = &[
+    "models",
+    "provider",
+    "session_id",
+    "route",
+    "transforms",
+    "plugins",
+    "usage",
+];
+
+/// Request parameters that `provider.require_parameters` checks against endpoint `supports`.
+const CHECKED_PARAMETERS: &[&str] = &[
+    "tools",
+    "tool_choice",
+    "response_format",
+    "structured_outputs",
+    "logprobs",
+    "top_logprobs",
+    "seed",
+    "reasoning",
+    "stop",
+];
+
+#[derive(Debug)]
+pub struct ChatRequest {
+    pub fields: TopLevelFields,
+    pub model: String,
+    pub fallbacks: Vec<String>,
+    pub stream: bool,
+    pub prefs: ProviderPrefs,
+    /// Sticky-routing key: `session_id`, else `prompt_cache_key` (the header is read apart).
+    pub session_id: Option<String>,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_output_tokens: Option<u64>,
+    /// Which of the checked parameters the request uses.
+    pub parameters: Vec<&'static str>,
+}
+
+impl ChatRequest {
+    pub fn parse(body: Bytes) -> Result<ChatRequest, ApiError> {
+        let fields = TopLevelFields::parse(body)?;
+        let model: String = fields
+            .get("model", "a string")?
+            .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
+        if model.trim().is_empty() {
+            return Err(ApiError::bad_param("model", "`model` must not be empty"));
+        }
+        match fields.raw("messages") {
+            Some(raw) if raw.first() == Some(&b'[') => {}
+            Some(_) => return Err(ApiError::bad_param("messages", "`messages` must be an array")),
+            None => return Err(ApiError::bad_param("messages", "`messages` is required")),
+        }
+        let fallbacks: Vec<String> = fields.get("models", "an array of model ids")?.unwrap_or_default();
+        let stream = fields.get("stream", "a boolean")?.unwrap_or(false);
+        let prefs: ProviderPrefs = match fields.raw("provider") {
+            None | Some(b"null") => ProviderPrefs::default(),
+            Some(raw) => serde_json::from_slice(raw)
+                .map_err(|e| ApiError::bad_param("provider", format!("`provider` is not valid: {e}")))?,
+        };
+        let session_id = match fields.get::<String>("session_id", "a string")? {
+            Some(s) => Some(s),
+            None => fields.get("prompt_cache_key", "a string")?,
+        };
+        let max_output_tokens = match fields.get::<u64>("max_completion_tokens", "a non-negative integer")? {
+            Some(n) => Some(n),
+            None => fields.get("max_tokens", "a non-negative integer")?,
+        };
+        let parameters = CHECKED_PARAMETERS
+            .iter()
+            .copied()
+            .filter(|p| fields.raw(p).is_some_and(|v| v != b"null"))
+            .collect();
+        Ok(ChatRequest {
+            fields,
+            model,
+            fallbacks,
+            stream,
+            prefs,
+            session_id,
+            max_output_tokens,
+            parameters,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<ChatRequest, ApiError> {
+        ChatRequest::parse(Bytes::copy_from_slice(body.as_bytes()))
+    }
+
+    #[test]
+    fn reads_routing_fields() {
+        let r = parse(
+            r#"{"model":"a/b","messages":[],"models":["c/d"],"stream":true,
+                "provider":{"only":["x"]},"session_id":"s1","max_tokens":50,"tools":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model, "a/b");
+        assert_eq!(r.fallbacks, ["c/d"]);
+        assert!(r.stream);
+        assert_eq!(r.prefs.only.as_deref(), Some(&["x".to_string()][..]));
+        assert_eq!(r.session_id.as_deref(), Some("s1"));
+        assert_eq!(r.max_output_tokens, Some(50));
+        assert_eq!(r.parameters, ["tools"]);
+    }
+
+    #[test]
+    fn names_the_bad_parameter() {
+        let cases = [
+            (r#"{"messages":[]}"#, "model"),
+            (r#"{"model":5,"messages":[]}"#, "model"),
+            (r#"{"model":"a"}"#, "messages"),
+            (r#"{"model":"a","messages":"hi"}"#, "messages"),
+            (r#"{"model":"a","messages":[],"stream":"yes"}"#, "stream"),
+            (r#"{"model":"a","messages":[],"max_tokens":-1}"#, "max_tokens"),
+            (r#"{"model":"a","messages":[],"provider":{"sort":"fastest"}}"#, "provider"),
+        ];
+        for (body, param) in cases {
+            let e = parse(body).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{body}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Client-facing wire types: request parsing per front door and the one error type.
+
+pub mod chat;
+pub mod error;
+pub mod fields;
+pub mod models;
+
+pub use chat::ChatRequest;
+pub use error::{ApiError, FrontDoor};
+pub use fields::TopLevelFields;

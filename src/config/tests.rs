@@ -1,0 +1,122 @@
+use super::*;
+
+fn env(var: &str) -> Option<String> {
+    match var {
+        "OPENAI_API_KEY" => Some("sk-upstream".into()),
+        "ALICE_KEY" => Some("sk-alice".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Loaded, LoadError> {
+    load_str(text, "test.yaml", &env)
+}
+
+const VALID: &str = r#"
+server:
+  listen: ["127.0.0.1:8080"]
+  grace_period: 5s
+providers:
+  openai:
+    dialect: openai
+    base_url: "https://api.openai.com/v1"
+    api_key_env: OPENAI_API_KEY
+    data_collection: deny
+    zdr: true
+    timeouts: { connect: 2s, first_byte: 30s }
+models:
+  openai/gpt-4o-mini:
+    context_length: 128000
+    endpoints:
+      - provider: openai
+        model: gpt-4o-mini
+        price: { prompt: 0.15, completion: 0.60, cached_prompt: 0.075 }
+        supports: [tools, stream]
+keys:
+  - name: alice
+    key_env: ALICE_KEY
+    limit_usd: 50
+    limit_reset: monthly
+    allowed_models: ["openai/*"]
+    provider: { data_collection: deny }
+"#;
+
+#[test]
+fn lowers_a_valid_file() {
+    let loaded = load(VALID).unwrap();
+    let s = &loaded.snapshot;
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let provider = &s.catalog.providers["openai"];
+    assert_eq!(provider.backends[0].api_key.as_ref().unwrap().expose(), "sk-upstream");
+    assert_eq!(provider.timeouts.connect, std::time::Duration::from_secs(2));
+    assert_eq!(provider.data_collection, crate::catalog::DataCollection::Deny);
+    let model = s.catalog.model("openai/gpt-4o-mini").unwrap();
+    assert_eq!(model.endpoints[0].price.prompt, 150_000);
+    assert_eq!(model.endpoints[0].price.cached_prompt, Some(75_000));
+    let alice = s.keys.find("sk-alice").unwrap();
+    assert_eq!(alice.name, "alice");
+    assert!(alice.may_use_model("openai/gpt-4o-mini"));
+    assert!(!alice.may_use_model("anthropic/claude"));
+    assert_eq!(s.server.grace_period, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn reports_every_error_with_line_and_column() {
+    let text = r#"
+server:
+  listen: ["nonsense"]
+providers:
+  p1:
+    dialect: klingon
+    base_url: "https://x"
+  p2:
+    dialect: openai
+    base_url: "https://x"
+    api_kee_env: TYPO
+models:
+  a/b:
+    endpoints:
+      - provider: nobody
+        model: x
+"#;
+    let err = load(text).unwrap_err();
+    let rendered = err.to_string();
+    let find = |needle: &str| {
+        err.errors
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("no error mentioning {needle}: {rendered}"))
+    };
+    assert_eq!(find("not an ip:port").line, Some(3));
+    let dialect = find("klingon");
+    assert_eq!((dialect.line, dialect.column), (Some(6), Some(5)));
+    let typo = find("api_kee_env");
+    assert_eq!((typo.line, typo.column), (Some(11), Some(5)));
+    assert_eq!(find("unknown provider").line, Some(15));
+    assert!(rendered.contains("test.yaml:3:"), "{rendered}");
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let err = load("server:\n  listen: [\"a\"\n").unwrap_err();
+    assert_eq!(err.errors.len(), 1);
+    assert!(err.errors[0].line.is_some());
+    let err = load("bogus_section: 1\n").unwrap_err();
+    assert!(err.errors[0].message.contains("bogus_section"));
+}
+
+#[test]
+fn missing_secrets_warn_and_make_the_provider_unavailable() {
+    let text = VALID.replace("OPENAI_API_KEY", "UNSET_VAR");
+    let loaded = load(&text).unwrap();
+    assert!(loaded.warnings.iter().any(|w| w.message.contains("UNSET_VAR")));
+    assert!(loaded.snapshot.catalog.providers["openai"].unavailable.is_some());
+}
+
+#[test]
+fn refuses_bad_keys() {
+    let text = "keys:\n  - name: a\n    key_sha256: nothex\n  - name: b\n";
+    let err = load(text).unwrap_err();
+    assert!(err.errors.iter().any(|e| e.message.contains("64 hex")));
+    assert!(err.errors.iter().any(|e| e.message.contains("exactly one")));
+}

@@ -1,0 +1,4 @@
+//! Provider API formats. Each dialect module holds its request, response and stream
+//! conversions; they are pure functions over bytes and types (no session, no I/O).
+
+pub mod openai;

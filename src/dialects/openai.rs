@@ -1,0 +1,106 @@
+//! The OpenAI Chat Completions dialect (OpenAI and every OpenAI-compatible host).
+//!
+//! Requests are forwarded field by field as the client wrote them, with three edits: `model`
+//! becomes the provider's own id, gateway-only fields are dropped, and streams ask for usage
+//! (`stream_options.include_usage`) so metering reads the provider's own count.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
+
+use crate::api::chat::GATEWAY_ONLY_FIELDS;
+use crate::api::TopLevelFields;
+
+/// The upstream body for one candidate. Untouched values are copied as raw slices.
+pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: bool) -> Bytes {
+    let mut out = BytesMut::with_capacity(fields.body().len() + upstream_model.len() + 48);
+    out.put_u8(b'{');
+    let mut first = true;
+    let mut put_field = |out: &mut BytesMut, key: &str, value: &[u8]| {
+        if !first {
+            out.put_u8(b',');
+        }
+        first = false;
+        write_json_string(out, key);
+        out.put_u8(b':');
+        out.put_slice(value);
+    };
+    let mut wrote_stream_options = false;
+    for (key, raw) in fields.iter() {
+        if GATEWAY_ONLY_FIELDS.contains(&key) {
+            continue;
+        }
+        match key {
+            "model" => {
+                let mut quoted = BytesMut::new();
+                write_json_string(&mut quoted, upstream_model);
+                put_field(&mut out, key, &quoted);
+            }
+            "stream_options" if stream => {
+                put_field(&mut out, key, &with_include_usage(raw));
+                wrote_stream_options = true;
+            }
+            _ => put_field(&mut out, key, raw),
+        }
+    }
+    if stream && !wrote_stream_options {
+        put_field(&mut out, "stream_options", br#"{"include_usage":true}"#);
+    }
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+/// The client's `stream_options` with `include_usage` forced on.
+fn with_include_usage(raw: &[u8]) -> Vec<u8> {
+    let mut map = match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    map.insert("include_usage".into(), Value::Bool(true));
+    serde_json::to_vec(&Value::Object(map)).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+}
+
+fn write_json_string(out: &mut BytesMut, s: &str) {
+    // serde_json escapes exactly as JSON requires; a String never fails to serialise.
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    out.put_slice(quoted.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str, model: &str, stream: bool) -> Value {
+        let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
+        serde_json::from_slice(&chat_request_body(&fields, model, stream)).unwrap()
+    }
+
+    #[test]
+    fn rewrites_model_and_drops_gateway_fields() {
+        let v = body(
+            r#"{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi \"there\""}],
+                "models":["x"],"provider":{"order":["a"]},"session_id":"s","temperature":0.2,"custom":{"a":1}}"#,
+            "gpt-4o-2024",
+            false,
+        );
+        assert_eq!(v["model"], "gpt-4o-2024");
+        assert_eq!(v["messages"][0]["content"], "hi \"there\"");
+        assert_eq!(v["temperature"], 0.2);
+        assert_eq!(v["custom"]["a"], 1, "unknown fields pass through");
+        for gone in ["models", "provider", "session_id", "stream_options"] {
+            assert!(v.get(gone).is_none(), "{gone} must not reach the provider");
+        }
+    }
+
+    #[test]
+    fn streams_always_ask_for_usage() {
+        let v = body(r#"{"model":"m","messages":[],"stream":true}"#, "up", true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let v = body(
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
+            "up",
+            true,
+        );
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["x"], 1);
+    }
+}

@@ -1,0 +1,13 @@
+//! Switchyard: a self-hosted LLM gateway on Pingora.
+//!
+//! The dependency direction (DESIGN §1): `proxy` uses everything below it; nothing below uses
+//! `proxy`. `mock` is a fake provider and shares no gateway internals.
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod dialects;
+pub mod metering;
+pub mod mock;
+pub mod routing;

@@ -1,0 +1,103 @@
+//! Server-sent events framing: where each event ends in a buffer, and what its `data` is.
+//! A parser yields events; converters and meters decide what they mean (STYLE: stream parsing
+//! apart from conversion).
+
+use memchr::memchr_iter;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// The complete events of a buffer, as ranges that include their terminating blank line.
+/// Bytes after the last complete event are a partial event the caller must carry over.
+pub struct SseEvents<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> SseEvents<'a> {
+    pub fn new(buf: &'a [u8]) -> SseEvents<'a> {
+        SseEvents { buf, pos: 0 }
+    }
+
+    /// Where the unconsumed (partial) tail starts, once iteration has stopped.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Iterator for SseEvents<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let start = self.pos;
+        let rest = &self.buf[start..];
+        // An event ends at a blank line: "\n\n", "\n\r\n" (and so "\r\n\r\n").
+        for nl in memchr_iter(b'\n', rest) {
+            let after = &rest[nl + 1..];
+            let end = if after.first() == Some(&b'\n') {
+                nl + 2
+            } else if after.starts_with(b"\r\n") {
+                nl + 3
+            } else {
+                continue;
+            };
+            self.pos = start + end;
+            return Some(start..start + end);
+        }
+        None
+    }
+}
+
+/// The event's data: its `data:` lines joined by newlines (borrowed when there is one line).
+/// `None` when the event has no data line (comments such as `: keep-alive`, `event:` only).
+pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut found: Option<Cow<'_, [u8]>> = None;
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(value) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        found = Some(match found {
+            None => Cow::Borrowed(value),
+            Some(prev) => {
+                let mut joined = prev.into_owned();
+                joined.push(b'\n');
+                joined.extend_from_slice(value);
+                Cow::Owned(joined)
+            }
+        });
+    }
+    found
+}
+
+/// The `event:` name of an event, if it has one (Anthropic names every event).
+pub fn event_name(event: &[u8]) -> Option<&[u8]> {
+    event.split(|b| *b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        line.strip_prefix(b"event:").map(|v| v.strip_prefix(b" ").unwrap_or(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_events_and_leaves_the_partial_tail() {
+        let buf = b"data: a\n\ndata: b\r\n\r\n: ping\n\ndata: par";
+        let mut events = SseEvents::new(buf);
+        let ranges: Vec<_> = events.by_ref().collect();
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(&buf[ranges[0].clone()], b"data: a\n\n");
+        assert_eq!(&buf[ranges[1].clone()], b"data: b\r\n\r\n");
+        assert_eq!(&buf[events.consumed()..], b"data: par");
+    }
+
+    #[test]
+    fn reads_data_and_names() {
+        assert_eq!(event_data(b"data: {\"a\":1}\n\n").as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(event_data(b"event: x\ndata:1\ndata: 2\n\n").as_deref(), Some(&b"1\n2"[..]));
+        assert_eq!(event_data(b": keep-alive\n\n"), None);
+        assert_eq!(event_name(b"event: message_start\ndata: {}\n\n"), Some(&b"message_start"[..]));
+    }
+}

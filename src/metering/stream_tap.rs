@@ -1,0 +1,170 @@
+//! Zero-copy metering of an OpenAI-dialect stream.
+//!
+//! Each upstream chunk is forwarded as the same `Bytes` (or a slice of it) whenever it holds
+//! whole events, which is how providers send them. Only two kinds of event are taken out: the
+//! provider's usage-only chunk (`choices: []`) and `data: [DONE]`, because the gateway ends
+//! every stream with its own usage chunk (catalog model, provider, cost) and its own `[DONE]`.
+//! An event split across chunks is held in a small carry buffer until it is whole; that carry
+//! is the only copy made. Only events that mention usage, a finish reason or an error are
+//! parsed as JSON.
+
+use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
+use once_cell::sync::Lazy;
+use serde_json::Value;
+use std::ops::Range;
+
+use super::sse::{event_data, SseEvents};
+use super::Usage;
+
+/// An event that never ends must not grow memory without bound: past this size the carry is
+/// forwarded as it is.
+const MAX_CARRY: usize = 1 << 20;
+
+static USAGE: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"usage\""));
+static FINISH: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"finish_reason\""));
+static ERROR: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"error\""));
+static CONTENT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"content\":\""));
+static ARGUMENTS: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"arguments\":\""));
+
+#[derive(Debug, Default)]
+pub struct OpenAiStreamTap {
+    carry: BytesMut,
+    /// The provider's reported usage, from whichever event carried it.
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    /// An `error` object the provider sent inside the stream.
+    pub upstream_error: Option<Value>,
+    /// Events with non-empty content or tool-call arguments (the estimate's basis).
+    pub content_deltas: u64,
+    pub saw_done: bool,
+}
+
+/// What to do with one event.
+enum Disposition {
+    Forward,
+    Drop,
+}
+
+impl OpenAiStreamTap {
+    pub fn new() -> OpenAiStreamTap {
+        OpenAiStreamTap::default()
+    }
+
+    /// Meters one upstream chunk; returns the bytes to forward to the client.
+    pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        let data = if self.carry.is_empty() {
+            chunk
+        } else {
+            self.carry.extend_from_slice(&chunk);
+            self.carry.split().freeze()
+        };
+        let mut events = SseEvents::new(&data);
+        let mut kept: Vec<Range<usize>> = Vec::new();
+        let mut dropped_any = false;
+        for range in events.by_ref() {
+            match self.inspect(&data[range.clone()]) {
+                Disposition::Forward => push_range(&mut kept, range),
+                Disposition::Drop => dropped_any = true,
+            }
+        }
+        let consumed = events.consumed();
+        if consumed < data.len() {
+            if data.len() - consumed > MAX_CARRY {
+                push_range(&mut kept, consumed..data.len());
+            } else {
+                self.carry.extend_from_slice(&data[consumed..]);
+            }
+        }
+        if !dropped_any && kept.len() <= 1 {
+            return kept.first().map_or_else(Bytes::new, |r| data.slice(r.clone()));
+        }
+        match kept.as_slice() {
+            [] => Bytes::new(),
+            [only] => data.slice(only.clone()),
+            many => {
+                let mut out = BytesMut::with_capacity(many.iter().map(|r| r.len()).sum());
+                for r in many {
+                    out.extend_from_slice(&data[r.clone()]);
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// The stream ended: a trailing event without its blank line is still read and forwarded.
+    pub fn finish(&mut self) -> Bytes {
+        if self.carry.is_empty() {
+            return Bytes::new();
+        }
+        let rest = self.carry.split().freeze();
+        match self.inspect(&rest) {
+            Disposition::Forward => rest,
+            Disposition::Drop => Bytes::new(),
+        }
+    }
+
+    fn inspect(&mut self, event: &[u8]) -> Disposition {
+        let Some(payload) = event_data(event) else {
+            return Disposition::Forward;
+        };
+        let payload = payload.as_ref();
+        if payload.trim_ascii() == b"[DONE]" {
+            self.saw_done = true;
+            return Disposition::Drop;
+        }
+        if has_text_after(&CONTENT, payload) || has_text_after(&ARGUMENTS, payload) {
+            self.content_deltas += 1;
+        }
+        let usage_present = USAGE.find(payload).is_some_and(|at| !value_is_null(&payload[at + 7..]));
+        let finish_present = FINISH.find(payload).is_some_and(|at| !value_is_null(&payload[at + 15..]));
+        let error_present = ERROR.find(payload).is_some();
+        if !(usage_present || finish_present || error_present) {
+            return Disposition::Forward;
+        }
+        let Ok(json) = serde_json::from_slice::<Value>(payload) else {
+            return Disposition::Forward;
+        };
+        if let Some(reason) = json.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(reason.to_string());
+        }
+        if let Some(err) = json.get("error").filter(|e| !e.is_null()) {
+            self.upstream_error = Some(err.clone());
+        }
+        if let Some(usage) = json.get("usage").and_then(Usage::from_openai) {
+            self.usage = Some(usage);
+            let no_choices = json
+                .get("choices")
+                .is_none_or(|c| c.as_array().is_some_and(Vec::is_empty));
+            if no_choices {
+                return Disposition::Drop;
+            }
+        }
+        Disposition::Forward
+    }
+}
+
+/// Merges adjacent ranges so a run of kept events is one slice.
+fn push_range(kept: &mut Vec<Range<usize>>, range: Range<usize>) {
+    match kept.last_mut() {
+        Some(last) if last.end == range.start => last.end = range.end,
+        _ => kept.push(range),
+    }
+}
+
+/// After a `"key"` match: is the value `null`?
+fn value_is_null(after_key: &[u8]) -> bool {
+    let rest = after_key.trim_ascii_start();
+    let rest = rest.strip_prefix(b":").unwrap_or(rest).trim_ascii_start();
+    rest.starts_with(b"null")
+}
+
+/// After a `"key":"` match: is the string non-empty?
+fn has_text_after(finder: &Finder<'_>, payload: &[u8]) -> bool {
+    finder
+        .find(payload)
+        .is_some_and(|at| payload.get(at + finder.needle().len()) != Some(&b'"'))
+}
+
+#[cfg(test)]
+mod tests;

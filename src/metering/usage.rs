@@ -1,0 +1,117 @@
+//! Token usage as providers report it, normalised, and its cost.
+
+use serde_json::{json, Value};
+
+use crate::catalog::{Price, PICO_USD_PER_USD};
+
+/// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`,
+/// as in OpenAI's usage object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached_prompt: u64,
+    pub reasoning: u64,
+    /// True when the provider reported nothing and the gateway estimated.
+    pub estimated: bool,
+}
+
+fn u64_at(v: &Value, path: &[&str]) -> u64 {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+impl Usage {
+    /// Reads OpenAI's `usage` object; `None` if it is not an object.
+    pub fn from_openai(usage: &Value) -> Option<Usage> {
+        if !usage.is_object() {
+            return None;
+        }
+        Some(Usage {
+            prompt: u64_at(usage, &["prompt_tokens"]),
+            completion: u64_at(usage, &["completion_tokens"]),
+            cached_prompt: u64_at(usage, &["prompt_tokens_details", "cached_tokens"]),
+            reasoning: u64_at(usage, &["completion_tokens_details", "reasoning_tokens"]),
+            estimated: false,
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+
+    /// Cost in pico-USD at this price, before the gateway's fee.
+    pub fn cost_pico(&self, price: &Price) -> u128 {
+        let cached = self.cached_prompt.min(self.prompt);
+        let reasoning = self.reasoning.min(self.completion);
+        let t = |n: u64, p: u64| n as u128 * p as u128;
+        t(self.prompt - cached, price.prompt)
+            + t(cached, price.cached_prompt_or_prompt())
+            + t(self.completion - reasoning, price.completion)
+            + t(reasoning, price.reasoning_or_completion())
+    }
+
+    /// OpenAI's usage object plus `cost` in USD (OpenRouter's extension).
+    pub fn to_openai_json(&self, cost: Cost) -> Value {
+        let mut v = json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.total(),
+            "prompt_tokens_details": { "cached_tokens": self.cached_prompt },
+            "completion_tokens_details": { "reasoning_tokens": self.reasoning },
+            "cost": cost.usd(),
+        });
+        if self.estimated {
+            v["estimated"] = json!(true);
+        }
+        v
+    }
+}
+
+/// An amount charged, in pico-USD (exact integer arithmetic end to end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cost(pub u128);
+
+impl Cost {
+    /// Provider cost plus the gateway's fee (percent), rounded up to the pico-USD.
+    pub fn with_fee(provider_pico: u128, fee_percent: f64) -> Cost {
+        if fee_percent <= 0.0 {
+            return Cost(provider_pico);
+        }
+        // The fee in millionths of a percent keeps the arithmetic integral.
+        let fee_micro_pct = (fee_percent * 1_000_000.0).round() as u128;
+        let fee = (provider_pico * fee_micro_pct).div_ceil(100 * 1_000_000);
+        Cost(provider_pico + fee)
+    }
+
+    pub fn usd(&self) -> f64 {
+        self.0 as f64 / PICO_USD_PER_USD as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_openai_usage() {
+        let u = Usage::from_openai(&json!({"prompt_tokens": 10, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}))
+        .unwrap();
+        assert_eq!((u.prompt, u.completion, u.cached_prompt, u.reasoning), (10, 5, 4, 2));
+        assert!(Usage::from_openai(&Value::Null).is_none());
+    }
+
+    #[test]
+    fn costs_each_token_kind_at_its_price() {
+        let price = Price { prompt: 150_000, completion: 600_000, cached_prompt: Some(75_000), reasoning: None };
+        let u = Usage { prompt: 1000, completion: 100, cached_prompt: 400, reasoning: 30, estimated: false };
+        // 600 fresh × 0.15/M + 400 cached × 0.075/M + 100 completion × 0.60/M
+        assert_eq!(u.cost_pico(&price), 600 * 150_000 + 400 * 75_000 + 100 * 600_000);
+        let c = Cost::with_fee(u.cost_pico(&price), 5.0);
+        assert_eq!(c.0, 180_000_000 + 9_000_000);
+        assert!((c.usd() - 0.000189).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,245 @@
+//! The route plan: for one request, the ordered list of (model, provider endpoint) candidates
+//! the proxy tries until one answers.
+//!
+//! Order of the plan: the requested model's endpoints, then each `models: [..]` fallback's.
+//! Within a model, endpoints pass the `provider` filters (only, ignore, data_collection, zdr,
+//! quantizations, max_price, require_parameters), then are ordered by `order`, else by `sort`,
+//! else drawn weighted by 1/price² (OpenRouter's documented default), so cheap endpoints
+//! take most traffic without starving the rest.
+
+use rand::Rng;
+use std::sync::Arc;
+
+use super::prefs::{DataCollectionPref, ProviderPrefs, SortBy};
+use crate::auth::ApiKey;
+use crate::catalog::{Catalog, DataCollection, Endpoint, Model, Price, Provider};
+
+/// What the router needs to know about a request.
+pub struct RouteRequest<'a> {
+    pub model: &'a str,
+    pub fallbacks: &'a [String],
+    pub prefs: &'a ProviderPrefs,
+    pub key: &'a ApiKey,
+    /// Request parameters that need endpoint support when `require_parameters` is set.
+    pub parameters: &'a [&'a str],
+}
+
+/// One place to send the request.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub model: Arc<Model>,
+    pub endpoint_index: usize,
+}
+
+impl Candidate {
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.model.endpoints[self.endpoint_index]
+    }
+
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.endpoint().provider
+    }
+}
+
+#[derive(Debug)]
+pub struct RoutePlan {
+    candidates: Vec<Candidate>,
+    next: usize,
+}
+
+impl RoutePlan {
+    pub fn from_candidates(candidates: Vec<Candidate>) -> RoutePlan {
+        RoutePlan { candidates, next: 0 }
+    }
+
+    /// The next candidate to try, if any is left.
+    pub fn next_candidate(&mut self) -> Option<Candidate> {
+        let c = self.candidates.get(self.next).cloned();
+        if c.is_some() {
+            self.next += 1;
+        }
+        c
+    }
+
+    pub fn has_more(&self) -> bool {
+        self.next < self.candidates.len()
+    }
+
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+/// Why no plan could be made; each maps to a client error (DESIGN §3).
+#[derive(Debug, PartialEq)]
+pub enum PlanError {
+    UnknownModel(String),
+    ModelNotAllowed(String),
+    /// Filters left nothing; each entry says which filter excluded which endpoint.
+    NoEligibleEndpoint {
+        model: String,
+        excluded: Vec<String>,
+    },
+}
+
+impl RoutePlan {
+    pub fn build(catalog: &Catalog, req: &RouteRequest<'_>) -> Result<RoutePlan, PlanError> {
+        let mut candidates = Vec::new();
+        let mut excluded = Vec::new();
+        let prefs = req.prefs.overlay(&req.key.provider_prefs);
+        let model_ids = std::iter::once(req.model).chain(req.fallbacks.iter().map(String::as_str));
+        for (position, requested) in model_ids.enumerate() {
+            let (id, variant) = split_variant(requested);
+            let Some(model) = catalog.model(id) else {
+                if position == 0 {
+                    return Err(PlanError::UnknownModel(requested.to_string()));
+                }
+                excluded.push(format!("fallback model `{requested}` is not in the catalog"));
+                continue;
+            };
+            if !req.key.may_use_model(id) {
+                if position == 0 {
+                    return Err(PlanError::ModelNotAllowed(id.to_string()));
+                }
+                excluded.push(format!("fallback model `{id}` is not allowed for this key"));
+                continue;
+            }
+            let mut eligible: Vec<usize> = Vec::new();
+            for (i, ep) in model.endpoints.iter().enumerate() {
+                match exclusion(ep, &prefs, req.parameters) {
+                    Some(why) => excluded.push(format!("{id} via {}: {why}", ep.provider.id)),
+                    None => eligible.push(i),
+                }
+            }
+            let sort = variant.or(prefs.sort.as_ref().map(|s| s.by()));
+            order_endpoints(model, &mut eligible, &prefs, sort);
+            if prefs.allow_fallbacks == Some(false) {
+                eligible.truncate(1);
+            }
+            candidates.extend(eligible.into_iter().map(|endpoint_index| Candidate {
+                model: model.clone(),
+                endpoint_index,
+            }));
+        }
+        if candidates.is_empty() {
+            return Err(PlanError::NoEligibleEndpoint {
+                model: req.model.to_string(),
+                excluded,
+            });
+        }
+        Ok(RoutePlan::from_candidates(candidates))
+    }
+}
+
+/// `:nitro` sorts by throughput, `:floor` by price; other suffixes are part of the id.
+fn split_variant(model: &str) -> (&str, Option<SortBy>) {
+    if let Some(id) = model.strip_suffix(":nitro") {
+        (id, Some(SortBy::Throughput))
+    } else if let Some(id) = model.strip_suffix(":floor") {
+        (id, Some(SortBy::Price))
+    } else {
+        (model, None)
+    }
+}
+
+fn names_provider(list: &[String], provider: &Provider) -> bool {
+    list.iter().any(|p| p.eq_ignore_ascii_case(&provider.id))
+}
+
+/// Why an endpoint is not eligible under these preferences, if it is not.
+fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Option<String> {
+    let provider = &ep.provider;
+    if let Some(why) = &provider.unavailable {
+        return Some(format!("provider unavailable ({why})"));
+    }
+    if let Some(only) = &prefs.only {
+        if !names_provider(only, provider) {
+            return Some("not in provider.only".into());
+        }
+    }
+    if let Some(ignore) = &prefs.ignore {
+        if names_provider(ignore, provider) {
+            return Some("in provider.ignore".into());
+        }
+    }
+    if prefs.data_collection == Some(DataCollectionPref::Deny)
+        && provider.data_collection == DataCollection::Allow
+    {
+        return Some("provider may collect data (provider.data_collection: deny)".into());
+    }
+    if prefs.zdr == Some(true) && !provider.zdr {
+        return Some("provider is not zero-data-retention (provider.zdr)".into());
+    }
+    if let Some(quants) = &prefs.quantizations {
+        let q = ep.quantization.as_deref().unwrap_or("unknown");
+        if !quants.iter().any(|w| w.eq_ignore_ascii_case(q)) {
+            return Some(format!("quantization {q} not in provider.quantizations"));
+        }
+    }
+    if let Some(max) = &prefs.max_price {
+        let over = |limit: Option<f64>, pico: u64| {
+            limit.is_some_and(|usd_per_m| Price::usd_per_token(pico) * 1e6 > usd_per_m + 1e-12)
+        };
+        if over(max.prompt, ep.price.prompt) || over(max.completion, ep.price.completion) {
+            return Some("price above provider.max_price".into());
+        }
+    }
+    if prefs.require_parameters == Some(true) {
+        if let Some(missing) = parameters.iter().find(|p| !ep.supports.iter().any(|s| s == *p)) {
+            return Some(format!("does not support `{missing}` (provider.require_parameters)"));
+        }
+    }
+    None
+}
+
+fn order_endpoints(model: &Model, eligible: &mut Vec<usize>, prefs: &ProviderPrefs, sort: Option<SortBy>) {
+    let price = |i: &usize| model.endpoints[*i].price.blended();
+    if let Some(order) = &prefs.order {
+        // Named providers first, in the given order; the rest keep the default order after.
+        let rank = |i: &usize| {
+            let id = &model.endpoints[*i].provider.id;
+            order.iter().position(|p| p.eq_ignore_ascii_case(id)).unwrap_or(usize::MAX)
+        };
+        weighted_shuffle(eligible, price);
+        eligible.sort_by_key(rank);
+        return;
+    }
+    match sort {
+        Some(SortBy::Price) => eligible.sort_by_key(price),
+        // Throughput and latency need live stats; until they exist, fall back to price.
+        Some(SortBy::Throughput) | Some(SortBy::Latency) => eligible.sort_by_key(price),
+        None => weighted_shuffle(eligible, price),
+    }
+}
+
+/// Orders endpoints by repeated weighted draws without replacement, weight 1/price²
+/// (a free endpoint weighs as much as the cheapest priced one times 100).
+fn weighted_shuffle(items: &mut Vec<usize>, price: impl Fn(&usize) -> u64) {
+    if items.len() < 2 {
+        return;
+    }
+    let min_positive = items.iter().map(&price).filter(|p| *p > 0).min().unwrap_or(1) as f64;
+    let weight = |i: &usize| {
+        let p = price(i) as f64;
+        let p = if p > 0.0 { p } else { min_positive / 10.0 };
+        1.0 / (p * p)
+    };
+    let mut rng = rand::thread_rng();
+    let mut remaining = std::mem::take(items);
+    while !remaining.is_empty() {
+        let total: f64 = remaining.iter().map(weight).sum();
+        let mut draw = rng.gen::<f64>() * total;
+        let mut chosen = remaining.len() - 1;
+        for (pos, item) in remaining.iter().enumerate() {
+            draw -= weight(item);
+            if draw <= 0.0 {
+                chosen = pos;
+                break;
+            }
+        }
+        items.push(remaining.remove(chosen));
+    }
+}
+
+#[cfg(test)]
+mod tests;

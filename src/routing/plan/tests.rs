@@ -1,0 +1,93 @@
+use super::*;
+use crate::config::load_str;
+
+const CATALOG: &str = r#"
+providers:
+  cheap: { dialect: openai, base_url: "http://127.0.0.1:1/v1", data_collection: allow }
+  pricey: { dialect: openai, base_url: "http://127.0.0.1:2/v1", data_collection: deny, zdr: true }
+models:
+  m/one:
+    endpoints:
+      - { provider: cheap, model: one-a, price: { prompt: 1, completion: 1 }, quantization: fp8 }
+      - { provider: pricey, model: one-b, price: { prompt: 2, completion: 2 }, quantization: fp16, supports: [tools] }
+  m/two:
+    endpoints:
+      - { provider: cheap, model: two-a, price: { prompt: 1, completion: 1 } }
+keys:
+  - { name: all, key_sha256: "0000000000000000000000000000000000000000000000000000000000000000" }
+  - { name: limited, key_sha256: "1111111111111111111111111111111111111111111111111111111111111111", allowed_models: ["m/two"] }
+"#;
+
+fn snapshot() -> crate::config::Snapshot {
+    load_str(CATALOG, "t", &|_| None).unwrap().snapshot
+}
+
+fn key<'a>(s: &'a crate::config::Snapshot, name: &str) -> &'a ApiKey {
+    s.keys.iter().find(|k| k.name == name).unwrap()
+}
+
+fn providers(s: &crate::config::Snapshot, model: &str, fallbacks: &[&str], prefs: &str, key_name: &str) -> Result<Vec<String>, PlanError> {
+    let prefs: ProviderPrefs = serde_json::from_str(prefs).unwrap();
+    let fallbacks: Vec<String> = fallbacks.iter().map(|s| s.to_string()).collect();
+    let req = RouteRequest { model, fallbacks: &fallbacks, prefs: &prefs, key: key(s, key_name), parameters: &["tools"] };
+    RoutePlan::build(&s.catalog, &req).map(|p| {
+        p.candidates().iter().map(|c| format!("{}@{}", c.endpoint().upstream_model, c.provider().id)).collect()
+    })
+}
+
+#[test]
+fn order_only_ignore_and_sort_change_the_choice() {
+    let s = snapshot();
+    assert_eq!(providers(&s, "m/one", &[], r#"{"order":["pricey","cheap"]}"#, "all").unwrap(), ["one-b@pricey", "one-a@cheap"]);
+    assert_eq!(providers(&s, "m/one", &[], r#"{"only":["pricey"]}"#, "all").unwrap(), ["one-b@pricey"]);
+    assert_eq!(providers(&s, "m/one", &[], r#"{"ignore":["pricey"]}"#, "all").unwrap(), ["one-a@cheap"]);
+    assert_eq!(providers(&s, "m/one", &[], r#"{"sort":"price"}"#, "all").unwrap(), ["one-a@cheap", "one-b@pricey"]);
+    assert_eq!(providers(&s, "m/one:floor", &[], "{}", "all").unwrap(), ["one-a@cheap", "one-b@pricey"]);
+}
+
+#[test]
+fn policy_filters_exclude_endpoints() {
+    let s = snapshot();
+    for prefs in [r#"{"data_collection":"deny"}"#, r#"{"zdr":true}"#, r#"{"quantizations":["fp16"]}"#,
+                  r#"{"require_parameters":true}"#] {
+        let got = providers(&s, "m/one", &[], prefs, "all").unwrap();
+        assert_eq!(got, ["one-b@pricey"], "{prefs}");
+    }
+    let got = providers(&s, "m/one", &[], r#"{"max_price":{"prompt":1.5}}"#, "all").unwrap();
+    assert_eq!(got, ["one-a@cheap"]);
+}
+
+#[test]
+fn fallbacks_follow_the_first_model_and_fallbacks_can_be_disabled() {
+    let s = snapshot();
+    let got = providers(&s, "m/one", &["m/two"], r#"{"sort":"price"}"#, "all").unwrap();
+    assert_eq!(got, ["one-a@cheap", "one-b@pricey", "two-a@cheap"]);
+    let got = providers(&s, "m/one", &[], r#"{"sort":"price","allow_fallbacks":false}"#, "all").unwrap();
+    assert_eq!(got, ["one-a@cheap"]);
+}
+
+#[test]
+fn explains_what_excluded_everything() {
+    let s = snapshot();
+    match providers(&s, "m/one", &[], r#"{"only":["nobody"]}"#, "all") {
+        Err(PlanError::NoEligibleEndpoint { excluded, .. }) => {
+            assert_eq!(excluded.len(), 2);
+            assert!(excluded[0].contains("provider.only"), "{excluded:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(providers(&s, "nope/x", &[], "{}", "all"), Err(PlanError::UnknownModel("nope/x".into())));
+    assert_eq!(providers(&s, "m/one", &[], "{}", "limited"), Err(PlanError::ModelNotAllowed("m/one".into())));
+}
+
+#[test]
+fn default_draw_weighs_endpoints_by_inverse_price_squared() {
+    let s = snapshot();
+    let draws = 4000;
+    let cheap_first = (0..draws)
+        .filter(|_| providers(&s, "m/one", &[], "{}", "all").unwrap()[0] == "one-a@cheap")
+        .count();
+    // Weights 1/1² and 1/2²: the cheap endpoint leads 4/5 of the time.
+    let share = cheap_first as f64 / draws as f64;
+    assert!((share - 0.8).abs() < 0.03, "cheap share {share}");
+}
