@@ -3,6 +3,7 @@
 //! The dependency direction (DESIGN §1): `proxy` uses everything below it; nothing below uses
 //! `proxy`. `mock` is a fake provider and shares no gateway internals.
 
+pub mod access_log;
 pub mod api;
 pub mod auth;
 pub mod catalog;
@@ -10,4 +11,7 @@ pub mod config;
 pub mod dialects;
 pub mod metering;
 pub mod mock;
+pub mod net;
+pub mod proxy;
 pub mod routing;
+pub mod server;

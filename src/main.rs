@@ -1,1 +1,112 @@
-fn main() {}
+//! The `switchyard` command: serve the gateway, check a config, or run the mock provider.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchyard::config::{self, Loaded};
+use switchyard::server::{serve, ServeOptions};
+
+/// The demo config, built into the binary so `switchyard serve --demo` needs no files.
+const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "A self-hosted LLM gateway on Pingora")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The config file.
+        #[arg(short, long, default_value = "conf/switchyard.yaml")]
+        config: PathBuf,
+        /// Run the built-in demo config (mock provider included; no API keys needed).
+        #[arg(long, conflicts_with = "config")]
+        demo: bool,
+        /// Take over the listening sockets of a running instance (graceful upgrade).
+        #[arg(short, long)]
+        upgrade: bool,
+        /// Run in the background.
+        #[arg(short, long)]
+        daemon: bool,
+    },
+    /// Validate a config file and print every problem with its line and column.
+    Check {
+        #[arg(short, long, default_value = "conf/switchyard.yaml")]
+        config: PathBuf,
+    },
+    /// Run the mock provider (OpenAI dialect, with fault injection) on its own.
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        listen: String,
+    },
+}
+
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+fn print_warnings(file: &str, loaded: &Loaded) {
+    for w in &loaded.warnings {
+        eprintln!("{file}:{w} (warning)");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => {
+            let file = config.display().to_string();
+            match config::load_file(&config) {
+                Ok(loaded) => {
+                    print_warnings(&file, &loaded);
+                    let c = &loaded.snapshot.catalog;
+                    println!(
+                        "{file}: OK ({} providers, {} models, {} keys)",
+                        c.providers.len(),
+                        c.models.len(),
+                        loaded.snapshot.keys.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("{file}: {} error(s)", e.errors.len());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve { config, demo, upgrade, daemon } => {
+            init_logging();
+            let loaded = if demo {
+                config::load_str(DEMO_CONFIG, "demo.yaml (built in)", &|v| std::env::var(v).ok())
+            } else {
+                config::load_file(&config)
+            };
+            let loaded = match loaded {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let file = config.display().to_string();
+            print_warnings(&file, &loaded);
+            serve(loaded.snapshot, ServeOptions { upgrade, daemon })
+        }
+        Command::Mock { listen } => {
+            init_logging();
+            match switchyard::mock::run_forever(&listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: mock provider on {listen}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

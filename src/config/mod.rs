@@ -6,9 +6,11 @@ mod locate;
 mod lower;
 mod schema;
 mod snapshot;
+mod store;
 
 pub use duration::parse_duration;
 pub use lower::EnvLookup;
+pub use store::SnapshotStore;
 pub use snapshot::{Billing, LogFormat, MockSettings, ServerSettings, Snapshot, StorageSettings};
 
 use std::fmt;

@@ -1,0 +1,120 @@
+//! Everything one request carries through the proxy hooks (Pingora's `CTX`).
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::response::ResponseMode;
+use super::routes::Route;
+use crate::api::{ApiError, ChatRequest, FrontDoor};
+use crate::auth::ApiKey;
+use crate::catalog::Backend;
+use crate::config::Snapshot;
+use crate::metering::Usage;
+use crate::routing::{Candidate, RoutePlan};
+
+/// How one try at one candidate ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Still running (the last attempt while the response streams).
+    InFlight,
+    Succeeded,
+    /// The provider answered with this HTTP error status.
+    Status(u16),
+    ConnectFailed,
+    TimedOut,
+    /// The connection broke or the provider sent something unreadable.
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub provider: String,
+    pub model: String,
+    pub outcome: AttemptOutcome,
+    pub started: Instant,
+    pub latency_ms: Option<u64>,
+}
+
+pub struct RequestCtx {
+    /// The config this request started with; a reload does not change it mid-request.
+    pub snapshot: Arc<Snapshot>,
+    pub started: Instant,
+    pub generation_id: String,
+    pub created_unix: u64,
+    pub route: Route,
+    pub door: FrontDoor,
+    pub key: Option<Arc<ApiKey>>,
+    pub chat: Option<ChatRequest>,
+    pub plan: Option<RoutePlan>,
+    /// The candidate of the attempt in progress.
+    pub current: Option<Candidate>,
+    /// The backend (base URL and key) of the attempt in progress.
+    pub backend: Option<Backend>,
+    /// Set when a pooled connection turned out dead: try the same candidate once more.
+    pub retry_same_candidate: Option<Candidate>,
+    /// The upstream body for the current candidate (sent on every try at it).
+    pub upstream_body: Bytes,
+    pub attempts: Vec<Attempt>,
+    pub response: ResponseMode,
+    pub usage: Option<Usage>,
+    pub first_byte_at: Option<Instant>,
+    /// The error the client was (or will be) given, for the access log and the record.
+    pub error: Option<ApiError>,
+    /// The upstream's last error status and body excerpt, for the final 502's metadata.
+    pub last_upstream_error: Option<serde_json::Value>,
+}
+
+impl RequestCtx {
+    pub fn new(snapshot: Arc<Snapshot>) -> RequestCtx {
+        let created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        RequestCtx {
+            snapshot,
+            started: Instant::now(),
+            generation_id: new_generation_id(created_unix),
+            created_unix,
+            route: Route::NotFound,
+            door: FrontDoor::OpenAi,
+            key: None,
+            chat: None,
+            plan: None,
+            current: None,
+            backend: None,
+            retry_same_candidate: None,
+            upstream_body: Bytes::new(),
+            attempts: Vec::new(),
+            response: ResponseMode::None,
+            usage: None,
+            first_byte_at: None,
+            error: None,
+            last_upstream_error: None,
+        }
+    }
+
+    pub fn current_attempt(&mut self) -> Option<&mut Attempt> {
+        self.attempts.last_mut()
+    }
+
+    /// Closes the attempt in progress with its outcome and latency.
+    pub fn end_attempt(&mut self, outcome: AttemptOutcome) {
+        if let Some(a) = self.attempts.last_mut() {
+            if a.outcome == AttemptOutcome::InFlight {
+                a.latency_ms = Some(a.started.elapsed().as_millis() as u64);
+                a.outcome = outcome;
+            }
+        }
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.chat.as_ref().is_some_and(|c| c.stream)
+    }
+}
+
+/// `gen-<unix seconds>-<20 random alphanumerics>`, like OpenRouter's generation ids.
+fn new_generation_id(created_unix: u64) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    let random = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+    format!("gen-{created_unix}-{random}")
+}

@@ -1,0 +1,159 @@
+//! When to try the next candidate, and what the client is told when none is left.
+//!
+//! The invariant: a request fails over only while nothing has been sent to the client. Once
+//! the response head is out, an upstream failure ends the stream with an error chunk (or the
+//! connection, for a non-stream body) and is never retried.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use serde_json::json;
+
+use super::ctx::{AttemptOutcome, RequestCtx};
+use super::respond::send_error;
+use super::response::ResponseMode;
+use crate::api::ApiError;
+use crate::routing::RoutePlan;
+
+/// Upstream statuses that mean "this provider, not this request": try the next one.
+pub fn is_failover_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+pub fn is_event_stream(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
+}
+
+/// `Retry-After` in seconds, when the upstream gave one.
+pub fn retry_after_secs(resp: &ResponseHeader) -> Option<u64> {
+    resp.headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Headers the client may see from the provider's response; everything else (cookies,
+/// provider account and rate-limit headers, framing) is dropped.
+const PASSED_HEADERS: &[&str] = &["content-type", "cache-control"];
+
+/// The response head the client gets: the upstream's status and content type, the gateway's
+/// framing (the body is always rewritten, so chunked), and the generation id.
+pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    let upstream_request_id = resp
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
+    for name in names {
+        if !PASSED_HEADERS.contains(&name.as_str()) {
+            resp.remove_header(&name);
+        }
+    }
+    resp.insert_header("transfer-encoding", "chunked")?;
+    resp.insert_header("x-generation-id", ctx.generation_id.as_str())?;
+    if let Some(c) = &ctx.current {
+        resp.insert_header("x-switchyard-provider", c.provider().id.as_str())?;
+        resp.insert_header("x-switchyard-model", c.model.id.as_str())?;
+    }
+    resp.insert_header("x-switchyard-attempts", ctx.attempts.len().to_string())?;
+    if let Some(id) = upstream_request_id {
+        resp.insert_header("x-upstream-request-id", id)?;
+    }
+    if let ResponseMode::UpstreamError { status, retry_after, .. } = &ctx.response {
+        let error = ctx.upstream_error(*status, b"");
+        resp.set_status(error.status)?;
+        resp.insert_header("content-type", "application/json")?;
+        if error.status == 429 {
+            resp.insert_header("retry-after", retry_after.unwrap_or(1).to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn outcome_of(e: &Error) -> AttemptOutcome {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => AttemptOutcome::TimedOut,
+        ErrorType::HTTPStatus(s) => AttemptOutcome::Status(*s),
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => AttemptOutcome::ConnectFailed,
+        _ => AttemptOutcome::Failed,
+    }
+}
+
+/// `error_while_proxy`: decide whether Pingora should call `upstream_peer` again.
+pub fn decide_retry(peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: &mut RequestCtx, client_reused: bool) -> Box<Error> {
+    let mut e = e.more_context(format!("peer: {peer}"));
+    if e.esource() == &ErrorSource::Downstream || session.response_written().is_some() {
+        // The client left, or already has bytes: nothing can be retried.
+        ctx.end_attempt(AttemptOutcome::Failed);
+        e.set_retry(false);
+        return e;
+    }
+    if matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.retry() {
+        return e; // our own failover decision from `upstream_response_filter`
+    }
+    // A pooled connection the provider had already closed: the same candidate again.
+    if client_reused && !matches!(e.etype(), ErrorType::ReadTimedout) && ctx.retry_same_candidate.is_none() {
+        if let Some(current) = ctx.current.clone() {
+            ctx.end_attempt(AttemptOutcome::Failed);
+            ctx.retry_same_candidate = Some(current);
+            e.set_retry(true);
+            return e;
+        }
+    }
+    ctx.end_attempt(outcome_of(&e));
+    e.set_retry(ctx.plan.as_ref().is_some_and(RoutePlan::has_more));
+    e
+}
+
+/// The client-facing error once every attempt failed, from the last attempt's outcome.
+fn final_error(e: &Error, ctx: &RequestCtx) -> ApiError {
+    let last = ctx.attempts.last();
+    let provider = last.map_or("", |a| a.provider.as_str());
+    let attempts: Vec<_> = ctx
+        .attempts
+        .iter()
+        .map(|a| json!({ "provider": a.provider, "model": a.model, "outcome": format!("{:?}", a.outcome), "latency_ms": a.latency_ms }))
+        .collect();
+    let metadata = json!({ "provider_name": provider, "attempts": attempts, "upstream_error": e.to_string() });
+    let error = match last.map(|a| &a.outcome) {
+        None => ApiError::unavailable("no provider endpoint could be tried"),
+        Some(AttemptOutcome::TimedOut) => ApiError::gateway_timeout(format!("provider {provider} did not answer in time")),
+        Some(AttemptOutcome::ConnectFailed) => ApiError::bad_gateway(format!("could not connect to provider {provider}")),
+        Some(AttemptOutcome::Status(s)) => ApiError::bad_gateway(format!("provider {provider} answered HTTP {s}")),
+        Some(_) => ApiError::bad_gateway(format!("provider {provider} failed: {}", e.etype().as_str())),
+    };
+    error.with_metadata(metadata)
+}
+
+/// `fail_to_proxy`: tell the client, in its own format, that the request failed.
+pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let gone = FailToProxy { error_code: 0, can_reuse_downstream: false };
+    if session.response_written().is_some() {
+        // Mid-response: a stream ends with an error chunk, its usage chunk and [DONE].
+        if let ResponseMode::Stream(tap) = std::mem::replace(&mut ctx.response, ResponseMode::None) {
+            let error = ApiError::bad_gateway(format!("the provider's stream broke: {}", e.etype().as_str()));
+            let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
+            out.extend_from_slice(&ctx.stream_tail(&tap));
+            ctx.error = Some(error);
+            let _ = session.write_response_body(Some(out.freeze()), true).await;
+        }
+        return gone;
+    }
+    if e.esource() == &ErrorSource::Downstream
+        && matches!(e.etype(), ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed)
+    {
+        ctx.error = Some(ApiError::bad_request("the client closed the connection"));
+        return gone;
+    }
+    let error = final_error(e, ctx);
+    let status = error.status;
+    match send_error(session, ctx, error).await {
+        Ok(_) => FailToProxy { error_code: status, can_reuse_downstream: false },
+        Err(_) => gone,
+    }
+}

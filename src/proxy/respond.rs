@@ -1,0 +1,55 @@
+//! Answers the gateway writes itself: local endpoints and errors, in the front door's shape.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::RequestCtx;
+use crate::api::ApiError;
+
+/// Writes a complete JSON response. HEAD requests get the headers only.
+pub async fn send_json(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    extra_headers: &[(&'static str, String)],
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(4 + extra_headers.len()))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("cache-control", "no-store")?;
+    for (name, value) in extra_headers {
+        header.insert_header(*name, value.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Sends `error` to the client and remembers it for the log and the record. Returns
+/// `Ok(true)`, which `request_filter` passes on to say "response sent".
+pub async fn send_error(session: &mut Session, ctx: &mut RequestCtx, error: ApiError) -> Result<bool> {
+    let mut headers: Vec<(&'static str, String)> = Vec::new();
+    if let Some(secs) = error.retry_after {
+        headers.push(("retry-after", secs.to_string()));
+    }
+    if error.status == 405 {
+        if let super::routes::Route::MethodNotAllowed(allowed) = ctx.route {
+            headers.push(("allow", allowed.to_string()));
+        }
+    }
+    if ctx.chat.is_some() || ctx.key.is_some() {
+        headers.push(("x-generation-id", ctx.generation_id.clone()));
+    }
+    let body = error.body(ctx.door);
+    let status = error.status;
+    ctx.error = Some(error);
+    send_json(session, status, body, &headers).await?;
+    Ok(true)
+}

@@ -1,0 +1,168 @@
+//! The response side: what the gateway does with each kind of upstream answer.
+//!
+//! - A stream passes through the metering tap untouched and ends with the gateway's usage
+//!   chunk and `[DONE]`.
+//! - A JSON answer is small and final, so it is buffered, stamped with the generation id,
+//!   catalog model, provider and cost, and sent once.
+//! - An upstream error that is not failed over is buffered and replaced by the gateway's own
+//!   error (the provider's body goes into `metadata`).
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{json, Value};
+
+use super::ctx::RequestCtx;
+use crate::api::ApiError;
+use crate::metering::{Cost, OpenAiStreamTap, Usage, ESTIMATED_BYTES_PER_TOKEN};
+
+/// Largest non-stream answer the gateway buffers; bigger ones are refused as upstream errors.
+pub const MAX_JSON_RESPONSE: usize = 64 * 1024 * 1024;
+/// How much of an upstream error body is kept for `metadata`.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+pub enum ResponseMode {
+    /// Not proxying (local answer) or no upstream answer yet.
+    None,
+    Stream(Box<OpenAiStreamTap>),
+    Json(BytesMut),
+    UpstreamError {
+        status: u16,
+        body: BytesMut,
+        retry_after: Option<u64>,
+    },
+}
+
+/// Appends to a bounded buffer; returns false once the bound would be passed.
+pub fn buffer_bounded(buf: &mut BytesMut, chunk: &[u8], max: usize) -> bool {
+    if buf.len() + chunk.len() > max {
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        return false;
+    }
+    buf.extend_from_slice(chunk);
+    true
+}
+
+pub fn error_body_limit() -> usize {
+    MAX_ERROR_BODY
+}
+
+impl RequestCtx {
+    /// The amount to charge for `usage` at the serving endpoint's price plus the fee.
+    pub fn cost_of(&self, usage: &Usage) -> Cost {
+        let provider_cost = self
+            .current
+            .as_ref()
+            .map_or(0, |c| usage.cost_pico(&c.endpoint().price));
+        Cost::with_fee(provider_cost, self.snapshot.billing.fee_percent)
+    }
+
+    /// The documented estimate, for providers that report no usage.
+    pub fn estimate_usage(&self, completion_tokens: u64) -> Usage {
+        let prompt_bytes = self.chat.as_ref().map_or(0, |c| c.fields.body().len() as u64);
+        Usage {
+            prompt: prompt_bytes.div_ceil(ESTIMATED_BYTES_PER_TOKEN),
+            completion: completion_tokens,
+            estimated: true,
+            ..Usage::default()
+        }
+    }
+
+    fn served_model(&self) -> &str {
+        self.current.as_ref().map_or("", |c| c.model.id.as_str())
+    }
+
+    fn served_provider(&self) -> &str {
+        self.current.as_ref().map_or("", |c| c.provider().id.as_str())
+    }
+
+    /// The final usage chunk every stream ends with, then `[DONE]`.
+    pub fn stream_tail(&mut self, tap: &OpenAiStreamTap) -> Bytes {
+        let usage = tap
+            .usage
+            .unwrap_or_else(|| self.estimate_usage(tap.content_deltas));
+        self.usage = Some(usage);
+        let chunk = json!({
+            "id": self.generation_id,
+            "object": "chat.completion.chunk",
+            "created": self.created_unix,
+            "model": self.served_model(),
+            "provider": self.served_provider(),
+            "choices": [],
+            "usage": usage.to_openai_json(self.cost_of(&usage)),
+        });
+        Bytes::from(format!("data: {chunk}\n\ndata: [DONE]\n\n"))
+    }
+
+    /// A chunk that tells a streaming client the upstream failed after the first byte.
+    pub fn stream_error_chunk(&self, error: &ApiError) -> Bytes {
+        let chunk = json!({
+            "id": self.generation_id,
+            "object": "chat.completion.chunk",
+            "created": self.created_unix,
+            "model": self.served_model(),
+            "provider": self.served_provider(),
+            "error": error.to_json(self.door)["error"],
+            "choices": [{ "index": 0, "delta": {}, "finish_reason": "error" }],
+        });
+        Bytes::from(format!("data: {chunk}\n\n"))
+    }
+
+    /// Stamps a complete chat completion with the gateway's id, catalog model, provider and
+    /// cost. A body that is not a JSON object becomes a 502-shaped error body (the status line
+    /// has already gone out with the upstream's 200).
+    pub fn finish_json(&mut self, body: &[u8]) -> Bytes {
+        let mut value: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                let error = ApiError::bad_gateway(format!(
+                    "provider {} returned a response that is not valid JSON",
+                    self.served_provider()
+                ))
+                .with_metadata(json!({ "provider_name": self.served_provider() }));
+                let out = error.body(self.door);
+                self.error = Some(error);
+                self.usage = Some(self.estimate_usage(0));
+                return out;
+            }
+        };
+        let usage = value
+            .get("usage")
+            .and_then(Usage::from_openai)
+            .unwrap_or_else(|| {
+                let text_len = value
+                    .pointer("/choices/0/message/content")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len) as u64;
+                self.estimate_usage(text_len.div_ceil(ESTIMATED_BYTES_PER_TOKEN))
+            });
+        self.usage = Some(usage);
+        value["id"] = json!(self.generation_id);
+        value["model"] = json!(self.served_model());
+        value["provider"] = json!(self.served_provider());
+        value["usage"] = usage.to_openai_json(self.cost_of(&usage));
+        Bytes::from(value.to_string())
+    }
+
+    /// The client-facing error for an upstream error answer that is not failed over.
+    pub fn upstream_error(&self, status: u16, body: &[u8]) -> ApiError {
+        let provider = self.served_provider();
+        let raw: Value = serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        let message = raw
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("provider {provider} answered HTTP {status}"), |m| format!("provider {provider}: {m}"));
+        let metadata = json!({ "provider_name": provider, "status": status, "raw": raw });
+        let error = match status {
+            429 => ApiError::rate_limited(message, 1),
+            400 | 413 | 422 => {
+                let mut e = ApiError::bad_request(message);
+                e.status = status;
+                e
+            }
+            408 | 504 => ApiError::gateway_timeout(message),
+            _ => ApiError::bad_gateway(message),
+        };
+        error.with_metadata(metadata)
+    }
+}

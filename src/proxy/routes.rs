@@ -1,0 +1,60 @@
+//! Which endpoint a request is for. Every client path is served under `/v1` and `/api/v1`
+//! (OpenRouter clients only change the base URL).
+
+use http::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    ChatCompletions,
+    Models,
+    Healthz,
+    Readyz,
+    /// A known path with the wrong method; holds the allowed one.
+    MethodNotAllowed(&'static str),
+    NotFound,
+}
+
+pub fn route(method: &Method, path: &str) -> Route {
+    match path {
+        "/healthz" => return only(method, Method::GET, Route::Healthz),
+        "/readyz" => return only(method, Method::GET, Route::Readyz),
+        _ => {}
+    }
+    let Some(api_path) = path
+        .strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/v1"))
+    else {
+        return Route::NotFound;
+    };
+    match api_path.trim_end_matches('/') {
+        "/chat/completions" => only(method, Method::POST, Route::ChatCompletions),
+        "/models" => only(method, Method::GET, Route::Models),
+        _ => Route::NotFound,
+    }
+}
+
+fn only(method: &Method, allowed: Method, route: Route) -> Route {
+    if *method == allowed || (allowed == Method::GET && *method == Method::HEAD) {
+        route
+    } else if allowed == Method::GET {
+        Route::MethodNotAllowed("GET")
+    } else {
+        Route::MethodNotAllowed("POST")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_both_prefixes() {
+        assert_eq!(route(&Method::POST, "/v1/chat/completions"), Route::ChatCompletions);
+        assert_eq!(route(&Method::POST, "/api/v1/chat/completions"), Route::ChatCompletions);
+        assert_eq!(route(&Method::GET, "/api/v1/models"), Route::Models);
+        assert_eq!(route(&Method::GET, "/v1/chat/completions"), Route::MethodNotAllowed("POST"));
+        assert_eq!(route(&Method::GET, "/v2/models"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/v1/../etc/passwd"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/healthz"), Route::Healthz);
+    }
+}
