@@ -1,0 +1,290 @@
+//! The gateway core end to end: the real binary, a mock provider, OpenAI-shaped answers.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn single_provider_config(mock: &MockServer) -> String {
+    format!(
+        "{}providers:\n{}models:\n  test/model:\n    context_length: 8000\n    endpoints:\n      - {{ provider: p1, model: up-model, price: {{ prompt: 1.0, completion: 2.0 }} }}\n  test/other:\n    endpoints:\n      - {{ provider: p1, model: other-up }}\n",
+        config_head(),
+        provider("p1", mock)
+    )
+}
+
+fn start() -> (MockServer, Gateway) {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&single_provider_config(&mock));
+    (mock, gw)
+}
+
+fn hello(stream: bool) -> Value {
+    json!({"model": "test/model", "stream": stream, "messages": [{"role": "user", "content": "Hello there"}]})
+}
+
+#[tokio::test]
+async fn answers_non_stream_with_catalog_model_provider_and_cost() {
+    let (_mock, gw) = start();
+    let resp = chat(&gw, hello(false)).await;
+    assert_eq!(resp.status(), 200);
+    let gen_id = resp.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["model"], "test/model");
+    assert_eq!(body["provider"], "p1");
+    assert_eq!(body["id"], gen_id.as_str());
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("Hello there"));
+    let usage = &body["usage"];
+    let (p, c) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
+    // $1/M prompt and $2/M completion.
+    let expected = (p as f64 * 1.0 + c as f64 * 2.0) / 1e6;
+    assert!((usage["cost"].as_f64().unwrap() - expected).abs() < 1e-12, "{usage}");
+}
+
+#[tokio::test]
+async fn serves_the_openrouter_prefix_too() {
+    let (_mock, gw) = start();
+    let resp = client()
+        .post(gw.url("/api/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// Blanks the per-request parts of a mock chunk (its id and timestamp) in place, leaving
+/// every other byte as it was, so two runs can be compared byte for byte.
+fn normalise(event: &str) -> String {
+    let mut out = event.to_string();
+    for (key, end) in [("\"id\":\"", '"'), ("\"created\":", ',')] {
+        if let Some(start) = out.find(key).map(|i| i + key.len()) {
+            let stop = start + out[start..].find(end).unwrap();
+            out.replace_range(start..stop, "_");
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn streams_the_providers_bytes_unchanged_then_one_usage_chunk_and_done() {
+    let (mock, gw) = start();
+    let resp = chat(&gw, hello(true)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let gateway_body = resp.text().await.unwrap();
+
+    // The same request straight to the mock, as the gateway sent it.
+    let upstream_req = mock.requests().last().unwrap().body.clone();
+    let direct = client()
+        .post(format!("{}/chat/completions", mock.base_url()))
+        .bearer_auth(UPSTREAM_KEY)
+        .header("content-type", "application/json")
+        .body(upstream_req)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let ours = sse_events(&gateway_body);
+    let theirs = sse_events(&direct);
+    // The mock ends with its usage-only chunk and [DONE]; the gateway replaces both.
+    let (their_content, their_tail) = theirs.split_at(theirs.len() - 2);
+    let (our_content, our_tail) = ours.split_at(ours.len() - 2);
+    assert_eq!(our_content.len(), their_content.len());
+    for (a, b) in our_content.iter().zip(their_content) {
+        // Same bytes apart from the per-request id and timestamp.
+        assert_eq!(normalise(a), normalise(b));
+        assert!(a.contains("\"model\":\"up-model\""), "chunks pass through as sent: {a}");
+    }
+    assert_eq!(our_tail[1], "data: [DONE]");
+    assert_eq!(their_tail[1], "data: [DONE]");
+    let usage_chunk: Value = serde_json::from_str(our_tail[0].trim_start_matches("data: ")).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(usage_chunk["model"], "test/model");
+    assert_eq!(usage_chunk["provider"], "p1");
+    let their_usage: Value = serde_json::from_str(their_tail[0].trim_start_matches("data: ")).unwrap();
+    assert_eq!(usage_chunk["usage"]["prompt_tokens"], their_usage["usage"]["prompt_tokens"]);
+    assert_eq!(usage_chunk["usage"]["completion_tokens"], their_usage["usage"]["completion_tokens"]);
+    assert!(usage_chunk["usage"]["cost"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn upstream_sees_its_model_and_key_and_nothing_of_the_client() {
+    let (mock, gw) = start();
+    let body = json!({
+        "model": "test/model", "messages": [{"role": "user", "content": "hi"}],
+        "models": ["test/other"], "provider": {"sort": "price"}, "session_id": "abc",
+        "temperature": 0.3, "vendor_extension": {"keep": true}
+    });
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("cookie", "session=secret-cookie")
+        .header("x-custom-client", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
+    assert_eq!(seen.header("cookie"), None);
+    assert_eq!(seen.header("x-custom-client"), None);
+    for (name, value) in &seen.headers {
+        assert!(!value.contains(KEY), "client key leaked in upstream header {name}");
+    }
+    assert!(!String::from_utf8_lossy(&seen.body).contains(KEY));
+    let up: Value = seen.json().unwrap();
+    assert_eq!(up["model"], "up-model");
+    assert_eq!(up["temperature"], 0.3);
+    assert_eq!(up["vendor_extension"]["keep"], true);
+    for gone in ["models", "provider", "session_id"] {
+        assert!(up.get(gone).is_none(), "{gone} reached the provider");
+    }
+}
+
+#[tokio::test]
+async fn lists_the_catalog_without_a_key() {
+    let (_mock, gw) = start();
+    let resp = client().get(gw.url("/v1/models")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "list");
+    let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["test/model", "test/other"]);
+    let first = &body["data"][0];
+    assert_eq!(first["context_length"], 8000);
+    assert_eq!(first["pricing"]["prompt"], "0.000001");
+    assert_eq!(first["pricing"]["completion"], "0.000002");
+}
+
+async fn expect_error(resp: reqwest::Response, status: u16, error_type: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], error_type, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["error"].get("param").is_some() && body["error"].get("code").is_some(), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn every_client_error_has_its_status_and_openai_shape() {
+    let (mock, gw) = start();
+    let url = gw.url("/v1/chat/completions");
+    let c = client();
+
+    let r = c.post(&url).bearer_auth(KEY).body("{not json").send().await.unwrap();
+    expect_error(r, 400, "invalid_request_error").await;
+
+    let r = c.post(&url).bearer_auth(KEY).json(&json!({"messages": []})).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_request_error").await;
+    assert_eq!(body["error"]["param"], "model");
+
+    let r = c.post(&url).bearer_auth(KEY).json(&json!({"model": "no/such", "messages": []})).send().await.unwrap();
+    expect_error(r, 404, "not_found_error").await;
+
+    let r = c.post(&url).json(&hello(false)).send().await.unwrap();
+    expect_error(r, 401, "authentication_error").await;
+
+    let r = c.post(&url).bearer_auth("sk-wrong").json(&hello(false)).send().await.unwrap();
+    expect_error(r, 401, "authentication_error").await;
+
+    let r = c.post(&url).bearer_auth("sk-limited").json(&hello(false)).send().await.unwrap();
+    expect_error(r, 403, "permission_error").await;
+
+    let huge = json!({"model": "test/model", "messages": [{"role": "user", "content": "x".repeat(2 << 20)}]});
+    let r = c.post(&url).bearer_auth(KEY).json(&huge).send().await.unwrap();
+    expect_error(r, 413, "invalid_request_error").await;
+
+    let r = c.get(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "POST");
+    expect_error(r, 405, "invalid_request_error").await;
+
+    let r = c.get(gw.url("/v1/nothing-here")).send().await.unwrap();
+    expect_error(r, 404, "not_found_error").await;
+
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&json!({"model": "test/model", "messages": [], "provider": {"only": ["nobody"]}}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, 404, "not_found_error").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("provider.only"), "{body}");
+
+    assert_eq!(mock.request_count(), 0, "no error above may reach the provider");
+}
+
+#[tokio::test]
+async fn a_refused_upstream_is_a_502_naming_the_provider() {
+    let dead_port = free_port();
+    let config = format!(
+        "{}providers:\n  dead:\n    dialect: openai\n    base_url: \"http://127.0.0.1:{dead_port}/v1\"\n    timeouts: {{ connect: 1s }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: dead, model: m }}\n",
+        config_head()
+    );
+    let gw = Gateway::start(&config);
+    let resp = chat(&gw, hello(false)).await;
+    let body = expect_error(resp, 502, "upstream_error").await;
+    assert_eq!(body["error"]["metadata"]["provider_name"], "dead");
+    assert!(body["error"]["message"].as_str().unwrap().contains("connect"), "{body}");
+}
+
+#[tokio::test]
+async fn bodies_larger_than_pingoras_retry_buffer_are_forwarded_whole() {
+    let (mock, gw) = start();
+    let long = "word ".repeat(60_000); // ~300 KB
+    let resp = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": long}]})).await;
+    assert_eq!(resp.status(), 200);
+    let seen = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(seen["messages"][0]["content"].as_str().unwrap().len(), long.len());
+}
+
+#[tokio::test]
+async fn garbage_never_gets_a_5xx_and_never_stops_the_gateway() {
+    let (mock, mut gw) = start();
+    let url = gw.url("/v1/chat/completions");
+    let c = client();
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x80],
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        b"{\"model\": null, \"messages\": null}".to_vec(),
+        b"{\"model\": \"test/model\", \"messages\": {}}".to_vec(),
+        b"{\"model\": \"test/model\", \"messages\": [], \"stream\": 1e999}".to_vec(),
+        b"{\"model\": \"test/model\r\nX-Injected: 1\", \"messages\": []}".to_vec(),
+        b"{\"model\": \"../../etc/passwd\", \"messages\": []}".to_vec(),
+        b"{\"model\": \"test/model\", \"messages\": [], \"max_tokens\": 99999999999999999999999}".to_vec(),
+        format!("{{\"model\":\"test/model\",\"messages\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+    ];
+    for body in bodies {
+        let r = c.post(&url).bearer_auth(KEY).body(body.clone()).send().await.unwrap();
+        let status = r.status().as_u16();
+        assert!((400..500).contains(&status) || status == 200, "{status} for {:?}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+    }
+    let raw_requests: Vec<&[u8]> = vec![
+        b"GARBAGE\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ];
+    for req in raw_requests {
+        let out = raw_exchange(gw.port, req);
+        let head = String::from_utf8_lossy(&out[..out.len().min(12)]).to_string();
+        assert!(!head.starts_with("HTTP/1.1 5"), "5xx for {:?}: {head}", String::from_utf8_lossy(req));
+    }
+    assert!(gw.is_running(), "gateway died:\n{}", gw.log_text());
+    assert!(!gw.log_text().contains("panicked"), "{}", gw.log_text());
+    let r = chat(&gw, hello(false)).await;
+    assert_eq!(r.status(), 200, "still serving");
+    let _ = mock;
+}

@@ -1,0 +1,150 @@
+//! Test harness: the real `switchyard` binary against in-process mock providers on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use switchyard::mock::MockServer;
+
+/// The client key every test config accepts.
+pub const KEY: &str = "sk-test-key";
+/// The secret the gateway sends upstream (`api_key_env: UPSTREAM_KEY`).
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A running gateway process; killed when dropped.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Starts the binary with `yaml` (whose `{listen}` is replaced by the gateway address and
+    /// `{key_sha256}` by the test key's hash) and waits until `/healthz` answers.
+    pub fn start(yaml: &str) -> Gateway {
+        Self::start_with_env(yaml, &[])
+    }
+
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.yaml");
+        let text = yaml
+            .replace("{listen}", &format!("127.0.0.1:{port}"))
+            .replace("{key_sha256}", &sha256_hex(KEY));
+        std::fs::write(&config, text).unwrap();
+        let log = dir.join("gateway.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.args(["serve", "-c"])
+            .arg(&config)
+            .env("UPSTREAM_KEY", UPSTREAM_KEY)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start switchyard");
+        let mut gw = Gateway { child, port, dir, log };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited early ({status}):\n{}", self.log_text());
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if out.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("gateway not ready:\n{}", self.log_text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// POSTs a chat request with the test key.
+pub async fn chat(gw: &Gateway, body: serde_json::Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sends raw bytes on a fresh connection and returns everything the server wrote back.
+pub fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The SSE events of a body, each without its trailing blank line.
+pub fn sse_events(body: &str) -> Vec<String> {
+    body.split("\n\n").filter(|e| !e.is_empty()).map(str::to_string).collect()
+}
+
+/// A provider entry for a mock.
+pub fn provider(name: &str, mock: &MockServer) -> String {
+    format!(
+        "  {name}:\n    dialect: openai\n    base_url: \"{}\"\n    api_key_env: UPSTREAM_KEY\n    timeouts: {{ connect: 1s, first_byte: 3s, idle: 3s }}\n",
+        mock.base_url()
+    )
+}
+
+/// The common head of a test config.
+pub fn config_head() -> String {
+    "server:\n  listen: [\"{listen}\"]\n  threads: 2\n  grace_period: 1s\n  max_body_bytes: 1048576\nkeys:\n  - name: tester\n    key_sha256: \"{key_sha256}\"\n  - name: limited\n    key_sha256: \"".to_string()
+        + &sha256_hex("sk-limited")
+        + "\"\n    allowed_models: [\"test/other\"]\n"
+}

@@ -1,0 +1,138 @@
+//! Failover: a provider that fails before the first byte is replaced by the next candidate;
+//! one that fails after it ends the stream with an error chunk.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Two providers on two mocks; `test/model` is served first by `first` (whose upstream model
+/// carries the fault knobs) and then by `second`.
+fn config(first: &MockServer, second: &MockServer, fault: &str) -> String {
+    format!(
+        "{}providers:\n{}{}models:\n  test/model:\n    endpoints:\n      - {{ provider: first, model: \"m+{fault}\", price: {{ prompt: 1, completion: 1 }} }}\n      - {{ provider: second, model: m, price: {{ prompt: 2, completion: 2 }} }}\n  test/broken:\n    endpoints:\n      - {{ provider: first, model: \"m+status=503\" }}\n  test/fallback:\n    endpoints:\n      - {{ provider: second, model: fallback-up }}\n  test/plain:\n    endpoints:\n      - {{ provider: first, model: plain }}\n",
+        config_head(),
+        provider("first", first).replace("first_byte: 3s", "first_byte: 1s"),
+        provider("second", second)
+    )
+}
+
+fn ordered(stream: bool) -> Value {
+    json!({"model": "test/model", "stream": stream, "provider": {"order": ["first", "second"]},
+           "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn assert_fails_over(fault: &str) {
+    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let gw = Gateway::start(&config(&a, &b, fault));
+    for stream in [false, true] {
+        let resp = chat(&gw, ordered(stream)).await;
+        assert_eq!(resp.status(), 200, "{fault} stream={stream}");
+        assert_eq!(resp.headers()["x-switchyard-provider"], "second", "{fault}");
+        assert_eq!(resp.headers()["x-switchyard-attempts"], "2", "{fault}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("mock"), "{fault}: {text}");
+        if stream {
+            assert!(text.ends_with("data: [DONE]\n\n"));
+            assert!(!text.contains("\"error\""), "one clean answer: {text}");
+        }
+    }
+    assert_eq!(a.request_count(), 2, "{fault}: the first provider was tried each time\n{}", gw.log_text());
+    assert_eq!(b.request_count(), 2, "{fault}: the second provider answered each time");
+}
+
+#[tokio::test]
+async fn fails_over_on_429() {
+    assert_fails_over("status=429").await;
+}
+
+#[tokio::test]
+async fn fails_over_on_500() {
+    assert_fails_over("status=500").await;
+}
+
+#[tokio::test]
+async fn fails_over_on_503() {
+    assert_fails_over("status=503").await;
+}
+
+#[tokio::test]
+async fn fails_over_on_reset_before_first_byte() {
+    assert_fails_over("reset=before").await;
+}
+
+#[tokio::test]
+async fn fails_over_when_the_provider_stays_silent_past_its_timeout() {
+    assert_fails_over("silence").await;
+}
+
+#[tokio::test]
+async fn fails_over_when_the_connection_is_refused() {
+    let b = MockServer::start("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "  first:\n    dialect: openai\n    base_url: \"http://127.0.0.1:{}/v1\"\n    timeouts: {{ connect: 1s }}\n",
+        free_port()
+    );
+    let config = format!(
+        "{}providers:\n{dead}{}models:\n  test/model:\n    endpoints:\n      - {{ provider: first, model: m }}\n      - {{ provider: second, model: m }}\n",
+        config_head(),
+        provider("second", &b)
+    );
+    let gw = Gateway::start(&config);
+    let resp = chat(&gw, ordered(false)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "second");
+}
+
+#[tokio::test]
+async fn falls_back_to_the_next_model_of_models() {
+    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let gw = Gateway::start(&config(&a, &b, "status=429"));
+    let resp = chat(&gw, json!({"model": "test/broken", "models": ["test/fallback"],
+                                "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["model"], "test/fallback");
+    assert_eq!(b.requests().pop().unwrap().json().unwrap()["model"], "fallback-up");
+}
+
+#[tokio::test]
+async fn the_last_candidates_failure_reaches_the_client_in_openai_shape() {
+    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let gw = Gateway::start(&config(&a, &b, "status=429"));
+    // Only one candidate: its 503 is the answer, as a 502 naming the provider.
+    let resp = chat(&gw, json!({"model": "test/broken", "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["metadata"]["provider_name"], "first");
+    assert_eq!(body["error"]["metadata"]["status"], 503);
+    assert!(body["error"]["metadata"]["raw"]["error"]["message"].is_string(), "{body}");
+
+    // A 429 with no candidate left stays a 429 with the provider's Retry-After.
+    a.set_default_fault(Some("status=429,retry_after=7"));
+    let resp = chat(&gw, json!({"model": "test/plain",
+                                "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_chunk() {
+    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let gw = Gateway::start(&config(&a, &b, "reset=mid+chunks=20"));
+    let resp = chat(&gw, ordered(true)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "first", "no failover once bytes flowed");
+    let text = resp.text().await.unwrap();
+    let events = sse_events(&text);
+    let n = events.len();
+    assert!(n >= 4, "{text}");
+    assert_eq!(events[n - 1], "data: [DONE]");
+    let usage: Value = serde_json::from_str(events[n - 2].trim_start_matches("data: ")).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["estimated"], true, "the provider never reported usage");
+    let error: Value = serde_json::from_str(events[n - 3].trim_start_matches("data: ")).unwrap();
+    assert_eq!(error["choices"][0]["finish_reason"], "error");
+    assert!(error["error"]["message"].is_string());
+    assert_eq!(b.request_count(), 0);
+}
