@@ -130,6 +130,55 @@ impl MarkedEventReceiver for TreeBuilder {
     }
 }
 
+impl PositionIndex {
+    /// The first mapping key called `name` at or below `path` (depth first), with its full
+    /// path: serde names an unknown field but not where in the entry it sits.
+    pub fn find_key_under(&self, path: &[PathSeg], name: &str) -> Option<Vec<PathSeg>> {
+        let mut node = self.root.as_ref()?;
+        for seg in path {
+            node = match (node, seg) {
+                (Node::Map(_, entries), PathSeg::Key(key)) => {
+                    &entries.iter().find(|(k, _, _)| k == key)?.2
+                }
+                (Node::Seq(_, items), PathSeg::Index(i)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        let mut found = path.to_vec();
+        search(node, name, &mut found).then_some(found)
+    }
+}
+
+fn search(node: &Node, name: &str, path: &mut Vec<PathSeg>) -> bool {
+    match node {
+        Node::Scalar(_) => false,
+        Node::Map(_, entries) => {
+            if entries.iter().any(|(k, _, _)| k == name) {
+                path.push(PathSeg::Key(name.to_string()));
+                return true;
+            }
+            for (k, _, child) in entries {
+                path.push(PathSeg::Key(k.clone()));
+                if search(child, name, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        Node::Seq(_, items) => {
+            for (i, child) in items.iter().enumerate() {
+                path.push(PathSeg::Index(i));
+                if search(child, name, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+    }
+}
+
 /// Renders a path the way operators read it: `models.openai/gpt-4o.endpoints[0].provider`.
 pub fn render_path(path: &[PathSeg]) -> String {
     let mut out = String::new();

@@ -91,11 +91,11 @@ impl Lowering<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 let message = e.to_string();
-                let at = error_field_path(&message).map_or_else(|| path.to_vec(), |rel| {
-                    let mut p = path.to_vec();
-                    p.extend(rel);
-                    p
-                });
+                let at = match unknown_field(&message) {
+                    Some(field) => self.index.find_key_under(path, field),
+                    None => None,
+                }
+                .unwrap_or_else(|| path.to_vec());
                 self.error(&at, message);
                 None
             }
@@ -243,7 +243,7 @@ impl Lowering<'_> {
         let mut unavailable = None;
         let mut backends = Vec::new();
         let entries: Vec<(Vec<PathSeg>, String, Option<String>, u32)> = if raw.backends.is_empty() {
-            vec![(child(path, key("base_url")), raw.base_url.clone(), raw.api_key_env.clone(), 1)]
+            vec![(path.to_vec(), raw.base_url.clone(), raw.api_key_env.clone(), 1)]
         } else {
             raw.backends
                 .iter()
@@ -259,16 +259,16 @@ impl Lowering<'_> {
             let url = match UpstreamUrl::parse(&base_url) {
                 Ok(u) => u,
                 Err(e) => {
-                    self.error(&bpath, e);
+                    self.error(&child(&bpath, key("base_url")), e);
                     continue;
                 }
             };
             if weight == 0 {
-                self.error(&bpath, "weight must be at least 1");
+                self.error(&child(&bpath, key("weight")), "weight must be at least 1");
             }
             let api_key = match &key_env {
                 Some(var) => {
-                    let secret = self.env_secret(&bpath, var);
+                    let secret = self.env_secret(&child(&bpath, key("api_key_env")), var);
                     if secret.is_none() {
                         unavailable = Some(format!("environment variable `{var}` is not set"));
                     }
@@ -460,29 +460,8 @@ fn valid_model_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
 }
 
-/// serde_yaml prefixes errors below an entry's root with their path (`endpoints[0].price: ...`)
-/// and names unknown fields; either tells where inside the entry to point.
-fn error_field_path(message: &str) -> Option<Vec<PathSeg>> {
-    let mut segs = Vec::new();
-    let (prefix, rest) = match message.split_once(": ") {
-        Some((p, r)) if !p.contains(' ') => (Some(p), r),
-        _ => (None, message),
-    };
-    if let Some(prefix) = prefix {
-        for part in prefix.split('.') {
-            let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, i)| (n, i));
-            if !name.is_empty() {
-                segs.push(PathSeg::Key(name.to_string()));
-            }
-            for idx in indexes.split('[').filter(|s| !s.is_empty()) {
-                if let Ok(n) = idx.trim_end_matches(']').parse() {
-                    segs.push(PathSeg::Index(n));
-                }
-            }
-        }
-    }
-    if let Some(field) = rest.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-        segs.push(PathSeg::Key(field.to_string()));
-    }
-    (!segs.is_empty()).then_some(segs)
+/// The field an "unknown field `x`, expected ..." message names.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = &message[message.find("unknown field `")? + "unknown field `".len()..];
+    rest.split('`').next()
 }

@@ -97,6 +97,15 @@ models:
 }
 
 #[test]
+fn unknown_fields_deep_in_an_entry_point_at_the_field() {
+    let text = "models:\n  a/b:\n    endpoints:\n      - provider: p\n        model: m\n        bogus: 1\n";
+    let err = load(text).unwrap_err();
+    let e = &err.errors[0];
+    assert_eq!(e.path, "models.a/b.endpoints[0].bogus");
+    assert_eq!((e.line, e.column), (Some(6), Some(9)));
+}
+
+#[test]
 fn syntax_errors_have_positions() {
     let err = load("server:\n  listen: [\"a\"\n").unwrap_err();
     assert_eq!(err.errors.len(), 1);
