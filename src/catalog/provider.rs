@@ -36,6 +36,12 @@ impl Dialect {
         }
     }
 
+    /// Dialects the proxy can send chat requests to today; the router skips the others and
+    /// says why, rather than sending a provider a format it does not speak.
+    pub fn is_served(self) -> bool {
+        matches!(self, Dialect::OpenAi | Dialect::Azure)
+    }
+
     /// Dialects whose chat requests and streams the gateway forwards byte for byte.
     pub fn is_openai_compatible(self) -> bool {
         matches!(self, Dialect::OpenAi | Dialect::Azure)
@@ -168,6 +174,8 @@ pub struct Provider {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub api_version: Option<String>,
     pub region: Option<String>,
+    /// AWS access key id and secret, for SigV4-signed providers (Bedrock).
+    pub aws_credentials: Option<(Secret, Secret)>,
     /// Why the provider cannot be used (e.g. its key's environment variable is unset); the
     /// router skips it and says so instead of sending unauthenticated requests.
     pub unavailable: Option<String>,

@@ -309,6 +309,21 @@ impl Lowering<'_> {
                 _ => self.error(&hpath, format!("`{name}: {value}` is not a valid HTTP header")),
             }
         }
+        let aws_credentials = match (&raw.aws_access_key_id_env, &raw.aws_secret_access_key_env) {
+            (Some(id_var), Some(secret_var)) => {
+                let id = self.env_secret(&child(path, key("aws_access_key_id_env")), id_var);
+                let secret = self.env_secret(&child(path, key("aws_secret_access_key_env")), secret_var);
+                if id.is_none() || secret.is_none() {
+                    unavailable = Some("AWS credentials are not set".into());
+                }
+                id.zip(secret)
+            }
+            (None, None) => None,
+            _ => {
+                self.error(path, "set both aws_access_key_id_env and aws_secret_access_key_env");
+                None
+            }
+        };
         if dialect == Dialect::Azure && raw.api_version.is_none() {
             self.error(&child(path, key("api_version")), "azure providers need api_version");
         }
@@ -323,6 +338,7 @@ impl Lowering<'_> {
             headers,
             api_version: raw.api_version,
             region: raw.region,
+            aws_credentials,
             unavailable,
         })
     }

@@ -152,6 +152,9 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
     if let Some(why) = &provider.unavailable {
         return Some(format!("provider unavailable ({why})"));
     }
+    if !provider.dialect.is_served() {
+        return Some(format!("dialect {} is not supported by this build", provider.dialect.as_str()));
+    }
     if let Some(only) = &prefs.only {
         if !names_provider(only, provider) {
             return Some("not in provider.only".into());
