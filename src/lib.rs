@@ -12,6 +12,7 @@ pub mod dialects;
 pub mod metering;
 pub mod mock;
 pub mod net;
+pub mod pools;
 pub mod proxy;
 pub mod routing;
 pub mod server;

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use crate::config::{Snapshot, SnapshotStore};
 use crate::mock::MockServer;
 use crate::proxy::Gateway;
+use crate::pools::{HealthCheckService, ProviderPools};
+use crate::routing::HealthBook;
+use pingora::services::background::background_service;
 
 pub struct ServeOptions {
     /// Take over the listeners of a running instance (graceful upgrade).
@@ -61,10 +64,14 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
         }
     });
     let listen = snapshot.server.listen.clone();
+    let pools = Arc::new(ProviderPools::default());
+    pools.sync(&snapshot);
     let store = Arc::new(SnapshotStore::new(snapshot));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let mut proxy = http_proxy_service(&server.configuration, Gateway::new(store));
+    server.add_service(background_service("provider health", HealthCheckService::new(pools.clone())));
+    let gateway = Gateway::new(store, Arc::new(HealthBook::default()), pools);
+    let mut proxy = http_proxy_service(&server.configuration, gateway);
     for addr in &listen {
         proxy.add_tcp(addr);
         log::info!("switchyard listening on http://{addr}/v1");

@@ -93,6 +93,39 @@ impl ChatRequest {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct MessageHead<'a> {
+    #[serde(borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<&'a serde_json::value::RawValue>,
+}
+
+impl ChatRequest {
+    /// The raw content of the first system (or developer) message and the first user message:
+    /// what identifies a conversation when the client gives no session id. Parses messages
+    /// only up to the first user message.
+    pub fn conversation_opening(&self) -> (Option<&[u8]>, Option<&[u8]>) {
+        let Some(raw) = self.fields.raw("messages") else {
+            return (None, None);
+        };
+        let Ok(messages) = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(raw) else {
+            return (None, None);
+        };
+        let mut system = None;
+        for m in messages {
+            let Ok(head) = serde_json::from_str::<MessageHead>(m.get()) else { continue };
+            let content = head.content.map(|c| c.get().as_bytes());
+            match head.role.as_deref() {
+                Some("system" | "developer") if system.is_none() => system = content,
+                Some("user") => return (system, content),
+                _ => {}
+            }
+        }
+        (system, None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +148,15 @@ mod tests {
         assert_eq!(r.session_id.as_deref(), Some("s1"));
         assert_eq!(r.max_output_tokens, Some(50));
         assert_eq!(r.parameters, ["tools"]);
+    }
+
+    #[test]
+    fn finds_the_conversation_opening() {
+        let r = parse(r#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#).unwrap();
+        let (system, user) = r.conversation_opening();
+        assert_eq!(system, Some(&br#""be brief""#[..]));
+        assert_eq!(user, Some(&br#"[{"type":"text","text":"hi"}]"#[..]));
     }
 
     #[test]

@@ -95,6 +95,65 @@ pub fn model_json(model: &Model) -> Value {
     })
 }
 
+/// `GET /v1/models/{author}/{slug}/endpoints`: each provider endpoint of a model with its
+/// price, health and live statistics (OpenRouter's `ListEndpointsResponse`).
+pub fn model_endpoints(model: &Model, health: &crate::routing::HealthBook) -> Value {
+    let pct = |p: Option<[f64; 4]>| p.map(|[p50, p75, p90, p99]| json!({"p50": p50, "p75": p75, "p90": p90, "p99": p99}));
+    let endpoints: Vec<Value> = model
+        .endpoints
+        .iter()
+        .map(|ep| {
+            let h = health.get(&ep.provider.id, &ep.upstream_model);
+            let stats = h.as_ref().map(|h| h.stats()).unwrap_or_default();
+            let open = h.as_ref().is_some_and(|h| h.is_open());
+            let uptime = if stats.requests == 0 { 100.0 } else { stats.uptime * 100.0 };
+            let mut pricing = json!({
+                "prompt": usd_per_token(ep.price.prompt),
+                "completion": usd_per_token(ep.price.completion),
+                "request": "0",
+                "image": "0",
+            });
+            if let Some(c) = ep.price.cached_prompt {
+                pricing["input_cache_read"] = json!(usd_per_token(c));
+            }
+            json!({
+                "name": format!("{}: {}", ep.provider.id, model.name),
+                "model_id": model.id,
+                "model_name": model.name,
+                "context_length": model.context_length,
+                "pricing": pricing,
+                "provider_name": ep.provider.id,
+                "tag": ep.provider.id,
+                "quantization": ep.quantization,
+                "max_completion_tokens": model.max_output,
+                "max_prompt_tokens": model.context_length,
+                "supported_parameters": supported_parameters(model),
+                "status": if open || ep.provider.unavailable.is_some() { -1 } else { 0 },
+                "uptime_last_5m": uptime,
+                "uptime_last_30m": uptime,
+                "uptime_last_1d": uptime,
+                "supports_implicit_caching": ep.price.cached_prompt.is_some(),
+                "latency_last_30m": pct(stats.ttft_percentiles),
+                "throughput_last_30m": pct(stats.throughput_percentiles),
+                "upstream_model": ep.upstream_model,
+                "data_collection": matches!(ep.provider.data_collection, crate::catalog::DataCollection::Allow),
+                "zdr": ep.provider.zdr,
+                "healthy": !open && ep.provider.unavailable.is_none(),
+                "requests_last_5m": stats.requests,
+            })
+        })
+        .collect();
+    let listed = model_json(model);
+    json!({ "data": {
+        "id": model.id,
+        "name": model.name,
+        "created": 0,
+        "description": "",
+        "architecture": listed["architecture"],
+        "endpoints": endpoints,
+    }})
+}
+
 /// The whole listing, rendered once per catalog (a snapshot never changes).
 pub fn models_listing(catalog: &Catalog) -> Bytes {
     catalog

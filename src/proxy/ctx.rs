@@ -25,12 +25,27 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The connection broke or the provider sent something unreadable.
     Failed,
+    /// The client went away; says nothing about the provider's health.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// Whether this outcome counts against the provider endpoint's health.
+    pub fn is_provider_failure(&self) -> bool {
+        match self {
+            AttemptOutcome::ConnectFailed | AttemptOutcome::TimedOut | AttemptOutcome::Failed => true,
+            AttemptOutcome::Status(s) => super::failover::is_failover_status(*s),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Attempt {
     pub provider: String,
     pub model: String,
+    /// The provider's own model id.
+    pub upstream_model: String,
     pub outcome: AttemptOutcome,
     pub started: Instant,
     pub latency_ms: Option<u64>,
@@ -63,6 +78,10 @@ pub struct RequestCtx {
     pub error: Option<ApiError>,
     /// The upstream's last error status and body excerpt, for the final 502's metadata.
     pub last_upstream_error: Option<serde_json::Value>,
+    /// The sticky-routing session this request belongs to.
+    pub session: Option<u64>,
+    /// When the current attempt's response ended (for throughput).
+    pub finished_at: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -90,6 +109,8 @@ impl RequestCtx {
             first_byte_at: None,
             error: None,
             last_upstream_error: None,
+            session: None,
+            finished_at: None,
         }
     }
 

@@ -89,7 +89,12 @@ pub fn decide_retry(peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: 
     let mut e = e.more_context(format!("peer: {peer}"));
     if e.esource() == &ErrorSource::Downstream || session.response_written().is_some() {
         // The client left, or already has bytes: nothing can be retried.
-        ctx.end_attempt(AttemptOutcome::Failed);
+        let outcome = if e.esource() == &ErrorSource::Downstream {
+            AttemptOutcome::Cancelled
+        } else {
+            outcome_of(&e)
+        };
+        ctx.end_attempt(outcome);
         e.set_retry(false);
         return e;
     }

@@ -23,25 +23,78 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{models::models_listing, ApiError, ChatRequest};
-use crate::auth::bearer_secret;
+use crate::auth::{bearer_secret, ApiKey};
 use crate::config::SnapshotStore;
 use crate::dialects;
 use crate::metering::OpenAiStreamTap;
+use crate::catalog::{Backend, Provider};
 use crate::net::Resolver;
-use crate::routing::{PlanError, RoutePlan, RouteRequest};
+use crate::pools::ProviderPools;
+use std::net::SocketAddr;
+use crate::routing::{session_hash, HealthBook, PlanError, RoutePlan, RouteRequest, StickyTable, StickyTarget};
 use respond::{send_error, send_json};
 use response::{buffer_bounded, ResponseMode, MAX_JSON_RESPONSE};
 
 pub struct Gateway {
     snapshots: Arc<SnapshotStore>,
     resolver: Resolver,
+    /// Passive health and live statistics; outlives snapshots (reloads keep it).
+    health: Arc<HealthBook>,
+    sticky: StickyTable,
+    pools: Arc<ProviderPools>,
 }
 
 impl Gateway {
-    pub fn new(snapshots: Arc<SnapshotStore>) -> Gateway {
+    pub fn new(snapshots: Arc<SnapshotStore>, health: Arc<HealthBook>, pools: Arc<ProviderPools>) -> Gateway {
         Gateway {
             snapshots,
             resolver: Resolver::default(),
+            health,
+            sticky: StickyTable::default(),
+            pools,
+        }
+    }
+
+    /// The backend and address for an attempt at `provider`: a healthy one from its pool, or,
+    /// before the pool's first discovery, a weighted pick resolved here.
+    async fn pick_backend(&self, provider: &Provider) -> std::result::Result<(Backend, SocketAddr), String> {
+        if let Some(pool) = self.pools.get(&provider.id).filter(|p| p.is_discovered()) {
+            let picked = pool.pick().ok_or_else(|| format!("no healthy backend of provider {}", provider.id))?;
+            let backend = provider.backends.get(picked.index).ok_or("backend index out of range")?;
+            return Ok((backend.clone(), picked.addr));
+        }
+        let backend = upstream::choose_backend(provider).clone();
+        let addr = self
+            .resolver
+            .resolve(&backend.url.host, backend.url.port)
+            .await
+            .map_err(|e| format!("resolving {}: {e}", backend.url.host))?;
+        Ok((backend, addr))
+    }
+
+    /// Feeds what each attempt showed into endpoint health, and remembers where a sticky
+    /// session was served.
+    fn learn_from(&self, ctx: &RequestCtx) {
+        for attempt in &ctx.attempts {
+            let health = self.health.endpoint(&attempt.provider, &attempt.upstream_model);
+            if attempt.outcome == AttemptOutcome::Succeeded {
+                let ttft_ms = ctx.first_byte_at.map(|t| t.duration_since(attempt.started).as_millis() as u64);
+                let tokens_per_sec = match (ctx.usage, ctx.first_byte_at, ctx.finished_at) {
+                    (Some(u), Some(first), Some(end)) if end > first && u.completion > 0 => {
+                        Some(u.completion as f64 / end.duration_since(first).as_secs_f64())
+                    }
+                    _ => None,
+                };
+                health.record_success(ttft_ms, tokens_per_sec);
+                if let Some(session) = ctx.session {
+                    self.sticky.set(session, StickyTarget {
+                        provider: attempt.provider.clone(),
+                        upstream_model: attempt.upstream_model.clone(),
+                    });
+                }
+            } else if attempt.outcome.is_provider_failure() {
+                health.record_failure();
+            }
         }
     }
 
@@ -72,6 +125,15 @@ impl Gateway {
             Ok(c) => c,
             Err(e) => return send_error(session, ctx, e).await,
         };
+        let header_session = session
+            .req_header()
+            .headers
+            .get("x-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let session_key = sticky_session(&key, &chat, header_session.as_deref());
+        let sticky = self.sticky.get(session_key);
+        ctx.session = Some(session_key);
         let plan = RoutePlan::build(
             &ctx.snapshot.catalog,
             &RouteRequest {
@@ -80,6 +142,8 @@ impl Gateway {
                 prefs: &chat.prefs,
                 key: &key,
                 parameters: &chat.parameters,
+                health: &self.health,
+                sticky: sticky.as_ref(),
             },
         );
         ctx.chat = Some(chat);
@@ -112,6 +176,25 @@ fn plan_error(e: PlanError) -> ApiError {
             excluded.join("; ")
         ))
         .with_metadata(json!({ "excluded": excluded })),
+        PlanError::AllUnhealthy { model, endpoints } => ApiError::unavailable(format!(
+            "every eligible endpoint of `{model}` is unhealthy right now: {}",
+            endpoints.join(", ")
+        ))
+        .with_metadata(json!({ "unhealthy": endpoints })),
+    }
+}
+
+/// The sticky-routing key: the client's session id (`session_id`, `x-session-id` or
+/// `prompt_cache_key`), else the conversation's opening (first system and first user
+/// message) — scoped to the key and the model either way.
+fn sticky_session(key: &ApiKey, chat: &ChatRequest, header: Option<&str>) -> u64 {
+    let model = chat.model.as_bytes();
+    match chat.session_id.as_deref().or(header) {
+        Some(id) => session_hash(&[&key.hash, model, id.as_bytes()]),
+        None => {
+            let (system, user) = chat.conversation_opening();
+            session_hash(&[&key.hash, model, system.unwrap_or_default(), user.unwrap_or_default()])
+        }
     }
 }
 
@@ -131,6 +214,20 @@ impl ProxyHttp for Gateway {
             Route::Models => {
                 send_json(session, 200, models_listing(&ctx.snapshot.catalog), &[]).await?;
                 Ok(true)
+            }
+            Route::ModelEndpoints => {
+                let id = routes::model_endpoints_id(routes::api_path(session.req_header().uri.path())).unwrap_or_default();
+                match ctx.snapshot.catalog.model(id) {
+                    Some(model) => {
+                        let body = crate::api::models::model_endpoints(model, &self.health);
+                        send_json(session, 200, Bytes::from(body.to_string()), &[]).await?;
+                        Ok(true)
+                    }
+                    None => {
+                        let e = ApiError::model_not_found(format!("model `{id}` is not in this gateway's catalog"));
+                        send_error(session, ctx, e).await
+                    }
+                }
             }
             Route::Healthz | Route::Readyz => {
                 send_json(session, 200, Bytes::from_static(br#"{"status":"ok"}"#), &[]).await?;
@@ -158,10 +255,10 @@ impl ProxyHttp for Gateway {
                 .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no route candidate left"))?,
         };
         let provider = candidate.provider().clone();
-        let backend = upstream::choose_backend(&provider).clone();
         ctx.attempts.push(Attempt {
             provider: provider.id.clone(),
             model: candidate.model.id.clone(),
+            upstream_model: candidate.endpoint().upstream_model.clone(),
             outcome: AttemptOutcome::InFlight,
             started: Instant::now(),
             latency_ms: None,
@@ -174,16 +271,16 @@ impl ProxyHttp for Gateway {
             );
         }
         ctx.current = Some(candidate);
-        ctx.backend = Some(backend.clone());
-        let addr = match self.resolver.resolve(&backend.url.host, backend.url.port).await {
-            Ok(a) => a,
-            Err(e) => {
+        let (backend, addr) = match self.pick_backend(&provider).await {
+            Ok(picked) => picked,
+            Err(why) => {
                 ctx.end_attempt(AttemptOutcome::ConnectFailed);
-                let mut err = Error::explain(ErrorType::ConnectNoRoute, format!("resolving {}: {e}", backend.url.host));
+                let mut err = Error::explain(ErrorType::ConnectNoRoute, why);
                 err.set_retry(ctx.plan.as_ref().is_some_and(RoutePlan::has_more));
                 return Err(err);
             }
         };
+        ctx.backend = Some(backend.clone());
         Ok(upstream::peer(&provider, &backend, addr))
     }
 
@@ -269,6 +366,7 @@ impl ProxyHttp for Gateway {
                     tail.extend_from_slice(&tap.finish());
                     tail.extend_from_slice(&ctx.stream_tail(tap));
                     out = tail.freeze();
+                    ctx.finished_at = Some(Instant::now());
                     ctx.end_attempt(AttemptOutcome::Succeeded);
                 }
                 Some(out)
@@ -280,6 +378,7 @@ impl ProxyHttp for Gateway {
                     }
                 }
                 end_of_stream.then(|| {
+                    ctx.finished_at = Some(Instant::now());
                     ctx.end_attempt(AttemptOutcome::Succeeded);
                     ctx.finish_json(buf)
                 })
@@ -331,6 +430,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let outcome = if e.is_some() || ctx.error.is_some() { AttemptOutcome::Failed } else { AttemptOutcome::Succeeded };
         ctx.end_attempt(outcome);
+        self.learn_from(ctx);
         crate::access_log::log_request(session, ctx);
     }
 }

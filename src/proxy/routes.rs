@@ -7,6 +7,8 @@ use http::Method;
 pub enum Route {
     ChatCompletions,
     Models,
+    /// `/models/{author}/{slug}/endpoints`: the model id is the part between.
+    ModelEndpoints,
     Healthz,
     Readyz,
     /// A known path with the wrong method; holds the allowed one.
@@ -29,8 +31,20 @@ pub fn route(method: &Method, path: &str) -> Route {
     match api_path.trim_end_matches('/') {
         "/chat/completions" => only(method, Method::POST, Route::ChatCompletions),
         "/models" => only(method, Method::GET, Route::Models),
+        p if model_endpoints_id(p).is_some() => only(method, Method::GET, Route::ModelEndpoints),
         _ => Route::NotFound,
     }
+}
+
+/// The model id of a `/models/{author}/{slug}/endpoints` path (after the API prefix).
+pub fn model_endpoints_id(api_path: &str) -> Option<&str> {
+    let id = api_path.strip_prefix("/models/")?.strip_suffix("/endpoints")?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// The API path without its `/v1` or `/api/v1` prefix.
+pub fn api_path(path: &str) -> &str {
+    path.strip_prefix("/api/v1").or_else(|| path.strip_prefix("/v1")).unwrap_or(path)
 }
 
 fn only(method: &Method, allowed: Method, route: Route) -> Route {
@@ -56,5 +70,7 @@ mod tests {
         assert_eq!(route(&Method::GET, "/v2/models"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/v1/../etc/passwd"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/healthz"), Route::Healthz);
+        assert_eq!(route(&Method::GET, "/api/v1/models/openai/gpt-4o/endpoints"), Route::ModelEndpoints);
+        assert_eq!(model_endpoints_id("/models/openai/gpt-4o/endpoints"), Some("openai/gpt-4o"));
     }
 }

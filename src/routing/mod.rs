@@ -1,8 +1,12 @@
 //! Where a request goes: the route plan (ordered candidates) computed from the config
 //! snapshot, the request's routing fields and the key's preferences.
 
+pub mod health;
 mod plan;
 mod prefs;
+pub mod sticky;
 
 pub use plan::{Candidate, PlanError, RoutePlan, RouteRequest};
+pub use health::{EndpointHealth, EndpointStats, HealthBook};
 pub use prefs::{DataCollectionPref, MaxPrice, ProviderPrefs, SortBy, SortPref};
+pub use sticky::{session_hash, StickyTable, StickyTarget};

@@ -10,7 +10,9 @@
 use rand::Rng;
 use std::sync::Arc;
 
+use super::health::{EndpointStats, HealthBook};
 use super::prefs::{DataCollectionPref, ProviderPrefs, SortBy};
+use super::sticky::StickyTarget;
 use crate::auth::ApiKey;
 use crate::catalog::{Catalog, DataCollection, Endpoint, Model, Price, Provider};
 
@@ -22,6 +24,9 @@ pub struct RouteRequest<'a> {
     pub key: &'a ApiKey,
     /// Request parameters that need endpoint support when `require_parameters` is set.
     pub parameters: &'a [&'a str],
+    pub health: &'a HealthBook,
+    /// Where this conversation was served last, if it is sticky.
+    pub sticky: Option<&'a StickyTarget>,
 }
 
 /// One place to send the request.
@@ -80,12 +85,15 @@ pub enum PlanError {
         model: String,
         excluded: Vec<String>,
     },
+    /// Endpoints were eligible, but every one has an open breaker.
+    AllUnhealthy { model: String, endpoints: Vec<String> },
 }
 
 impl RoutePlan {
     pub fn build(catalog: &Catalog, req: &RouteRequest<'_>) -> Result<RoutePlan, PlanError> {
         let mut candidates = Vec::new();
         let mut excluded = Vec::new();
+        let mut unhealthy = Vec::new();
         let prefs = req.prefs.overlay(&req.key.provider_prefs);
         let model_ids = std::iter::once(req.model).chain(req.fallbacks.iter().map(String::as_str));
         for (position, requested) in model_ids.enumerate() {
@@ -106,13 +114,27 @@ impl RoutePlan {
             }
             let mut eligible: Vec<usize> = Vec::new();
             for (i, ep) in model.endpoints.iter().enumerate() {
-                match exclusion(ep, &prefs, req.parameters) {
-                    Some(why) => excluded.push(format!("{id} via {}: {why}", ep.provider.id)),
-                    None => eligible.push(i),
+                if let Some(why) = exclusion(ep, &prefs, req.parameters) {
+                    excluded.push(format!("{id} via {}: {why}", ep.provider.id));
+                } else if req.health.get(&ep.provider.id, &ep.upstream_model).is_some_and(|h| h.is_open()) {
+                    unhealthy.push(format!("{id} via {}", ep.provider.id));
+                } else {
+                    eligible.push(i);
                 }
             }
+            let stats: Vec<EndpointStats> = model
+                .endpoints
+                .iter()
+                .map(|ep| req.health.get(&ep.provider.id, &ep.upstream_model).map(|h| h.stats()).unwrap_or_default())
+                .collect();
             let sort = variant.or(prefs.sort.as_ref().map(|s| s.by()));
-            order_endpoints(model, &mut eligible, &prefs, sort);
+            order_endpoints(model, &mut eligible, &prefs, sort, &stats);
+            // Stickiness replaces the default draw only: an explicit order or sort wins.
+            if position == 0 && sort.is_none() && prefs.order.is_none() {
+                if let Some(target) = req.sticky {
+                    stick_to(model, &mut eligible, target);
+                }
+            }
             if prefs.allow_fallbacks == Some(false) {
                 eligible.truncate(1);
             }
@@ -120,6 +142,12 @@ impl RoutePlan {
                 model: model.clone(),
                 endpoint_index,
             }));
+        }
+        if candidates.is_empty() && !unhealthy.is_empty() {
+            return Err(PlanError::AllUnhealthy {
+                model: req.model.to_string(),
+                endpoints: unhealthy,
+            });
         }
         if candidates.is_empty() {
             return Err(PlanError::NoEligibleEndpoint {
@@ -195,7 +223,13 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
     None
 }
 
-fn order_endpoints(model: &Model, eligible: &mut Vec<usize>, prefs: &ProviderPrefs, sort: Option<SortBy>) {
+fn order_endpoints(
+    model: &Model,
+    eligible: &mut Vec<usize>,
+    prefs: &ProviderPrefs,
+    sort: Option<SortBy>,
+    stats: &[EndpointStats],
+) {
     let price = |i: &usize| model.endpoints[*i].price.blended();
     if let Some(order) = &prefs.order {
         // Named providers first, in the given order; the rest keep the default order after.
@@ -209,9 +243,45 @@ fn order_endpoints(model: &Model, eligible: &mut Vec<usize>, prefs: &ProviderPre
     }
     match sort {
         Some(SortBy::Price) => eligible.sort_by_key(price),
-        // Throughput and latency need live stats; until they exist, fall back to price.
-        Some(SortBy::Throughput) | Some(SortBy::Latency) => eligible.sort_by_key(price),
+        // Endpoints without statistics yet rank after measured ones, cheapest first.
+        Some(SortBy::Throughput) => eligible.sort_by(|a, b| {
+            let tps = |i: &usize| stats[*i].p50_tokens_per_sec;
+            match (tps(a), tps(b)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => price(a).cmp(&price(b)),
+            }
+        }),
+        Some(SortBy::Latency) => eligible.sort_by_key(|i| (stats[*i].p50_ttft_ms.unwrap_or(u64::MAX), price(i))),
         None => weighted_shuffle(eligible, price),
+    }
+    // Soft preferences: endpoints measured outside them move behind the others.
+    let max_latency = prefs.preferred_max_latency.as_ref().and_then(threshold_ms);
+    let min_throughput = prefs.preferred_min_throughput.as_ref().and_then(threshold_ms);
+    if max_latency.is_some() || min_throughput.is_some() {
+        let misses = |i: &usize| {
+            let s = &stats[*i];
+            max_latency.zip(s.p50_ttft_ms).is_some_and(|(max, t)| t as f64 > max * 1000.0)
+                || min_throughput.zip(s.p50_tokens_per_sec).is_some_and(|(min, t)| t < min)
+        };
+        eligible.sort_by_key(misses);
+    }
+}
+
+/// OpenRouter sends a number or percentile thresholds (`{"p50": 2}`); the p50 is used.
+fn threshold_ms(v: &serde_json::Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.get("p50").and_then(serde_json::Value::as_f64))
+}
+
+/// Moves the conversation's previous endpoint to the front, if it is still eligible.
+fn stick_to(model: &Model, eligible: &mut [usize], target: &StickyTarget) {
+    let pos = eligible.iter().position(|i| {
+        let ep = &model.endpoints[*i];
+        ep.provider.id == target.provider && ep.upstream_model == target.upstream_model
+    });
+    if let Some(pos) = pos {
+        eligible[..=pos].rotate_right(1);
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::load_str;
+use crate::routing::{HealthBook, StickyTarget};
 
 const CATALOG: &str = r#"
 providers:
@@ -29,7 +30,8 @@ fn key<'a>(s: &'a crate::config::Snapshot, name: &str) -> &'a ApiKey {
 fn providers(s: &crate::config::Snapshot, model: &str, fallbacks: &[&str], prefs: &str, key_name: &str) -> Result<Vec<String>, PlanError> {
     let prefs: ProviderPrefs = serde_json::from_str(prefs).unwrap();
     let fallbacks: Vec<String> = fallbacks.iter().map(|s| s.to_string()).collect();
-    let req = RouteRequest { model, fallbacks: &fallbacks, prefs: &prefs, key: key(s, key_name), parameters: &["tools"] };
+    let health = HealthBook::default();
+    let req = RouteRequest { model, fallbacks: &fallbacks, prefs: &prefs, key: key(s, key_name), parameters: &["tools"], health: &health, sticky: None };
     RoutePlan::build(&s.catalog, &req).map(|p| {
         p.candidates().iter().map(|c| format!("{}@{}", c.endpoint().upstream_model, c.provider().id)).collect()
     })
@@ -90,4 +92,55 @@ fn default_draw_weighs_endpoints_by_inverse_price_squared() {
     // Weights 1/1² and 1/2²: the cheap endpoint leads 4/5 of the time.
     let share = cheap_first as f64 / draws as f64;
     assert!((share - 0.8).abs() < 0.03, "cheap share {share}");
+}
+
+fn plan_with(s: &crate::config::Snapshot, prefs: &str, health: &HealthBook, sticky: Option<&StickyTarget>) -> Result<Vec<String>, PlanError> {
+    let prefs: ProviderPrefs = serde_json::from_str(prefs).unwrap();
+    let req = RouteRequest { model: "m/one", fallbacks: &[], prefs: &prefs, key: key(s, "all"), parameters: &[], health, sticky };
+    RoutePlan::build(&s.catalog, &req).map(|p| p.candidates().iter().map(|c| c.provider().id.clone()).collect())
+}
+
+#[test]
+fn open_breakers_are_skipped_and_all_open_is_unhealthy() {
+    let s = snapshot();
+    let health = HealthBook::default();
+    for _ in 0..crate::routing::health::FAILURES_TO_OPEN {
+        health.endpoint("cheap", "one-a").record_failure();
+    }
+    assert_eq!(plan_with(&s, "{}", &health, None).unwrap(), ["pricey"]);
+    for _ in 0..crate::routing::health::FAILURES_TO_OPEN {
+        health.endpoint("pricey", "one-b").record_failure();
+    }
+    assert!(matches!(plan_with(&s, "{}", &health, None), Err(PlanError::AllUnhealthy { .. })));
+}
+
+#[test]
+fn throughput_and_latency_sorts_use_live_statistics() {
+    let s = snapshot();
+    let health = HealthBook::default();
+    health.endpoint("cheap", "one-a").record_success(Some(900), Some(20.0));
+    health.endpoint("pricey", "one-b").record_success(Some(100), Some(200.0));
+    assert_eq!(plan_with(&s, r#"{"sort":"throughput"}"#, &health, None).unwrap(), ["pricey", "cheap"]);
+    assert_eq!(plan_with(&s, r#"{"sort":"latency"}"#, &health, None).unwrap(), ["pricey", "cheap"]);
+    // :nitro is a throughput sort.
+    let prefs = ProviderPrefs::default();
+    let req = RouteRequest { model: "m/one:nitro", fallbacks: &[], prefs: &prefs, key: key(&s, "all"), parameters: &[], health: &health, sticky: None };
+    let plan = RoutePlan::build(&s.catalog, &req).unwrap();
+    assert_eq!(plan.candidates()[0].provider().id, "pricey");
+    // A soft latency preference moves the slow endpoint back even under a price sort.
+    assert_eq!(plan_with(&s, r#"{"sort":"price","preferred_max_latency":0.5}"#, &health, None).unwrap(), ["pricey", "cheap"]);
+}
+
+#[test]
+fn a_sticky_session_goes_back_to_its_endpoint() {
+    let s = snapshot();
+    let health = HealthBook::default();
+    let target = StickyTarget { provider: "pricey".into(), upstream_model: "one-b".into() };
+    for _ in 0..50 {
+        assert_eq!(plan_with(&s, "{}", &health, Some(&target)).unwrap()[0], "pricey");
+    }
+    // An explicit sort or order wins over stickiness.
+    assert_eq!(plan_with(&s, r#"{"sort":"price"}"#, &health, Some(&target)).unwrap()[0], "cheap");
+    // ...unless that endpoint is no longer eligible.
+    assert_eq!(plan_with(&s, r#"{"ignore":["pricey"]}"#, &health, Some(&target)).unwrap(), ["cheap"]);
 }
