@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod dialects;
+pub mod limits;
 pub mod metering;
 pub mod mock;
 pub mod net;

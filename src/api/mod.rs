@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod error;
 pub mod fields;
+pub mod key;
 pub mod models;
 
 pub use chat::ChatRequest;

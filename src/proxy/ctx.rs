@@ -10,6 +10,7 @@ use crate::api::{ApiError, ChatRequest, FrontDoor};
 use crate::auth::ApiKey;
 use crate::catalog::Backend;
 use crate::config::Snapshot;
+use crate::limits::{RateStatus, Reservation};
 use crate::metering::Usage;
 use crate::routing::{Candidate, RoutePlan};
 
@@ -82,6 +83,12 @@ pub struct RequestCtx {
     pub session: Option<u64>,
     /// When the current attempt's response ended (for throughput).
     pub finished_at: Option<Instant>,
+    /// The budget held for this request until it settles.
+    pub reservation: Option<Reservation>,
+    /// The prompt-token estimate counted against the key's tokens per minute while in flight.
+    pub rate_prompt_estimate: Option<u64>,
+    /// The key's rate-limit standing, for `X-RateLimit-*` headers.
+    pub rate_status: Option<RateStatus>,
 }
 
 impl RequestCtx {
@@ -111,6 +118,9 @@ impl RequestCtx {
             last_upstream_error: None,
             session: None,
             finished_at: None,
+            reservation: None,
+            rate_prompt_estimate: None,
+            rate_status: None,
         }
     }
 

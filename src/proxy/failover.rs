@@ -61,6 +61,9 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         resp.insert_header("x-switchyard-model", c.model.id.as_str())?;
     }
     resp.insert_header("x-switchyard-attempts", ctx.attempts.len().to_string())?;
+    if let Some(rate) = &ctx.rate_status {
+        super::respond::rate_limit_headers(rate, |name, value| resp.insert_header(name, value))?;
+    }
     if let Some(id) = upstream_request_id {
         resp.insert_header("x-upstream-request-id", id)?;
     }

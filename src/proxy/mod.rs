@@ -4,6 +4,7 @@
 mod body;
 mod ctx;
 mod failover;
+mod limits;
 mod respond;
 mod response;
 mod routes;
@@ -29,6 +30,7 @@ use crate::dialects;
 use crate::metering::OpenAiStreamTap;
 use crate::catalog::{Backend, Provider};
 use crate::net::Resolver;
+use crate::limits::{now_ms, Budgets, RateLimits};
 use crate::pools::ProviderPools;
 use std::net::SocketAddr;
 use crate::routing::{session_hash, HealthBook, PlanError, RoutePlan, RouteRequest, StickyTable, StickyTarget};
@@ -42,6 +44,8 @@ pub struct Gateway {
     health: Arc<HealthBook>,
     sticky: StickyTable,
     pools: Arc<ProviderPools>,
+    budgets: Budgets,
+    rates: RateLimits,
 }
 
 impl Gateway {
@@ -52,6 +56,8 @@ impl Gateway {
             health,
             sticky: StickyTable::default(),
             pools,
+            budgets: Budgets::default(),
+            rates: RateLimits::default(),
         }
     }
 
@@ -98,23 +104,27 @@ impl Gateway {
         }
     }
 
-    /// Authenticates, reads and parses the body, and plans the route. `Ok(true)` means an
-    /// error was already sent.
-    async fn admit_chat(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    /// The key of `Authorization: Bearer`, or the error to send.
+    fn authenticate(&self, session: &Session, ctx: &RequestCtx) -> std::result::Result<Arc<ApiKey>, ApiError> {
         let secret = session
             .req_header()
             .headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| bearer_secret(v.as_bytes()));
-        let Some(secret) = secret else {
-            return self.refuse_unread(session, ctx, ApiError::unauthorized(
-                "missing API key: send `Authorization: Bearer <key>`",
-            )).await;
-        };
-        let key = match ctx.snapshot.keys.find(secret) {
-            Some(k) if !k.disabled => k.clone(),
-            Some(_) => return self.refuse_unread(session, ctx, ApiError::unauthorized("this API key is disabled")).await,
-            None => return self.refuse_unread(session, ctx, ApiError::unauthorized("invalid API key")).await,
+            .and_then(|v| bearer_secret(v.as_bytes()))
+            .ok_or_else(|| ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`"))?;
+        match ctx.snapshot.keys.find(secret) {
+            Some(k) if !k.disabled => Ok(k.clone()),
+            Some(_) => Err(ApiError::unauthorized("this API key is disabled")),
+            None => Err(ApiError::unauthorized("invalid API key")),
+        }
+    }
+
+    /// Authenticates, reads and parses the body, and plans the route. `Ok(true)` means an
+    /// error was already sent.
+    async fn admit_chat(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let key = match self.authenticate(session, ctx) {
+            Ok(k) => k,
+            Err(e) => return self.refuse_unread(session, ctx, e).await,
         };
         ctx.key = Some(key.clone());
         let body = match body::read_body_for_replay(session, ctx.snapshot.server.max_body_bytes).await {
@@ -146,13 +156,55 @@ impl Gateway {
                 sticky: sticky.as_ref(),
             },
         );
-        ctx.chat = Some(chat);
-        match plan {
-            Ok(plan) => {
-                ctx.plan = Some(plan);
-                Ok(false)
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                ctx.chat = Some(chat);
+                return send_error(session, ctx, plan_error(e)).await;
             }
-            Err(e) => send_error(session, ctx, plan_error(e)).await,
+        };
+        let prompt_estimate = limits::prompt_estimate(&chat);
+        let worst_case = limits::worst_case_cost(&chat, &plan, ctx.snapshot.billing.fee_percent);
+        ctx.chat = Some(chat);
+        ctx.plan = Some(plan);
+        match self.rates.admit(&key, prompt_estimate, now_ms()) {
+            Ok(status) => {
+                ctx.rate_status = status;
+                ctx.rate_prompt_estimate = status.map(|_| prompt_estimate);
+            }
+            Err(status) => {
+                ctx.rate_status = Some(status);
+                let e = ApiError::rate_limited(
+                    format!("rate limit exceeded: {} {} per minute for this key", status.limit, status.kind),
+                    status.retry_after.unwrap_or(1),
+                );
+                return send_error(session, ctx, e).await;
+            }
+        }
+        match self.budgets.reserve(&key, worst_case, ctx.created_unix) {
+            Ok(r) => ctx.reservation = Some(r),
+            Err(exhausted) => {
+                let e = ApiError::payment_required(format!(
+                    "this key's budget of ${:.6} is used up for the current period (spent ${:.6}, ${:.6} held by requests in flight)",
+                    exhausted.limit.usd(), exhausted.spent.usd(), exhausted.reserved.usd()
+                ));
+                return send_error(session, ctx, e).await;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Releases what the request held and charges what it used: every request passes here
+    /// exactly once (from `logging`), whatever path it took.
+    fn settle(&self, ctx: &mut RequestCtx) {
+        let Some(key) = ctx.key.clone() else { return };
+        let usage = ctx.usage;
+        let cost = usage.map(|u| ctx.cost_of(&u)).unwrap_or_default();
+        if let Some(r) = ctx.reservation.take() {
+            self.budgets.settle(r, cost, ctx.created_unix);
+        }
+        if let Some(estimate) = ctx.rate_prompt_estimate.take() {
+            self.rates.settle(&key.hash, estimate, usage.map_or(0, |u| u.total()), now_ms());
         }
     }
 
@@ -229,6 +281,16 @@ impl ProxyHttp for Gateway {
                     }
                 }
             }
+            Route::Key => match self.authenticate(session, ctx) {
+                Ok(key) => {
+                    let report = self.budgets.report(&key.hash, ctx.created_unix);
+                    let body = crate::api::key::key_info(&key, &report, ctx.created_unix);
+                    ctx.key = Some(key);
+                    send_json(session, 200, Bytes::from(body.to_string()), &[]).await?;
+                    Ok(true)
+                }
+                Err(e) => send_error(session, ctx, e).await,
+            },
             Route::Healthz | Route::Readyz => {
                 send_json(session, 200, Bytes::from_static(br#"{"status":"ok"}"#), &[]).await?;
                 Ok(true)
@@ -431,6 +493,7 @@ impl ProxyHttp for Gateway {
         let outcome = if e.is_some() || ctx.error.is_some() { AttemptOutcome::Failed } else { AttemptOutcome::Succeeded };
         ctx.end_attempt(outcome);
         self.learn_from(ctx);
+        self.settle(ctx);
         crate::access_log::log_request(session, ctx);
     }
 }

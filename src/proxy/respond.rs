@@ -32,6 +32,16 @@ pub async fn send_json(
     Ok(())
 }
 
+/// `X-RateLimit-Limit/Remaining/Reset` from a key's rate standing.
+pub fn rate_limit_headers<E>(
+    rate: &crate::limits::RateStatus,
+    mut insert: impl FnMut(&'static str, String) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    insert("x-ratelimit-limit", rate.limit.to_string())?;
+    insert("x-ratelimit-remaining", rate.remaining.to_string())?;
+    insert("x-ratelimit-reset", rate.reset_unix.to_string())
+}
+
 /// Sends `error` to the client and remembers it for the log and the record. Returns
 /// `Ok(true)`, which `request_filter` passes on to say "response sent".
 pub async fn send_error(session: &mut Session, ctx: &mut RequestCtx, error: ApiError) -> Result<bool> {
@@ -46,6 +56,12 @@ pub async fn send_error(session: &mut Session, ctx: &mut RequestCtx, error: ApiE
     }
     if ctx.chat.is_some() || ctx.key.is_some() {
         headers.push(("x-generation-id", ctx.generation_id.clone()));
+    }
+    if let Some(rate) = &ctx.rate_status {
+        let _ = rate_limit_headers::<()>(rate, |name, value| {
+            headers.push((name, value));
+            Ok(())
+        });
     }
     let body = error.body(ctx.door);
     let status = error.status;

@@ -9,6 +9,8 @@ pub enum Route {
     Models,
     /// `/models/{author}/{slug}/endpoints`: the model id is the part between.
     ModelEndpoints,
+    /// The caller's own key.
+    Key,
     Healthz,
     Readyz,
     /// A known path with the wrong method; holds the allowed one.
@@ -31,6 +33,7 @@ pub fn route(method: &Method, path: &str) -> Route {
     match api_path.trim_end_matches('/') {
         "/chat/completions" => only(method, Method::POST, Route::ChatCompletions),
         "/models" => only(method, Method::GET, Route::Models),
+        "/key" | "/auth/key" => only(method, Method::GET, Route::Key),
         p if model_endpoints_id(p).is_some() => only(method, Method::GET, Route::ModelEndpoints),
         _ => Route::NotFound,
     }
