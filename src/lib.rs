@@ -4,6 +4,7 @@
 //! `proxy`. `mock` is a fake provider and shares no gateway internals.
 
 pub mod access_log;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod catalog;
@@ -11,9 +12,11 @@ pub mod config;
 pub mod dialects;
 pub mod limits;
 pub mod metering;
+pub mod metrics;
 pub mod mock;
 pub mod net;
 pub mod pools;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;

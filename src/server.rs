@@ -9,7 +9,10 @@ use std::sync::Arc;
 use crate::config::{Snapshot, SnapshotStore};
 use crate::mock::MockServer;
 use crate::proxy::Gateway;
+use crate::admin::{AdminApp, MetricsApp};
 use crate::pools::{HealthCheckService, ProviderPools};
+use crate::reload::{ReloadService, Reloader};
+use pingora::services::listening::Service;
 use crate::routing::HealthBook;
 use pingora::services::background::background_service;
 
@@ -64,13 +67,33 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
         }
     });
     let listen = snapshot.server.listen.clone();
+    let metrics_listen = snapshot.server.metrics_listen.clone();
+    let admin_listen = snapshot.server.admin_listen.clone();
+    let source = snapshot.source.clone();
     let pools = Arc::new(ProviderPools::default());
     pools.sync(&snapshot);
     let store = Arc::new(SnapshotStore::new(snapshot));
+    crate::reload::mark_loaded();
+    let health = Arc::new(HealthBook::default());
+    let reloader = Arc::new(Reloader::new(source, store.clone(), pools.clone()));
+
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     server.add_service(background_service("provider health", HealthCheckService::new(pools.clone())));
-    let gateway = Gateway::new(store, Arc::new(HealthBook::default()), pools);
+    server.add_service(background_service("config reload", ReloadService::new(reloader.clone())));
+    if let Some(addr) = metrics_listen {
+        let mut svc = Service::new("metrics".to_string(), MetricsApp::new(pools.clone(), health.clone()));
+        svc.add_tcp(&addr);
+        log::info!("metrics on http://{addr}/metrics");
+        server.add_service(svc);
+    }
+    if let Some(addr) = admin_listen {
+        let mut svc = Service::new("admin".to_string(), AdminApp::new(store.clone(), reloader));
+        svc.add_tcp(&addr);
+        log::info!("admin API on http://{addr}");
+        server.add_service(svc);
+    }
+    let gateway = Gateway::new(store, health, pools);
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     for addr in &listen {
         proxy.add_tcp(addr);

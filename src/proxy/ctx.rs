@@ -50,9 +50,28 @@ pub struct Attempt {
     pub outcome: AttemptOutcome,
     pub started: Instant,
     pub latency_ms: Option<u64>,
+    /// How long the provider held this attempt (connect to end of response or failure).
+    pub elapsed: Option<std::time::Duration>,
+}
+
+/// Counts a request in flight for as long as its context lives.
+pub struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        crate::metrics::metrics().in_flight.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::metrics::metrics().in_flight.dec();
+    }
 }
 
 pub struct RequestCtx {
+    _in_flight: InFlight,
     /// The config this request started with; a reload does not change it mid-request.
     pub snapshot: Arc<Snapshot>,
     pub started: Instant,
@@ -97,6 +116,7 @@ impl RequestCtx {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         RequestCtx {
+            _in_flight: InFlight::new(),
             snapshot,
             started: Instant::now(),
             generation_id: new_generation_id(created_unix),
@@ -132,10 +152,16 @@ impl RequestCtx {
     pub fn end_attempt(&mut self, outcome: AttemptOutcome) {
         if let Some(a) = self.attempts.last_mut() {
             if a.outcome == AttemptOutcome::InFlight {
-                a.latency_ms = Some(a.started.elapsed().as_millis() as u64);
+                a.elapsed = Some(a.started.elapsed());
+                a.latency_ms = a.elapsed.map(|d| d.as_millis() as u64);
                 a.outcome = outcome;
             }
         }
+    }
+
+    /// Time spent waiting on providers, summed over attempts.
+    pub fn upstream_time(&self) -> std::time::Duration {
+        self.attempts.iter().filter_map(|a| a.elapsed.or_else(|| Some(a.started.elapsed()))).sum()
     }
 
     pub fn is_stream(&self) -> bool {

@@ -324,6 +324,7 @@ impl ProxyHttp for Gateway {
             outcome: AttemptOutcome::InFlight,
             started: Instant::now(),
             latency_ms: None,
+            elapsed: None,
         });
         if let Some(chat) = &ctx.chat {
             ctx.upstream_body = dialects::openai::chat_request_body(
@@ -494,6 +495,7 @@ impl ProxyHttp for Gateway {
         ctx.end_attempt(outcome);
         self.learn_from(ctx);
         self.settle(ctx);
+        crate::access_log::record_metrics(session, ctx);
         crate::access_log::log_request(session, ctx);
     }
 }

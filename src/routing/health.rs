@@ -138,6 +138,14 @@ impl HealthBook {
         }
     }
 
+    /// Every known endpoint and whether its breaker is open (for metrics).
+    pub fn breakers(&self) -> Vec<((String, String), bool)> {
+        self.endpoints
+            .read()
+            .map(|m| m.iter().map(|(k, h)| (k.clone(), h.is_open())).collect())
+            .unwrap_or_default()
+    }
+
     /// Read-only view: `None` for an endpoint never tried (healthy, no statistics).
     pub fn get(&self, provider: &str, model: &str) -> Option<Arc<EndpointHealth>> {
         let key = (provider.to_string(), model.to_string());

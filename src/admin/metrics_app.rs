@@ -1,0 +1,63 @@
+//! `GET /metrics` on `server.metrics_listen`.
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+use crate::metrics::metrics;
+use crate::pools::ProviderPools;
+use crate::routing::HealthBook;
+
+pub struct MetricsApp {
+    pools: Arc<ProviderPools>,
+    health: Arc<HealthBook>,
+}
+
+impl MetricsApp {
+    pub fn new(pools: Arc<ProviderPools>, health: Arc<HealthBook>) -> MetricsApp {
+        MetricsApp { pools, health }
+    }
+
+    /// Health gauges are read at scrape time rather than kept in step on every change.
+    fn refresh_health_gauges(&self) {
+        let m = metrics();
+        m.backend_healthy.reset();
+        for pool in self.pools.all() {
+            for (index, addr, healthy) in pool.backend_health() {
+                let backend = format!("{index}:{addr}");
+                m.backend_healthy
+                    .with_label_values(&[pool.provider.id.as_str(), backend.as_str()])
+                    .set(i64::from(healthy));
+            }
+        }
+        m.breaker_open.reset();
+        for ((provider, model), open) in self.health.breakers() {
+            m.breaker_open.with_label_values(&[provider.as_str(), model.as_str()]).set(i64::from(open));
+        }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        let builder = Response::builder();
+        if path != "/metrics" {
+            return builder
+                .status(404)
+                .header("content-type", "text/plain")
+                .body(b"not found: try /metrics\n".to_vec())
+                .unwrap_or_default();
+        }
+        self.refresh_health_gauges();
+        let body = crate::metrics::render().into_bytes();
+        builder
+            .status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .header("content-length", body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,175 @@
+//! Hot reload: a file change, SIGHUP or `POST /admin/reload` loads the config file again,
+//! validates it fully, and only then swaps the whole snapshot. An invalid file changes
+//! nothing: the running config stays, the errors are logged with line and column, and the
+//! failed reload is counted. Provider pools of unchanged providers (and their health) stay.
+
+use async_trait::async_trait;
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::{self, Snapshot, SnapshotStore};
+use crate::metrics::metrics;
+use crate::pools::ProviderPools;
+
+/// What a successful reload changed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    pub changes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub struct Reloader {
+    path: Option<PathBuf>,
+    store: Arc<SnapshotStore>,
+    pools: Arc<ProviderPools>,
+    /// One reload at a time: a file event and a SIGHUP together must not interleave.
+    lock: Mutex<()>,
+}
+
+pub fn mark_loaded() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    metrics().last_reload_success.set(now);
+}
+
+impl Reloader {
+    pub fn new(path: Option<PathBuf>, store: Arc<SnapshotStore>, pools: Arc<ProviderPools>) -> Reloader {
+        Reloader { path, store, pools, lock: Mutex::new(()) }
+    }
+
+    /// Loads, validates and swaps in the config file. Blocking (reads the file): call it off
+    /// the request path.
+    pub fn reload(&self) -> Result<ReloadReport, String> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(path) = &self.path else {
+            return Err("this instance runs a built-in config; there is no file to reload".into());
+        };
+        let loaded = match config::load_file(path) {
+            Ok(l) => l,
+            Err(e) => {
+                metrics().reloads.with_label_values(&["invalid"]).inc();
+                log::error!("config reload refused, the running config stays:\n{e}");
+                return Err(e.to_string());
+            }
+        };
+        let current = self.store.current();
+        let mut report = ReloadReport {
+            changes: diff(&current, &loaded.snapshot),
+            warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
+        };
+        if loaded.snapshot.server.listen != current.server.listen {
+            report.warnings.push("server.listen changed: listeners change only on restart or graceful upgrade".into());
+        }
+        self.pools.sync(&loaded.snapshot);
+        self.store.replace(loaded.snapshot);
+        metrics().reloads.with_label_values(&["success"]).inc();
+        mark_loaded();
+        log::info!("config reloaded from {}: {}", path.display(), if report.changes.is_empty() { "no changes".to_string() } else { report.changes.join("; ") });
+        Ok(report)
+    }
+}
+
+/// Models and providers added, removed or changed between two snapshots.
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    let (oc, nc) = (&old.catalog, &new.catalog);
+    for id in nc.providers.keys().filter(|id| !oc.providers.contains_key(*id)) {
+        out.push(format!("provider {id} added"));
+    }
+    for id in oc.providers.keys().filter(|id| !nc.providers.contains_key(*id)) {
+        out.push(format!("provider {id} removed"));
+    }
+    for (id, p) in &nc.providers {
+        if let Some(o) = oc.providers.get(id) {
+            if format!("{o:?}") != format!("{p:?}") {
+                out.push(format!("provider {id} changed"));
+            }
+        }
+    }
+    for id in nc.models.keys().filter(|id| !oc.models.contains_key(*id)) {
+        out.push(format!("model {id} added"));
+    }
+    for id in oc.models.keys().filter(|id| !nc.models.contains_key(*id)) {
+        out.push(format!("model {id} removed"));
+    }
+    for (id, m) in &nc.models {
+        if let Some(o) = oc.models.get(id) {
+            if format!("{o:?}") != format!("{m:?}") {
+                out.push(format!("model {id} changed"));
+            }
+        }
+    }
+    if old.keys.len() != new.keys.len() {
+        out.push(format!("keys: {} → {}", old.keys.len(), new.keys.len()));
+    }
+    out
+}
+
+/// Reloads on file changes (debounced) and SIGHUP.
+pub struct ReloadService {
+    reloader: Arc<Reloader>,
+}
+
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+impl ReloadService {
+    pub fn new(reloader: Arc<Reloader>) -> ReloadService {
+        ReloadService { reloader }
+    }
+
+    async fn reload(&self) {
+        let reloader = self.reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
+        // Watch the directory: editors replace files by rename, which a file watch misses.
+        let _watcher = self.reloader.path.as_ref().and_then(|path| {
+            let file = path.file_name()?.to_owned();
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+            let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.paths.iter().any(|p| p.file_name() == Some(&file)) && !event.kind.is_access() {
+                        let _ = tx.try_send(());
+                    }
+                }
+            })
+            .map_err(|e| log::warn!("config file watch unavailable: {e}"))
+            .ok()?;
+            watcher
+                .watch(&dir, RecursiveMode::NonRecursive)
+                .map_err(|e| log::warn!("cannot watch {}: {e}", dir.display()))
+                .ok()?;
+            Some(watcher)
+        });
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("SIGHUP reload unavailable: {e}");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = rx.recv() => {
+                    // Let a burst of writes settle, then reload once.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while rx.try_recv().is_ok() {}
+                    self.reload().await;
+                }
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    log::info!("SIGHUP: reloading the config");
+                    self.reload().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
