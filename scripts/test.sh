@@ -11,5 +11,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 if [ -x tests/clients/run.sh ]; then
-  SWITCHYARD_BIN="${CARGO_TARGET_DIR:-target}/debug/switchyard" tests/clients/run.sh
+  SWITCHYARD_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/switchyard" tests/clients/run.sh
 fi

@@ -13,23 +13,39 @@ pub fn record_metrics(session: &Session, ctx: &RequestCtx) {
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let route = route_label(ctx.route);
     let model = ctx.current.as_ref().map_or("", |c| c.model.id.as_str());
-    let provider = ctx.current.as_ref().map_or("", |c| c.provider().id.as_str());
+    let provider = ctx
+        .current
+        .as_ref()
+        .map_or("", |c| c.provider().id.as_str());
     m.requests
         .with_label_values(&[route, model, provider, crate::metrics::status_class(status)])
         .inc();
     for a in &ctx.attempts {
-        m.attempts.with_label_values(&[a.provider.as_str(), outcome_label(&a.outcome)]).inc();
+        m.attempts
+            .with_label_values(&[a.provider.as_str(), outcome_label(&a.outcome)])
+            .inc();
     }
     if let Some(u) = ctx.usage {
-        for (kind, n) in [("prompt", u.prompt), ("completion", u.completion), ("cached", u.cached_prompt), ("reasoning", u.reasoning)] {
+        for (kind, n) in [
+            ("prompt", u.prompt),
+            ("completion", u.completion),
+            ("cached", u.cached_prompt),
+            ("reasoning", u.reasoning),
+        ] {
             if n > 0 {
-                m.tokens.with_label_values(&[model, provider, kind]).inc_by(n);
+                m.tokens
+                    .with_label_values(&[model, provider, kind])
+                    .inc_by(n);
             }
         }
-        m.cost_usd.with_label_values(&[model, provider]).inc_by(ctx.cost_of(&u).usd());
+        m.cost_usd
+            .with_label_values(&[model, provider])
+            .inc_by(ctx.cost_of(&u).usd());
     }
     let total = ctx.started.elapsed();
-    m.request_duration.with_label_values(&[route]).observe(total.as_secs_f64());
+    m.request_duration
+        .with_label_values(&[route])
+        .observe(total.as_secs_f64());
     m.gateway_overhead
         .with_label_values(&[route])
         .observe(total.saturating_sub(ctx.upstream_time()).as_secs_f64());
@@ -52,7 +68,7 @@ fn route_label(route: crate::proxy::Route) -> &'static str {
     }
 }
 
-fn outcome_label(outcome: &crate::proxy::AttemptOutcome) -> &'static str {
+pub fn outcome_label(outcome: &crate::proxy::AttemptOutcome) -> &'static str {
     use crate::proxy::AttemptOutcome as O;
     match outcome {
         O::InFlight => "in_flight",
@@ -68,13 +84,14 @@ fn outcome_label(outcome: &crate::proxy::AttemptOutcome) -> &'static str {
 }
 
 pub fn log_request(session: &Session, ctx: &RequestCtx) {
-    let status = session
-        .response_written()
-        .map_or(0, |r| r.status.as_u16());
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let req = session.req_header();
     let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
     let model = ctx.current.as_ref().map_or("-", |c| c.model.id.as_str());
-    let provider = ctx.current.as_ref().map_or("-", |c| c.provider().id.as_str());
+    let provider = ctx
+        .current
+        .as_ref()
+        .map_or("-", |c| c.provider().id.as_str());
     let usage = ctx.usage.unwrap_or_default();
     let cost = ctx.usage.map_or(0.0, |u| ctx.cost_of(&u).usd());
     let latency_ms = ctx.started.elapsed().as_millis() as u64;

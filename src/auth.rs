@@ -172,7 +172,10 @@ mod tests {
             provider_prefs: ProviderPrefs::default(),
             disabled: false,
         });
-        assert_eq!(ring.find("sk-alice").map(|k| k.name.as_str()), Some("alice"));
+        assert_eq!(
+            ring.find("sk-alice").map(|k| k.name.as_str()),
+            Some("alice")
+        );
         assert!(ring.find("sk-alicf").is_none());
     }
 }

@@ -11,7 +11,11 @@ use switchyard::server::{serve, ServeOptions};
 const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A self-hosted LLM gateway on Pingora")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A self-hosted LLM gateway on Pingora"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,10 +84,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve { config, demo, upgrade, daemon } => {
+        Command::Serve {
+            config,
+            demo,
+            upgrade,
+            daemon,
+        } => {
             init_logging();
             let loaded = if demo {
-                config::load_str(DEMO_CONFIG, "demo.yaml (built in)", &|v| std::env::var(v).ok())
+                config::load_str(DEMO_CONFIG, "demo.yaml (built in)", &|v| {
+                    std::env::var(v).ok()
+                })
             } else {
                 config::load_file(&config)
             };

@@ -26,8 +26,12 @@ pub struct Metrics {
     pub build_info: GaugeVec,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
-const OVERHEAD_BUCKETS: &[f64] = &[0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+];
 
 fn build() -> prometheus::Result<Metrics> {
     let m = Metrics {
@@ -100,11 +104,14 @@ fn build() -> prometheus::Result<Metrics> {
         )?,
         build_info: register_gauge_vec!("switchyard_build_info", "Build information", &["version"])?,
     };
-    m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+    m.build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1.0);
     Ok(m)
 }
 
-static METRICS: Lazy<Metrics> = Lazy::new(|| build().expect("metric names are valid and registered once"));
+static METRICS: Lazy<Metrics> =
+    Lazy::new(|| build().expect("metric names are valid and registered once"));
 
 pub fn metrics() -> &'static Metrics {
     &METRICS

@@ -30,7 +30,12 @@ impl Resolver {
         let addr = tokio::net::lookup_host((host, port))
             .await?
             .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address")))?;
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host} has no address"),
+                )
+            })?;
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(key, (addr, Instant::now()));
         }
@@ -45,8 +50,14 @@ mod tests {
     #[tokio::test]
     async fn resolves_literals_and_localhost() {
         let r = Resolver::default();
-        assert_eq!(r.resolve("127.0.0.1", 80).await.unwrap(), "127.0.0.1:80".parse().unwrap());
-        assert_eq!(r.resolve("::1", 81).await.unwrap(), "[::1]:81".parse().unwrap());
+        assert_eq!(
+            r.resolve("127.0.0.1", 80).await.unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            r.resolve("::1", 81).await.unwrap(),
+            "[::1]:81".parse().unwrap()
+        );
         assert!(r.resolve("localhost", 82).await.unwrap().ip().is_loopback());
     }
 }

@@ -31,13 +31,24 @@ pub struct Reloader {
 }
 
 pub fn mark_loaded() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     metrics().last_reload_success.set(now);
 }
 
 impl Reloader {
-    pub fn new(path: Option<PathBuf>, store: Arc<SnapshotStore>, pools: Arc<ProviderPools>) -> Reloader {
-        Reloader { path, store, pools, lock: Mutex::new(()) }
+    pub fn new(
+        path: Option<PathBuf>,
+        store: Arc<SnapshotStore>,
+        pools: Arc<ProviderPools>,
+    ) -> Reloader {
+        Reloader {
+            path,
+            store,
+            pools,
+            lock: Mutex::new(()),
+        }
     }
 
     /// Loads, validates and swaps in the config file. Blocking (reads the file): call it off
@@ -61,13 +72,24 @@ impl Reloader {
             warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
         };
         if loaded.snapshot.server.listen != current.server.listen {
-            report.warnings.push("server.listen changed: listeners change only on restart or graceful upgrade".into());
+            report.warnings.push(
+                "server.listen changed: listeners change only on restart or graceful upgrade"
+                    .into(),
+            );
         }
         self.pools.sync(&loaded.snapshot);
         self.store.replace(loaded.snapshot);
         metrics().reloads.with_label_values(&["success"]).inc();
         mark_loaded();
-        log::info!("config reloaded from {}: {}", path.display(), if report.changes.is_empty() { "no changes".to_string() } else { report.changes.join("; ") });
+        log::info!(
+            "config reloaded from {}: {}",
+            path.display(),
+            if report.changes.is_empty() {
+                "no changes".to_string()
+            } else {
+                report.changes.join("; ")
+            }
+        );
         Ok(report)
     }
 }
@@ -76,10 +98,18 @@ impl Reloader {
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     let (oc, nc) = (&old.catalog, &new.catalog);
-    for id in nc.providers.keys().filter(|id| !oc.providers.contains_key(*id)) {
+    for id in nc
+        .providers
+        .keys()
+        .filter(|id| !oc.providers.contains_key(*id))
+    {
         out.push(format!("provider {id} added"));
     }
-    for id in oc.providers.keys().filter(|id| !nc.providers.contains_key(*id)) {
+    for id in oc
+        .providers
+        .keys()
+        .filter(|id| !nc.providers.contains_key(*id))
+    {
         out.push(format!("provider {id} removed"));
     }
     for (id, p) in &nc.providers {
@@ -133,16 +163,23 @@ impl BackgroundService for ReloadService {
         // Watch the directory: editors replace files by rename, which a file watch misses.
         let _watcher = self.reloader.path.as_ref().and_then(|path| {
             let file = path.file_name()?.to_owned();
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
-            let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if event.paths.iter().any(|p| p.file_name() == Some(&file)) && !event.kind.is_access() {
-                        let _ = tx.try_send(());
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf();
+            let mut watcher =
+                notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                    if let Ok(event) = event {
+                        if event.paths.iter().any(|p| p.file_name() == Some(&file))
+                            && !event.kind.is_access()
+                        {
+                            let _ = tx.try_send(());
+                        }
                     }
-                }
-            })
-            .map_err(|e| log::warn!("config file watch unavailable: {e}"))
-            .ok()?;
+                })
+                .map_err(|e| log::warn!("config file watch unavailable: {e}"))
+                .ok()?;
             watcher
                 .watch(&dir, RecursiveMode::NonRecursive)
                 .map_err(|e| log::warn!("cannot watch {}: {e}", dir.display()))

@@ -6,15 +6,15 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use std::sync::Arc;
 
+use crate::admin::{AdminApp, MetricsApp};
 use crate::config::{Snapshot, SnapshotStore};
 use crate::mock::MockServer;
-use crate::proxy::Gateway;
-use crate::admin::{AdminApp, MetricsApp};
 use crate::pools::{HealthCheckService, ProviderPools};
+use crate::proxy::Gateway;
 use crate::reload::{ReloadService, Reloader};
-use pingora::services::listening::Service;
 use crate::routing::HealthBook;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 pub struct ServeOptions {
     /// Take over the listeners of a running instance (graceful upgrade).
@@ -56,16 +56,19 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
         ..Opt::default()
     };
     // The demo's mock provider lives as long as the process.
-    let _mock = snapshot.mock.as_ref().map(|m| match MockServer::start(&m.listen) {
-        Ok(mock) => {
-            log::info!("mock provider listening on {}", mock.base_url());
-            mock
-        }
-        Err(e) => {
-            eprintln!("error: cannot start the mock provider on {}: {e}", m.listen);
-            std::process::exit(1);
-        }
-    });
+    let _mock = snapshot
+        .mock
+        .as_ref()
+        .map(|m| match MockServer::start(&m.listen) {
+            Ok(mock) => {
+                log::info!("mock provider listening on {}", mock.base_url());
+                mock
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the mock provider on {}: {e}", m.listen);
+                std::process::exit(1);
+            }
+        });
     let listen = snapshot.server.listen.clone();
     let metrics_listen = snapshot.server.metrics_listen.clone();
     let admin_listen = snapshot.server.admin_listen.clone();
@@ -79,10 +82,19 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    server.add_service(background_service("provider health", HealthCheckService::new(pools.clone())));
-    server.add_service(background_service("config reload", ReloadService::new(reloader.clone())));
+    server.add_service(background_service(
+        "provider health",
+        HealthCheckService::new(pools.clone()),
+    ));
+    server.add_service(background_service(
+        "config reload",
+        ReloadService::new(reloader.clone()),
+    ));
     if let Some(addr) = metrics_listen {
-        let mut svc = Service::new("metrics".to_string(), MetricsApp::new(pools.clone(), health.clone()));
+        let mut svc = Service::new(
+            "metrics".to_string(),
+            MetricsApp::new(pools.clone(), health.clone()),
+        );
         svc.add_tcp(&addr);
         log::info!("metrics on http://{addr}/metrics");
         server.add_service(svc);

@@ -28,18 +28,30 @@ async fn answers_non_stream_with_catalog_model_provider_and_cost() {
     let (_mock, gw) = start();
     let resp = chat(&gw, hello(false)).await;
     assert_eq!(resp.status(), 200);
-    let gen_id = resp.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let gen_id = resp.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["model"], "test/model");
     assert_eq!(body["provider"], "p1");
     assert_eq!(body["id"], gen_id.as_str());
     assert_eq!(body["object"], "chat.completion");
-    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("Hello there"));
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Hello there"));
     let usage = &body["usage"];
-    let (p, c) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
+    let (p, c) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
     // $1/M prompt and $2/M completion.
     let expected = (p as f64 * 1.0 + c as f64 * 2.0) / 1e6;
-    assert!((usage["cost"].as_f64().unwrap() - expected).abs() < 1e-12, "{usage}");
+    assert!(
+        (usage["cost"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{usage}"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +85,10 @@ async fn streams_the_providers_bytes_unchanged_then_one_usage_chunk_and_done() {
     let (mock, gw) = start();
     let resp = chat(&gw, hello(true)).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let gateway_body = resp.text().await.unwrap();
 
     // The same request straight to the mock, as the gateway sent it.
@@ -99,17 +114,28 @@ async fn streams_the_providers_bytes_unchanged_then_one_usage_chunk_and_done() {
     for (a, b) in our_content.iter().zip(their_content) {
         // Same bytes apart from the per-request id and timestamp.
         assert_eq!(normalise(a), normalise(b));
-        assert!(a.contains("\"model\":\"up-model\""), "chunks pass through as sent: {a}");
+        assert!(
+            a.contains("\"model\":\"up-model\""),
+            "chunks pass through as sent: {a}"
+        );
     }
     assert_eq!(our_tail[1], "data: [DONE]");
     assert_eq!(their_tail[1], "data: [DONE]");
-    let usage_chunk: Value = serde_json::from_str(our_tail[0].trim_start_matches("data: ")).unwrap();
+    let usage_chunk: Value =
+        serde_json::from_str(our_tail[0].trim_start_matches("data: ")).unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
     assert_eq!(usage_chunk["model"], "test/model");
     assert_eq!(usage_chunk["provider"], "p1");
-    let their_usage: Value = serde_json::from_str(their_tail[0].trim_start_matches("data: ")).unwrap();
-    assert_eq!(usage_chunk["usage"]["prompt_tokens"], their_usage["usage"]["prompt_tokens"]);
-    assert_eq!(usage_chunk["usage"]["completion_tokens"], their_usage["usage"]["completion_tokens"]);
+    let their_usage: Value =
+        serde_json::from_str(their_tail[0].trim_start_matches("data: ")).unwrap();
+    assert_eq!(
+        usage_chunk["usage"]["prompt_tokens"],
+        their_usage["usage"]["prompt_tokens"]
+    );
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        their_usage["usage"]["completion_tokens"]
+    );
     assert!(usage_chunk["usage"]["cost"].as_f64().unwrap() > 0.0);
 }
 
@@ -133,11 +159,17 @@ async fn upstream_sees_its_model_and_key_and_nothing_of_the_client() {
     assert_eq!(resp.status(), 200);
     let seen = mock.requests().pop().unwrap();
     assert_eq!(seen.path, "/v1/chat/completions");
-    assert_eq!(seen.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {UPSTREAM_KEY}").as_str())
+    );
     assert_eq!(seen.header("cookie"), None);
     assert_eq!(seen.header("x-custom-client"), None);
     for (name, value) in &seen.headers {
-        assert!(!value.contains(KEY), "client key leaked in upstream header {name}");
+        assert!(
+            !value.contains(KEY),
+            "client key leaked in upstream header {name}"
+        );
     }
     assert!(!String::from_utf8_lossy(&seen.body).contains(KEY));
     let up: Value = seen.json().unwrap();
@@ -156,7 +188,12 @@ async fn lists_the_catalog_without_a_key() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["object"], "list");
-    let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["test/model", "test/other"]);
     let first = &body["data"][0];
     assert_eq!(first["context_length"], 8000);
@@ -166,11 +203,19 @@ async fn lists_the_catalog_without_a_key() {
 
 async fn expect_error(resp: reqwest::Response, status: u16, error_type: &str) -> Value {
     assert_eq!(resp.status().as_u16(), status);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], error_type, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(body["error"].get("param").is_some() && body["error"].get("code").is_some(), "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"].get("param").is_some() && body["error"].get("code").is_some(),
+        "{body}"
+    );
     body
 }
 
@@ -180,27 +225,63 @@ async fn every_client_error_has_its_status_and_openai_shape() {
     let url = gw.url("/v1/chat/completions");
     let c = client();
 
-    let r = c.post(&url).bearer_auth(KEY).body("{not json").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 400, "invalid_request_error").await;
 
-    let r = c.post(&url).bearer_auth(KEY).json(&json!({"messages": []})).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&json!({"messages": []}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_error(r, 400, "invalid_request_error").await;
     assert_eq!(body["error"]["param"], "model");
 
-    let r = c.post(&url).bearer_auth(KEY).json(&json!({"model": "no/such", "messages": []})).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&json!({"model": "no/such", "messages": []}))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 404, "not_found_error").await;
 
     let r = c.post(&url).json(&hello(false)).send().await.unwrap();
     expect_error(r, 401, "authentication_error").await;
 
-    let r = c.post(&url).bearer_auth("sk-wrong").json(&hello(false)).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth("sk-wrong")
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 401, "authentication_error").await;
 
-    let r = c.post(&url).bearer_auth("sk-limited").json(&hello(false)).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth("sk-limited")
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 403, "permission_error").await;
 
     let huge = json!({"model": "test/model", "messages": [{"role": "user", "content": "x".repeat(2 << 20)}]});
-    let r = c.post(&url).bearer_auth(KEY).json(&huge).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 413, "invalid_request_error").await;
 
     let r = c.get(&url).bearer_auth(KEY).send().await.unwrap();
@@ -218,9 +299,19 @@ async fn every_client_error_has_its_status_and_openai_shape() {
         .await
         .unwrap();
     let body = expect_error(r, 404, "not_found_error").await;
-    assert!(body["error"]["message"].as_str().unwrap().contains("provider.only"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provider.only"),
+        "{body}"
+    );
 
-    assert_eq!(mock.request_count(), 0, "no error above may reach the provider");
+    assert_eq!(
+        mock.request_count(),
+        0,
+        "no error above may reach the provider"
+    );
 }
 
 #[tokio::test]
@@ -234,17 +325,30 @@ async fn a_refused_upstream_is_a_502_naming_the_provider() {
     let resp = chat(&gw, hello(false)).await;
     let body = expect_error(resp, 502, "upstream_error").await;
     assert_eq!(body["error"]["metadata"]["provider_name"], "dead");
-    assert!(body["error"]["message"].as_str().unwrap().contains("connect"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connect"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn bodies_larger_than_pingoras_retry_buffer_are_forwarded_whole() {
     let (mock, gw) = start();
     let long = "word ".repeat(60_000); // ~300 KB
-    let resp = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": long}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "test/model", "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let seen = mock.requests().pop().unwrap().json().unwrap();
-    assert_eq!(seen["messages"][0]["content"].as_str().unwrap().len(), long.len());
+    assert_eq!(
+        seen["messages"][0]["content"].as_str().unwrap().len(),
+        long.len()
+    );
 }
 
 #[tokio::test]
@@ -262,13 +366,29 @@ async fn garbage_never_gets_a_5xx_and_never_stops_the_gateway() {
         b"{\"model\": \"test/model\", \"messages\": [], \"stream\": 1e999}".to_vec(),
         b"{\"model\": \"test/model\r\nX-Injected: 1\", \"messages\": []}".to_vec(),
         b"{\"model\": \"../../etc/passwd\", \"messages\": []}".to_vec(),
-        b"{\"model\": \"test/model\", \"messages\": [], \"max_tokens\": 99999999999999999999999}".to_vec(),
-        format!("{{\"model\":\"test/model\",\"messages\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+        b"{\"model\": \"test/model\", \"messages\": [], \"max_tokens\": 99999999999999999999999}"
+            .to_vec(),
+        format!(
+            "{{\"model\":\"test/model\",\"messages\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        )
+        .into_bytes(),
     ];
     for body in bodies {
-        let r = c.post(&url).bearer_auth(KEY).body(body.clone()).send().await.unwrap();
+        let r = c
+            .post(&url)
+            .bearer_auth(KEY)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
-        assert!((400..500).contains(&status) || status == 200, "{status} for {:?}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+        assert!(
+            (400..500).contains(&status) || status == 200,
+            "{status} for {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
     }
     let raw_requests: Vec<&[u8]> = vec![
         b"GARBAGE\r\n\r\n",
@@ -280,7 +400,11 @@ async fn garbage_never_gets_a_5xx_and_never_stops_the_gateway() {
     for req in raw_requests {
         let out = raw_exchange(gw.port, req);
         let head = String::from_utf8_lossy(&out[..out.len().min(12)]).to_string();
-        assert!(!head.starts_with("HTTP/1.1 5"), "5xx for {:?}: {head}", String::from_utf8_lossy(req));
+        assert!(
+            !head.starts_with("HTTP/1.1 5"),
+            "5xx for {:?}: {head}",
+            String::from_utf8_lossy(req)
+        );
     }
     assert!(gw.is_running(), "gateway died:\n{}", gw.log_text());
     assert!(!gw.log_text().contains("panicked"), "{}", gw.log_text());

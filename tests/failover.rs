@@ -23,7 +23,10 @@ fn ordered(stream: bool) -> Value {
 }
 
 async fn assert_fails_over(fault: &str) {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&config(&a, &b, fault));
     for stream in [false, true] {
         let resp = chat(&gw, ordered(stream)).await;
@@ -37,8 +40,17 @@ async fn assert_fails_over(fault: &str) {
             assert!(!text.contains("\"error\""), "one clean answer: {text}");
         }
     }
-    assert_eq!(a.request_count(), 2, "{fault}: the first provider was tried each time\n{}", gw.log_text());
-    assert_eq!(b.request_count(), 2, "{fault}: the second provider answered each time");
+    assert_eq!(
+        a.request_count(),
+        2,
+        "{fault}: the first provider was tried each time\n{}",
+        gw.log_text()
+    );
+    assert_eq!(
+        b.request_count(),
+        2,
+        "{fault}: the second provider answered each time"
+    );
 }
 
 #[tokio::test]
@@ -86,43 +98,74 @@ async fn fails_over_when_the_connection_is_refused() {
 
 #[tokio::test]
 async fn falls_back_to_the_next_model_of_models() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&config(&a, &b, "status=429"));
-    let resp = chat(&gw, json!({"model": "test/broken", "models": ["test/fallback"],
-                                "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "test/broken", "models": ["test/fallback"],
+                                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["model"], "test/fallback");
-    assert_eq!(b.requests().pop().unwrap().json().unwrap()["model"], "fallback-up");
+    assert_eq!(
+        b.requests().pop().unwrap().json().unwrap()["model"],
+        "fallback-up"
+    );
 }
 
 #[tokio::test]
 async fn the_last_candidates_failure_reaches_the_client_in_openai_shape() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&config(&a, &b, "status=429"));
     // Only one candidate: its 503 is the answer, as a 502 naming the provider.
-    let resp = chat(&gw, json!({"model": "test/broken", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "test/broken", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 502);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["metadata"]["provider_name"], "first");
     assert_eq!(body["error"]["metadata"]["status"], 503);
-    assert!(body["error"]["metadata"]["raw"]["error"]["message"].is_string(), "{body}");
+    assert!(
+        body["error"]["metadata"]["raw"]["error"]["message"].is_string(),
+        "{body}"
+    );
 
     // A 429 with no candidate left stays a 429 with the provider's Retry-After.
     a.set_default_fault(Some("status=429,retry_after=7"));
-    let resp = chat(&gw, json!({"model": "test/plain",
-                                "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "test/plain",
+                                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "7");
 }
 
 #[tokio::test]
 async fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_chunk() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&config(&a, &b, "reset=mid+chunks=20"));
     let resp = chat(&gw, ordered(true)).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-switchyard-provider"], "first", "no failover once bytes flowed");
+    assert_eq!(
+        resp.headers()["x-switchyard-provider"],
+        "first",
+        "no failover once bytes flowed"
+    );
     let text = resp.text().await.unwrap();
     let events = sse_events(&text);
     let n = events.len();
@@ -130,7 +173,10 @@ async fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_chunk() {
     assert_eq!(events[n - 1], "data: [DONE]");
     let usage: Value = serde_json::from_str(events[n - 2].trim_start_matches("data: ")).unwrap();
     assert_eq!(usage["choices"], json!([]));
-    assert_eq!(usage["usage"]["estimated"], true, "the provider never reported usage");
+    assert_eq!(
+        usage["usage"]["estimated"], true,
+        "the provider never reported usage"
+    );
     let error: Value = serde_json::from_str(events[n - 3].trim_start_matches("data: ")).unwrap();
     assert_eq!(error["choices"][0]["finish_reason"], "error");
     assert!(error["error"]["message"].is_string());

@@ -33,25 +33,43 @@ async fn requests_per_minute_answer_429_with_retry_after_and_ratelimit_headers()
         let r = call(&gw, 10).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-ratelimit-limit"], "3");
-        assert_eq!(r.headers()["x-ratelimit-remaining"], expected_remaining.to_string().as_str());
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining"],
+            expected_remaining.to_string().as_str()
+        );
     }
     let r = call(&gw, 10).await;
     assert_eq!(r.status(), 429);
-    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(r.headers()["x-ratelimit-limit"], "3");
     assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
-    assert!(r.headers()["x-ratelimit-reset"].to_str().unwrap().parse::<u64>().is_ok());
+    assert!(r.headers()["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
-    assert_eq!(mock.request_count(), 3, "the refused request never reached the provider");
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "the refused request never reached the provider"
+    );
 }
 
 #[tokio::test]
 async fn an_exhausted_budget_is_a_402_before_any_upstream_call() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();
     // $1000/M tokens: each small request costs about a cent; the budget is two cents.
-    let gw = Gateway::start(&config(&mock, "    limit_usd: 0.02\n    limit_reset: daily\n"));
+    let gw = Gateway::start(&config(
+        &mock,
+        "    limit_usd: 0.02\n    limit_reset: daily\n",
+    ));
     let mut spent = 0.0;
     let mut answered = 0;
     loop {
@@ -68,14 +86,28 @@ async fn an_exhausted_budget_is_a_402_before_any_upstream_call() {
         assert!(answered < 100, "the budget never ran out");
     }
     assert_eq!(mock.request_count(), answered);
-    assert!(spent >= 0.02, "requests were refused before the budget was used: {spent}");
+    assert!(
+        spent >= 0.02,
+        "requests were refused before the budget was used: {spent}"
+    );
 
-    let key: Value = client().get(gw.url("/v1/key")).bearer_auth("sk-limited-key").send().await.unwrap().json().await.unwrap();
+    let key: Value = client()
+        .get(gw.url("/v1/key"))
+        .bearer_auth("sk-limited-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let data = &key["data"];
     assert_eq!(data["label"], "limited");
     assert_eq!(data["limit"], 0.02);
     assert_eq!(data["limit_reset"], "daily");
-    assert!((data["usage_daily"].as_f64().unwrap() - spent).abs() < 1e-9, "{data}");
+    assert!(
+        (data["usage_daily"].as_f64().unwrap() - spent).abs() < 1e-9,
+        "{data}"
+    );
     assert_eq!(data["limit_remaining"], 0.0);
 }
 
@@ -115,20 +147,50 @@ async fn concurrent_requests_never_settle_above_the_limit_plus_one_reservation()
     // One reservation: (prompt estimate + 10 output tokens) at $1000/M. The body is ~120 bytes
     // ≈ 30 prompt tokens: 40 tokens ≈ $0.04.
     let one_reservation = 0.045;
-    assert!(spent <= 0.05 + one_reservation, "spent {spent} with {ok} answered");
+    assert!(
+        spent <= 0.05 + one_reservation,
+        "spent {spent} with {ok} answered"
+    );
     assert!(refused > 0 && ok > 0, "{ok} answered, {refused} refused");
-    let key: Value = client().get(gw.url("/v1/key")).bearer_auth("sk-limited-key").send().await.unwrap().json().await.unwrap();
-    assert!((key["data"]["usage"].as_f64().unwrap() - spent).abs() < 1e-9, "the key's usage is what responses charged");
-    assert_eq!(key["data"]["reserved"], 0.0, "every reservation was settled");
+    let key: Value = client()
+        .get(gw.url("/v1/key"))
+        .bearer_auth("sk-limited-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        (key["data"]["usage"].as_f64().unwrap() - spent).abs() < 1e-9,
+        "the key's usage is what responses charged"
+    );
+    assert_eq!(
+        key["data"]["reserved"], 0.0,
+        "every reservation was settled"
+    );
 }
 
 #[tokio::test]
 async fn the_key_endpoint_needs_a_valid_key() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();
     let gw = Gateway::start(&config(&mock, "    rpm: 60\n    tpm: 100000\n"));
-    let r = client().get(gw.url("/api/v1/key")).bearer_auth("nope").send().await.unwrap();
+    let r = client()
+        .get(gw.url("/api/v1/key"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let key: Value = client().get(gw.url("/api/v1/key")).bearer_auth("sk-limited-key").send().await.unwrap().json().await.unwrap();
+    let key: Value = client()
+        .get(gw.url("/api/v1/key"))
+        .bearer_auth("sk-limited-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(key["data"]["rate_limit"]["requests"], 60);
     assert_eq!(key["data"]["rate_limit"]["tokens"], 100000);
     assert_eq!(key["data"]["limit"], Value::Null);

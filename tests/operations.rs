@@ -15,12 +15,17 @@ fn config_with(mock: &MockServer, metrics_port: u16, admin_port: u16) -> String 
 
 /// The value of one sample line of a text exposition.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let metric = series.split('{').next()?;
-        let ok = metric == name && labels.iter().all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")));
-        ok.then(|| value.parse().ok()).flatten()
-    })
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            let ok = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")));
+            ok.then(|| value.parse().ok()).flatten()
+        })
 }
 
 #[tokio::test]
@@ -36,34 +41,123 @@ async fn metrics_count_known_traffic() {
         let text = r.text().await.unwrap();
         let usage: Value = if stream {
             let events = sse_events(&text);
-            serde_json::from_str::<Value>(events[events.len() - 2].trim_start_matches("data: ")).unwrap()["usage"].clone()
+            serde_json::from_str::<Value>(events[events.len() - 2].trim_start_matches("data: "))
+                .unwrap()["usage"]
+                .clone()
         } else {
             serde_json::from_str::<Value>(&text).unwrap()["usage"].clone()
         };
         prompt += usage["prompt_tokens"].as_u64().unwrap();
         completion += usage["completion_tokens"].as_u64().unwrap();
     }
-    assert_eq!(chat(&gw, json!({"model": "no/such", "messages": []})).await.status(), 404);
+    assert_eq!(
+        chat(&gw, json!({"model": "no/such", "messages": []}))
+            .await
+            .status(),
+        404
+    );
 
-    let text = client().get(format!("http://127.0.0.1:{mport}/metrics")).send().await.unwrap().text().await.unwrap();
-    let ok = [("route", "chat_completions"), ("model", "test/model"), ("provider", "p1"), ("status", "2xx")];
-    assert_eq!(sample(&text, "switchyard_requests_total", &ok), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "switchyard_requests_total", &[("route", "chat_completions"), ("status", "4xx")]), Some(1.0));
-    assert_eq!(sample(&text, "switchyard_upstream_attempts_total", &[("provider", "p1"), ("outcome", "success")]), Some(3.0));
-    assert_eq!(sample(&text, "switchyard_tokens_total", &[("kind", "prompt")]), Some(prompt as f64));
-    assert_eq!(sample(&text, "switchyard_tokens_total", &[("kind", "completion")]), Some(completion as f64));
+    let text = client()
+        .get(format!("http://127.0.0.1:{mport}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ok = [
+        ("route", "chat_completions"),
+        ("model", "test/model"),
+        ("provider", "p1"),
+        ("status", "2xx"),
+    ];
+    assert_eq!(
+        sample(&text, "switchyard_requests_total", &ok),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_requests_total",
+            &[("route", "chat_completions"), ("status", "4xx")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_upstream_attempts_total",
+            &[("provider", "p1"), ("outcome", "success")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "switchyard_tokens_total", &[("kind", "prompt")]),
+        Some(prompt as f64)
+    );
+    assert_eq!(
+        sample(&text, "switchyard_tokens_total", &[("kind", "completion")]),
+        Some(completion as f64)
+    );
     let cost = sample(&text, "switchyard_cost_usd_total", &[("provider", "p1")]).unwrap();
     assert!((cost - (prompt + completion) as f64 / 1e6).abs() < 1e-12);
-    assert_eq!(sample(&text, "switchyard_request_duration_seconds_count", &[("route", "chat_completions")]), Some(4.0));
-    assert_eq!(sample(&text, "switchyard_time_to_first_token_seconds_count", &[("provider", "p1")]), Some(3.0));
-    assert!(sample(&text, "switchyard_gateway_overhead_seconds_count", &[("route", "chat_completions")]).is_some());
-    assert_eq!(sample(&text, "switchyard_requests_in_flight", &[]), Some(0.0));
-    assert_eq!(sample(&text, "switchyard_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
-    assert!(sample(&text, "switchyard_config_last_reload_success_timestamp_seconds", &[]).unwrap() > 1e9);
-    assert!(!text.contains(KEY) && !text.contains(UPSTREAM_KEY), "no secret in metrics");
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_request_duration_seconds_count",
+            &[("route", "chat_completions")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_time_to_first_token_seconds_count",
+            &[("provider", "p1")]
+        ),
+        Some(3.0)
+    );
+    assert!(sample(
+        &text,
+        "switchyard_gateway_overhead_seconds_count",
+        &[("route", "chat_completions")]
+    )
+    .is_some());
+    assert_eq!(
+        sample(&text, "switchyard_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "switchyard_config_last_reload_success_timestamp_seconds",
+            &[]
+        )
+        .unwrap()
+            > 1e9
+    );
+    assert!(
+        !text.contains(KEY) && !text.contains(UPSTREAM_KEY),
+        "no secret in metrics"
+    );
     // Every metric has HELP and TYPE lines.
-    for name in ["switchyard_requests_total", "switchyard_tokens_total", "switchyard_request_duration_seconds"] {
-        assert!(text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")));
+    for name in [
+        "switchyard_requests_total",
+        "switchyard_tokens_total",
+        "switchyard_request_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} "))
+        );
     }
     // promtool validates the exposition when it is installed.
     if let Ok(mut child) = std::process::Command::new("promtool")
@@ -74,9 +168,19 @@ async fn metrics_count_known_traffic() {
         .spawn()
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         eprintln!("promtool not installed: exposition checked by this test's own parser only");
     }
@@ -85,7 +189,7 @@ async fn metrics_count_known_traffic() {
 /// Version `v` of a config: `test/model` is served by mock A on even versions and mock B on
 /// odd ones, with the upstream model id `v<v>`; odd-numbered *invalid* versions are garbage.
 fn versioned(a: &MockServer, b: &MockServer, v: usize) -> String {
-    let provider_name = if v % 2 == 0 { "a" } else { "b" };
+    let provider_name = if v.is_multiple_of(2) { "a" } else { "b" };
     format!(
         "server:\n  listen: [\"{{listen}}\"]\n  threads: 2\n  grace_period: 1s\nkeys:\n  - name: tester\n    key_sha256: \"{{key_sha256}}\"\nproviders:\n{}{}models:\n  test/model:\n    endpoints:\n      - {{ provider: {provider_name}, model: v{v} }}\n",
         provider("a", a),
@@ -95,7 +199,10 @@ fn versioned(a: &MockServer, b: &MockServer, v: usize) -> String {
 
 #[tokio::test]
 async fn reloading_twenty_times_under_load_never_fails_a_request_or_mixes_configs() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&versioned(&a, &b, 0));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load: Vec<_> = (0..4)
@@ -133,22 +240,38 @@ async fn reloading_twenty_times_under_load_never_fails_a_request_or_mixes_config
     let mut total = 0;
     for t in load {
         let (ok, failed) = t.await.unwrap();
-        assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+        assert!(
+            failed.is_empty(),
+            "requests failed during reloads: {failed:?}"
+        );
         total += ok;
     }
     assert!(total > 100, "the load ran: {total} requests");
     // A half-applied config would pair a provider with another version's model id.
     for (mock, parity) in [(&a, 0), (&b, 1)] {
-        for r in mock.requests().iter().filter(|r| r.path.ends_with("/chat/completions")) {
+        for r in mock
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+        {
             let model = r.json().unwrap()["model"].as_str().unwrap().to_string();
             let v: usize = model.trim_start_matches('v').parse().unwrap();
             assert_eq!(v % 2, parity, "mock got model {model}");
         }
     }
     let log = gw.log_text();
-    assert!(log.matches("config reloaded").count() >= valid_versions - 2, "{log}");
-    assert!(log.contains("config reload refused"), "invalid files are refused and logged");
-    assert!(log.contains("config.yaml:3:1:"), "the refusal names a line and column: {log}");
+    assert!(
+        log.matches("config reloaded").count() >= valid_versions - 2,
+        "{log}"
+    );
+    assert!(
+        log.contains("config reload refused"),
+        "invalid files are refused and logged"
+    );
+    assert!(
+        log.contains("config.yaml:3:1:"),
+        "the refusal names a line and column: {log}"
+    );
 }
 
 #[tokio::test]
@@ -161,41 +284,122 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
 
     let r = client().post(&admin).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = client().post(&admin).bearer_auth("wrong").send().await.unwrap();
+    let r = client()
+        .post(&admin)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // Add a model, then reload through the API: the report names the change.
-    let extended = format!("{base}  test/second:\n    endpoints:\n      - {{ provider: p1, model: m2 }}\n");
-    std::fs::write(gw.config_path(), extended.replace("{listen}", &format!("127.0.0.1:{}", gw.port)).replace("{key_sha256}", &sha256_hex(KEY))).unwrap();
-    let r = client().post(&admin).bearer_auth("adm").send().await.unwrap();
+    let extended =
+        format!("{base}  test/second:\n    endpoints:\n      - {{ provider: p1, model: m2 }}\n");
+    std::fs::write(
+        gw.config_path(),
+        extended
+            .replace("{listen}", &format!("127.0.0.1:{}", gw.port))
+            .replace("{key_sha256}", &sha256_hex(KEY)),
+    )
+    .unwrap();
+    let r = client()
+        .post(&admin)
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let report: Value = r.json().await.unwrap();
-    assert!(report["changes"].as_array().unwrap().iter().any(|c| c == "model test/second added"), "{report}");
-    assert_eq!(chat(&gw, json!({"model": "test/second", "messages": [{"role": "user", "content": "x"}]})).await.status(), 200);
+    assert!(
+        report["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "model test/second added"),
+        "{report}"
+    );
+    assert_eq!(
+        chat(
+            &gw,
+            json!({"model": "test/second", "messages": [{"role": "user", "content": "x"}]})
+        )
+        .await
+        .status(),
+        200
+    );
 
     // An invalid file: 400 with the errors, and the running config keeps serving.
     std::fs::write(gw.config_path(), "server: [\n").unwrap();
-    let r = client().post(&admin).bearer_auth("adm").send().await.unwrap();
+    let r = client()
+        .post(&admin)
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["metadata"]["errors"][0].as_str().unwrap().contains("config.yaml:"), "{body}");
-    assert_eq!(chat(&gw, json!({"model": "test/second", "messages": [{"role": "user", "content": "x"}]})).await.status(), 200);
+    assert!(
+        body["error"]["metadata"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("config.yaml:"),
+        "{body}"
+    );
+    assert_eq!(
+        chat(
+            &gw,
+            json!({"model": "test/second", "messages": [{"role": "user", "content": "x"}]})
+        )
+        .await
+        .status(),
+        200
+    );
 
     // SIGHUP reloads the (restored) base config: test/second disappears.
-    std::fs::write(gw.config_path(), base.replace("{listen}", &format!("127.0.0.1:{}", gw.port)).replace("{key_sha256}", &sha256_hex(KEY))).unwrap();
+    std::fs::write(
+        gw.config_path(),
+        base.replace("{listen}", &format!("127.0.0.1:{}", gw.port))
+            .replace("{key_sha256}", &sha256_hex(KEY)),
+    )
+    .unwrap();
     gw.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = chat(&gw, json!({"model": "test/second", "messages": []})).await.status();
+        let status = chat(&gw, json!({"model": "test/second", "messages": []}))
+            .await
+            .status();
         if status == 404 {
             break;
         }
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = client().get(format!("http://127.0.0.1:{mport}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(sample(&text, "switchyard_config_reloads_total", &[("result", "invalid")]).unwrap() >= 1.0);
-    assert!(sample(&text, "switchyard_config_reloads_total", &[("result", "success")]).unwrap() >= 2.0);
+    let text = client()
+        .get(format!("http://127.0.0.1:{mport}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(
+            &text,
+            "switchyard_config_reloads_total",
+            &[("result", "invalid")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "switchyard_config_reloads_total",
+            &[("result", "success")]
+        )
+        .unwrap()
+            >= 2.0
+    );
 }
 
 #[tokio::test]
@@ -219,8 +423,136 @@ async fn sigterm_lets_streams_in_flight_finish() {
     gw.signal("TERM");
     for s in streams {
         let text = s.await.unwrap();
-        assert!(text.ends_with("data: [DONE]\n\n"), "a stream was cut: {text}");
+        assert!(
+            text.ends_with("data: [DONE]\n\n"),
+            "a stream was cut: {text}"
+        );
         assert!(!text.contains("\"finish_reason\":\"error\""));
     }
-    assert!(gw.wait_exit(Duration::from_secs(10)).is_some(), "the gateway did not exit after its grace period");
+    assert!(
+        gw.wait_exit(Duration::from_secs(10)).is_some(),
+        "the gateway did not exit after its grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_upgrade_under_load_drops_nothing() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let config = format!(
+        "server:\n  listen: [\"{{listen}}\"]\n  threads: 2\n  grace_period: 2s\n  pid_file: \"{{dir}}/switchyard.pid\"\n  upgrade_sock: \"{{dir}}/upgrade.sock\"\nkeys:\n  - name: tester\n    key_sha256: \"{{key_sha256}}\"\nproviders:\n{}models:\n  test/model:\n    endpoints:\n      - {{ provider: p1, model: m }}\n",
+        provider("p1", &mock)
+    );
+    let mut old = Gateway::start(&config);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let url = old.url("/v1/chat/completions");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A fresh connection each time, so some land on the new process.
+                    let c = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                    let r = c.post(&url).bearer_auth(KEY)
+                        .json(&json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}],
+                                      "mock": {"chunks": 5, "chunk_delay_ms": 10}}))
+                        .send().await;
+                    match r {
+                        Ok(r) if r.status() == 200 => match r.text().await {
+                            Ok(t) if t.ends_with("data: [DONE]\n\n") => ok += 1,
+                            Ok(t) => failed.push(format!("cut stream: {t}")),
+                            Err(e) => failed.push(format!("body: {e}")),
+                        },
+                        Ok(r) => failed.push(format!("status {}", r.status())),
+                        Err(e) => failed.push(format!("request: {e}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut new = old.spawn_upgrade();
+    // The new process listens on the upgrade socket before the old one may hand over.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal("QUIT");
+    assert!(
+        old.wait_exit(Duration::from_secs(15)).is_some(),
+        "the old process did not drain and exit"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for t in load {
+        let (ok, failed) = t.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "requests failed during the upgrade: {failed:?}"
+        );
+        total += ok;
+    }
+    assert!(
+        matches!(new.try_wait(), Ok(None)),
+        "the new process is serving"
+    );
+    let r = chat(
+        &old,
+        json!({"model": "test/model", "messages": [{"role": "user", "content": "after"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "served by the new process");
+    assert!(total > 20, "{total}");
+    let _ = new.kill();
+    let _ = new.wait();
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("systemd-analyze not installed: unit not verified");
+        return;
+    };
+    assert!(out.status.success());
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/switchyard.service"
+    ))
+    .unwrap();
+    // Verify against this build's binary in place of the installed path.
+    let dir = std::env::temp_dir().join(format!("switchyard-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("switchyard.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/switchyard",
+            env!("CARGO_BIN_EXE_switchyard"),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for directive in [
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=switchyard",
+        "User=switchyard",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(directive), "{directive}");
+    }
 }

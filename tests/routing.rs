@@ -22,7 +22,10 @@ fn three_providers(a: &MockServer, b: &MockServer, c: &MockServer) -> String {
 async fn served_by(gw: &Gateway, body: Value) -> String {
     let resp = chat(gw, body).await;
     assert_eq!(resp.status(), 200);
-    resp.headers()["x-switchyard-provider"].to_str().unwrap().to_string()
+    resp.headers()["x-switchyard-provider"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 fn with_provider(prefs: Value) -> Value {
@@ -31,14 +34,21 @@ fn with_provider(prefs: Value) -> Value {
 
 #[tokio::test]
 async fn each_preference_changes_the_choice() {
-    let (a, b, c) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
     let cases = [
         (json!({"order": ["gamma", "alpha"]}), "gamma"),
         (json!({"only": ["beta"]}), "beta"),
         (json!({"ignore": ["alpha", "beta"]}), "gamma"),
         (json!({"sort": "price"}), "alpha"),
-        (json!({"sort": "price", "max_price": {"prompt": 3, "completion": 3}, "ignore": ["alpha"]}), "beta"),
+        (
+            json!({"sort": "price", "max_price": {"prompt": 3, "completion": 3}, "ignore": ["alpha"]}),
+            "beta",
+        ),
         (json!({"max_price": {"prompt": 1}}), "alpha"),
         (json!({"zdr": true}), "beta"),
         (json!({"data_collection": "deny", "sort": "price"}), "beta"),
@@ -46,17 +56,26 @@ async fn each_preference_changes_the_choice() {
     ];
     for (prefs, expected) in cases {
         for _ in 0..3 {
-            assert_eq!(served_by(&gw, with_provider(prefs.clone())).await, expected, "{prefs}");
+            assert_eq!(
+                served_by(&gw, with_provider(prefs.clone())).await,
+                expected,
+                "{prefs}"
+            );
         }
     }
     // The :floor variant sorts by price.
-    let floor = json!({"model": "test/model:floor", "messages": [{"role": "user", "content": "hi"}]});
+    let floor =
+        json!({"model": "test/model:floor", "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(served_by(&gw, floor).await, "alpha");
 }
 
 #[tokio::test]
 async fn the_default_draw_follows_inverse_price_squared() {
-    let (a, b, c) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
     let n = 400;
     let mut alpha = 0;
@@ -70,12 +89,18 @@ async fn the_default_draw_follows_inverse_price_squared() {
         }
     }
     let share = alpha as f64 / n as f64;
-    assert!((share - 0.8).abs() < 0.07, "alpha share {share} over {n} requests");
+    assert!(
+        (share - 0.8).abs() < 0.07,
+        "alpha share {share} over {n} requests"
+    );
 }
 
 #[tokio::test]
 async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let config = format!(
         "{}providers:\n  pool:\n    dialect: openai\n    base_url: \"{}\"\n    backends:\n      - {{ base_url: \"{}\", weight: 1 }}\n      - {{ base_url: \"{}\", weight: 1 }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
         config_head(),
@@ -93,12 +118,26 @@ async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     a.clear_requests();
     for _ in 0..20 {
-        let resp = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]})).await;
+        let resp = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
         assert_eq!(resp.status(), 200);
     }
-    let chats_on_a = a.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count();
+    let chats_on_a = a
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
     assert_eq!(chats_on_a, 0, "the unhealthy backend got chat traffic");
-    assert!(b.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count() >= 20);
+    assert!(
+        b.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+            .count()
+            >= 20
+    );
 }
 
 #[tokio::test]
@@ -112,16 +151,32 @@ async fn repeated_failures_open_the_breaker_and_then_every_endpoint_down_is_a_50
     let gw = Gateway::start(&config);
     a.set_default_fault(Some("status=500"));
     for _ in 0..3 {
-        assert_eq!(chat(&gw, json!({"model": "test/model", "messages": []})).await.status(), 502);
+        assert_eq!(
+            chat(&gw, json!({"model": "test/model", "messages": []}))
+                .await
+                .status(),
+            502
+        );
     }
     let resp = chat(&gw, json!({"model": "test/model", "messages": []})).await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], "service_unavailable");
-    assert_eq!(a.request_count(), 3, "an open breaker sends nothing upstream");
+    assert_eq!(
+        a.request_count(),
+        3,
+        "an open breaker sends nothing upstream"
+    );
 
     // The endpoints listing shows it.
-    let listing: Value = client().get(gw.url("/v1/models/test/model/endpoints")).send().await.unwrap().json().await.unwrap();
+    let listing: Value = client()
+        .get(gw.url("/v1/models/test/model/endpoints"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ep = &listing["data"]["endpoints"][0];
     assert_eq!(ep["provider_name"], "alpha");
     assert_eq!(ep["status"], -1);
@@ -131,7 +186,11 @@ async fn repeated_failures_open_the_breaker_and_then_every_endpoint_down_is_a_50
 
 #[tokio::test]
 async fn endpoints_listing_reports_live_latency_and_throughput() {
-    let (a, b, c) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
     for _ in 0..5 {
         let body = json!({"model": "test/model", "stream": true, "provider": {"only": ["alpha"]},
@@ -140,7 +199,14 @@ async fn endpoints_listing_reports_live_latency_and_throughput() {
         assert_eq!(resp.status(), 200);
         resp.text().await.unwrap();
     }
-    let listing: Value = client().get(gw.url("/api/v1/models/test/model/endpoints")).send().await.unwrap().json().await.unwrap();
+    let listing: Value = client()
+        .get(gw.url("/api/v1/models/test/model/endpoints"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let eps = listing["data"]["endpoints"].as_array().unwrap();
     assert_eq!(eps.len(), 3);
     let alpha = eps.iter().find(|e| e["provider_name"] == "alpha").unwrap();
@@ -151,20 +217,37 @@ async fn endpoints_listing_reports_live_latency_and_throughput() {
     assert!(tps > 0.0 && tps < 100_000.0, "{tps}");
     assert_eq!(alpha["pricing"]["prompt"], "0.000001");
     let beta = eps.iter().find(|e| e["provider_name"] == "beta").unwrap();
-    assert!(beta["latency_last_30m"].is_null(), "never used: no statistics");
-    let missing = client().get(gw.url("/v1/models/no/such/endpoints")).send().await.unwrap();
+    assert!(
+        beta["latency_last_30m"].is_null(),
+        "never used: no statistics"
+    );
+    let missing = client()
+        .get(gw.url("/v1/models/no/such/endpoints"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 }
 
 #[tokio::test]
 async fn a_session_sticks_to_its_endpoint_and_moves_when_it_dies() {
-    let (a, b, c) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
-    let req = |session: &str| json!({"model": "test/model", "session_id": session, "provider": {"ignore": ["gamma"]},
-                                     "messages": [{"role": "user", "content": "hi"}]});
+    let req = |session: &str| {
+        json!({"model": "test/model", "session_id": session, "provider": {"ignore": ["gamma"]},
+                                     "messages": [{"role": "user", "content": "hi"}]})
+    };
     let first = served_by(&gw, req("conversation-1")).await;
     for _ in 0..15 {
-        assert_eq!(served_by(&gw, req("conversation-1")).await, first, "the session moved");
+        assert_eq!(
+            served_by(&gw, req("conversation-1")).await,
+            first,
+            "the session moved"
+        );
     }
     // The x-session-id header and the conversation's opening are session keys too.
     let by_header = |n: u32| {
@@ -173,7 +256,10 @@ async fn a_session_sticks_to_its_endpoint_and_moves_when_it_dies() {
             let r = client().post(gw_url).bearer_auth(KEY).header("x-session-id", "hdr-1")
                 .json(&json!({"model": "test/model", "provider": {"ignore": ["gamma"]}, "messages": [{"role": "user", "content": format!("turn {n}")}]}))
                 .send().await.unwrap();
-            r.headers()["x-switchyard-provider"].to_str().unwrap().to_string()
+            r.headers()["x-switchyard-provider"]
+                .to_str()
+                .unwrap()
+                .to_string()
         }
     };
     let h = by_header(0).await;
@@ -182,7 +268,11 @@ async fn a_session_sticks_to_its_endpoint_and_moves_when_it_dies() {
     }
 
     // The sticky provider dies: the request fails over, and the session stays on the new one.
-    let (dead, other) = if first == "alpha" { (&a, "beta") } else { (&b, "alpha") };
+    let (dead, other) = if first == "alpha" {
+        (&a, "beta")
+    } else {
+        (&b, "alpha")
+    };
     dead.set_default_fault(Some("status=500"));
     assert_eq!(served_by(&gw, req("conversation-1")).await, other);
     for _ in 0..10 {

@@ -41,7 +41,9 @@ impl AdminApp {
     fn authorized(&self, session: &ServerSession) -> Result<(), ApiError> {
         let snapshot = self.store.current();
         let Some(token) = &snapshot.server.admin_token else {
-            return Err(ApiError::forbidden("the admin API is disabled: set server.admin_token_env"));
+            return Err(ApiError::forbidden(
+                "the admin API is disabled: set server.admin_token_env",
+            ));
         };
         let presented = session
             .get_header(http::header::AUTHORIZATION)
@@ -70,13 +72,15 @@ impl ServeHttp for AdminApp {
                     Ok(Ok(report)) => json_response(200, Bytes::from(json!({"reloaded": true, "changes": report.changes, "warnings": report.warnings}).to_string())),
                     Ok(Err(errors)) => {
                         let mut e = ApiError::bad_request("the config file is invalid; the running config stays");
-                        e.metadata = Some(json!({ "errors": errors.lines().collect::<Vec<_>>() }));
+                        e.metadata = Some(Box::new(json!({ "errors": errors.lines().collect::<Vec<_>>() })));
                         error(e)
                     }
                     Err(_) => error(ApiError::internal("the reload task failed")),
                 }
             }
-            _ => error(ApiError::not_found(format!("no such admin endpoint: {method} {path}"))),
+            _ => error(ApiError::not_found(format!(
+                "no such admin endpoint: {method} {path}"
+            ))),
         }
     }
 }

@@ -34,7 +34,9 @@ impl MetricsApp {
         }
         m.breaker_open.reset();
         for ((provider, model), open) in self.health.breakers() {
-            m.breaker_open.with_label_values(&[provider.as_str(), model.as_str()]).set(i64::from(open));
+            m.breaker_open
+                .with_label_values(&[provider.as_str(), model.as_str()])
+                .set(i64::from(open));
         }
     }
 }

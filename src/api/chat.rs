@@ -57,24 +57,33 @@ impl ChatRequest {
         }
         match fields.raw("messages") {
             Some(raw) if raw.first() == Some(&b'[') => {}
-            Some(_) => return Err(ApiError::bad_param("messages", "`messages` must be an array")),
+            Some(_) => {
+                return Err(ApiError::bad_param(
+                    "messages",
+                    "`messages` must be an array",
+                ))
+            }
             None => return Err(ApiError::bad_param("messages", "`messages` is required")),
         }
-        let fallbacks: Vec<String> = fields.get("models", "an array of model ids")?.unwrap_or_default();
+        let fallbacks: Vec<String> = fields
+            .get("models", "an array of model ids")?
+            .unwrap_or_default();
         let stream = fields.get("stream", "a boolean")?.unwrap_or(false);
         let prefs: ProviderPrefs = match fields.raw("provider") {
             None | Some(b"null") => ProviderPrefs::default(),
-            Some(raw) => serde_json::from_slice(raw)
-                .map_err(|e| ApiError::bad_param("provider", format!("`provider` is not valid: {e}")))?,
+            Some(raw) => serde_json::from_slice(raw).map_err(|e| {
+                ApiError::bad_param("provider", format!("`provider` is not valid: {e}"))
+            })?,
         };
         let session_id = match fields.get::<String>("session_id", "a string")? {
             Some(s) => Some(s),
             None => fields.get("prompt_cache_key", "a string")?,
         };
-        let max_output_tokens = match fields.get::<u64>("max_completion_tokens", "a non-negative integer")? {
-            Some(n) => Some(n),
-            None => fields.get("max_tokens", "a non-negative integer")?,
-        };
+        let max_output_tokens =
+            match fields.get::<u64>("max_completion_tokens", "a non-negative integer")? {
+                Some(n) => Some(n),
+                None => fields.get("max_tokens", "a non-negative integer")?,
+            };
         let parameters = CHECKED_PARAMETERS
             .iter()
             .copied()
@@ -114,7 +123,9 @@ impl ChatRequest {
         };
         let mut system = None;
         for m in messages {
-            let Ok(head) = serde_json::from_str::<MessageHead>(m.get()) else { continue };
+            let Ok(head) = serde_json::from_str::<MessageHead>(m.get()) else {
+                continue;
+            };
             let content = head.content.map(|c| c.get().as_bytes());
             match head.role.as_deref() {
                 Some("system" | "developer") if system.is_none() => system = content,
@@ -167,8 +178,14 @@ mod tests {
             (r#"{"model":"a"}"#, "messages"),
             (r#"{"model":"a","messages":"hi"}"#, "messages"),
             (r#"{"model":"a","messages":[],"stream":"yes"}"#, "stream"),
-            (r#"{"model":"a","messages":[],"max_tokens":-1}"#, "max_tokens"),
-            (r#"{"model":"a","messages":[],"provider":{"sort":"fastest"}}"#, "provider"),
+            (
+                r#"{"model":"a","messages":[],"max_tokens":-1}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"a","messages":[],"provider":{"sort":"fastest"}}"#,
+                "provider",
+            ),
         ];
         for (body, param) in cases {
             let e = parse(body).unwrap_err();

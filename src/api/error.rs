@@ -19,15 +19,21 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: Option<&'static str>,
     pub message: String,
-    pub param: Option<String>,
-    /// Which provider failed and what it said, when the error came from upstream.
-    pub metadata: Option<Value>,
+    pub param: Option<Box<str>>,
+    /// Which provider failed and what it said, when the error came from upstream (boxed: an
+    /// error travels in every `Result` of the request path and should stay small).
+    pub metadata: Option<Box<Value>>,
     /// Seconds, for 429 and 503 (`Retry-After`).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: u16, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> ApiError {
+    fn new(
+        status: u16,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             kind,
@@ -44,13 +50,23 @@ impl ApiError {
     }
 
     pub fn bad_param(param: &str, message: impl Into<String>) -> ApiError {
-        let mut e = ApiError::new(400, "invalid_request_error", Some("invalid_parameter"), message);
-        e.param = Some(param.to_string());
+        let mut e = ApiError::new(
+            400,
+            "invalid_request_error",
+            Some("invalid_parameter"),
+            message,
+        );
+        e.param = Some(param.into());
         e
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(401, "authentication_error", Some("invalid_api_key"), message)
+        ApiError::new(
+            401,
+            "authentication_error",
+            Some("invalid_api_key"),
+            message,
+        )
     }
 
     pub fn payment_required(message: impl Into<String>) -> ApiError {
@@ -70,16 +86,30 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
-        ApiError::new(405, "invalid_request_error", Some("method_not_allowed"), message)
+        ApiError::new(
+            405,
+            "invalid_request_error",
+            Some("method_not_allowed"),
+            message,
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> ApiError {
-        ApiError::new(413, "invalid_request_error", Some("request_too_large"),
-            format!("the request body is larger than the gateway's limit of {limit} bytes"))
+        ApiError::new(
+            413,
+            "invalid_request_error",
+            Some("request_too_large"),
+            format!("the request body is larger than the gateway's limit of {limit} bytes"),
+        )
     }
 
     pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> ApiError {
-        let mut e = ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), message);
+        let mut e = ApiError::new(
+            429,
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+            message,
+        );
         e.retry_after = Some(retry_after);
         e
     }
@@ -93,7 +123,12 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(503, "service_unavailable", Some("no_healthy_endpoint"), message)
+        ApiError::new(
+            503,
+            "service_unavailable",
+            Some("no_healthy_endpoint"),
+            message,
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
@@ -101,7 +136,7 @@ impl ApiError {
     }
 
     pub fn with_metadata(mut self, metadata: Value) -> ApiError {
-        self.metadata = Some(metadata);
+        self.metadata = Some(Box::new(metadata));
         self
     }
 
@@ -130,7 +165,7 @@ impl ApiError {
                     "param": self.param,
                 });
                 if let Some(m) = &self.metadata {
-                    error["metadata"] = m.clone();
+                    error["metadata"] = (**m).clone();
                 }
                 json!({ "error": error })
             }

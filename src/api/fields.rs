@@ -23,7 +23,9 @@ pub struct TopLevelFields {
 impl TopLevelFields {
     pub fn parse(body: Bytes) -> Result<TopLevelFields, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is empty; expected a JSON object",
+            ));
         }
         let base = body.as_ptr() as usize;
         let mut de = serde_json::Deserializer::from_slice(&body);
@@ -35,8 +37,14 @@ impl TopLevelFields {
         for (key, raw) in pairs {
             let start = raw.get().as_ptr() as usize - base;
             let range = start..start + raw.get().len();
-            if fields.iter().any(|(k, _): &(String, Range<usize>)| *k == key) {
-                return Err(ApiError::bad_param(&key, format!("field `{key}` appears twice in the JSON body")));
+            if fields
+                .iter()
+                .any(|(k, _): &(String, Range<usize>)| *k == key)
+            {
+                return Err(ApiError::bad_param(
+                    &key,
+                    format!("field `{key}` appears twice in the JSON body"),
+                ));
             }
             fields.push((key, range));
         }
@@ -56,11 +64,17 @@ impl TopLevelFields {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields.iter().map(|(k, r)| (k.as_str(), &self.body[r.clone()]))
+        self.fields
+            .iter()
+            .map(|(k, r)| (k.as_str(), &self.body[r.clone()]))
     }
 
     /// A field deserialized as `T`; `None` when absent or JSON `null`.
-    pub fn get<'a, T: serde::Deserialize<'a>>(&'a self, key: &str, expected: &str) -> Result<Option<T>, ApiError> {
+    pub fn get<'a, T: serde::Deserialize<'a>>(
+        &'a self,
+        key: &str,
+        expected: &str,
+    ) -> Result<Option<T>, ApiError> {
         match self.raw(key) {
             None | Some(b"null") => Ok(None),
             Some(raw) => serde_json::from_slice(raw)
@@ -108,14 +122,24 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(f.raw("model"), Some(&br#""a/b""#[..]));
-        assert_eq!(f.raw("messages"), Some(&br#"[{"role":"user","content":"hi"}]"#[..]));
+        assert_eq!(
+            f.raw("messages"),
+            Some(&br#"[{"role":"user","content":"hi"}]"#[..])
+        );
         let keys: Vec<&str> = f.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["model", "messages", "n"]);
     }
 
     #[test]
     fn refuses_what_is_not_an_object() {
-        for body in [&b"[1,2]"[..], b"\"x\"", b"{", b"", b"{\"a\":1} trailing", b"\xff\xfe"] {
+        for body in [
+            &b"[1,2]"[..],
+            b"\"x\"",
+            b"{",
+            b"",
+            b"{\"a\":1} trailing",
+            b"\xff\xfe",
+        ] {
             let e = TopLevelFields::parse(Bytes::copy_from_slice(body)).unwrap_err();
             assert_eq!(e.status, 400, "{body:?}");
         }
@@ -123,7 +147,8 @@ mod tests {
 
     #[test]
     fn refuses_duplicate_fields() {
-        let e = TopLevelFields::parse(Bytes::from_static(br#"{"model":"a","model":"b"}"#)).unwrap_err();
+        let e =
+            TopLevelFields::parse(Bytes::from_static(br#"{"model":"a","model":"b"}"#)).unwrap_err();
         assert!(e.message.contains("twice"));
     }
 
@@ -135,7 +160,9 @@ mod tests {
         assert!(TopLevelFields::parse(Bytes::from(deep)).is_ok());
         let deep = format!("{{\"provider\":{}1{}}}", "[".repeat(1000), "]".repeat(1000));
         let fields = TopLevelFields::parse(Bytes::from(deep)).unwrap();
-        let e = fields.get::<serde_json::Value>("provider", "an object").unwrap_err();
+        let e = fields
+            .get::<serde_json::Value>("provider", "an object")
+            .unwrap_err();
         assert_eq!(e.status, 400);
     }
 }

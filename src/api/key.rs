@@ -8,7 +8,9 @@ use crate::limits::{period::period_end, SpendReport};
 
 pub fn key_info(key: &ApiKey, spend: &SpendReport, now_unix: u64) -> Value {
     let usage = spend.for_period(key.limit_reset).usd();
-    let remaining = key.limit_usd.map(|l| (l - usage - spend.reserved.usd()).max(0.0));
+    let remaining = key
+        .limit_usd
+        .map(|l| (l - usage - spend.reserved.usd()).max(0.0));
     let resets_at = period_end(key.limit_reset, now_unix);
     json!({ "data": {
         "label": key.name,
@@ -34,10 +36,10 @@ pub fn key_info(key: &ApiKey, spend: &SpendReport, now_unix: u64) -> Value {
         "expires_at": null,
         "hash": key.hash_hex(),
         "rate_limit": {
-            "requests": key.rpm,
-            "tokens": key.tpm,
+            "requests": key.rpm.map_or(-1, i64::from),
+            "tokens": key.tpm.map_or(-1, |t| t as i64),
             "interval": "1m",
-            "note": "requests and tokens per minute for this key; null means unlimited",
+            "note": "requests and tokens per minute for this key; -1 means unlimited",
         },
         "allowed_models": key.allowed_models,
         "disabled": key.disabled,

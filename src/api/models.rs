@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::catalog::{Catalog, Model, Price};
 
 /// Parameters every chat model takes.
-const BASE_PARAMETERS: &[&str] = &["max_tokens", "temperature", "top_p", "stop", "stream"];
+const BASE_PARAMETERS: &[&str] = &["max_tokens", "temperature", "top_p", "stop"];
 
 /// USD per token as a plain decimal string, the way OpenRouter prints prices.
 fn usd_per_token(pico: u64) -> String {
@@ -98,7 +98,9 @@ pub fn model_json(model: &Model) -> Value {
 /// `GET /v1/models/{author}/{slug}/endpoints`: each provider endpoint of a model with its
 /// price, health and live statistics (OpenRouter's `ListEndpointsResponse`).
 pub fn model_endpoints(model: &Model, health: &crate::routing::HealthBook) -> Value {
-    let pct = |p: Option<[f64; 4]>| p.map(|[p50, p75, p90, p99]| json!({"p50": p50, "p75": p75, "p90": p90, "p99": p99}));
+    let pct = |p: Option<[f64; 4]>| {
+        p.map(|[p50, p75, p90, p99]| json!({"p50": p50, "p75": p75, "p90": p90, "p99": p99}))
+    };
     let endpoints: Vec<Value> = model
         .endpoints
         .iter()
@@ -160,7 +162,13 @@ pub fn models_listing(catalog: &Catalog) -> Bytes {
         .models_listing
         .get_or_init(|| {
             let data: Vec<Value> = catalog.models.values().map(|m| model_json(m)).collect();
-            Bytes::from(json!({ "object": "list", "data": data }).to_string())
+            let body = json!({
+                "object": "list",
+                "total_count": data.len(),
+                "links": { "next": null },
+                "data": data,
+            });
+            Bytes::from(body.to_string())
         })
         .clone()
 }

@@ -9,8 +9,8 @@ pub use provider::{
     Backend, DataCollection, Dialect, HealthCheck, Provider, Secret, Timeouts, UpstreamUrl,
 };
 
-use indexmap::IndexMap;
 use bytes::Bytes;
+use indexmap::IndexMap;
 use std::sync::{Arc, OnceLock};
 
 /// One model as clients name it (`openai/gpt-4o-mini`), with every endpoint that serves it.

@@ -53,7 +53,10 @@ mod tests {
     fn converts_published_prices_exactly() {
         assert_eq!(Price::per_token_from_usd_per_million(0.15), Some(150_000));
         assert_eq!(Price::per_token_from_usd_per_million(0.075), Some(75_000));
-        assert_eq!(Price::per_token_from_usd_per_million(15.0), Some(15_000_000));
+        assert_eq!(
+            Price::per_token_from_usd_per_million(15.0),
+            Some(15_000_000)
+        );
         assert_eq!(Price::per_token_from_usd_per_million(0.0), Some(0));
         assert_eq!(Price::per_token_from_usd_per_million(-1.0), None);
         assert_eq!(Price::per_token_from_usd_per_million(f64::NAN), None);

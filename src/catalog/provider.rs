@@ -127,7 +127,10 @@ impl UpstreamUrl {
         if uri.query().is_some() {
             return Err(format!("`{url}` must not have a query string"));
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let path_prefix = uri.path().trim_end_matches('/').to_string();
         Ok(UpstreamUrl {

@@ -51,9 +51,7 @@ impl PositionIndex {
         if parser.load(&mut builder, false).is_err() {
             return PositionIndex { root: None };
         }
-        PositionIndex {
-            root: builder.root,
-        }
+        PositionIndex { root: builder.root }
     }
 
     /// The position of the deepest node of `path` that exists: a missing field points at the
@@ -217,7 +215,12 @@ mod tests {
             index.locate(&[key("server"), key("listen")]),
             Some(Position { line: 2, column: 3 })
         );
-        let second = [key("models"), key("a/b"), key("endpoints"), PathSeg::Index(1)];
+        let second = [
+            key("models"),
+            key("a/b"),
+            key("endpoints"),
+            PathSeg::Index(1),
+        ];
         assert_eq!(index.locate(&second).map(|p| p.line), Some(8));
         let provider = [
             key("models"),
@@ -241,7 +244,12 @@ mod tests {
 
     #[test]
     fn renders_paths() {
-        let path = [key("models"), key("a/b"), key("endpoints"), PathSeg::Index(0)];
+        let path = [
+            key("models"),
+            key("a/b"),
+            key("endpoints"),
+            PathSeg::Index(0),
+        ];
         assert_eq!(render_path(&path), "models.a/b.endpoints[0]");
     }
 }

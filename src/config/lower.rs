@@ -86,7 +86,11 @@ impl Lowering<'_> {
     }
 
     /// Deserializes one entry on its own, so one bad entry does not hide the others' errors.
-    fn entry<T: DeserializeOwned>(&mut self, value: serde_yaml::Value, path: &[PathSeg]) -> Option<T> {
+    fn entry<T: DeserializeOwned>(
+        &mut self,
+        value: serde_yaml::Value,
+        path: &[PathSeg],
+    ) -> Option<T> {
         match serde_yaml::from_value(value) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -131,7 +135,10 @@ impl Lowering<'_> {
         let keys = self.keys(raw.keys);
         let mock = raw.mock.map(|m| {
             if m.listen.parse::<SocketAddr>().is_err() {
-                self.error(&[key("mock"), key("listen")], format!("`{}` is not an ip:port address", m.listen));
+                self.error(
+                    &[key("mock"), key("listen")],
+                    format!("`{}` is not an ip:port address", m.listen),
+                );
             }
             MockSettings { listen: m.listen }
         });
@@ -158,7 +165,10 @@ impl Lowering<'_> {
         let defaults = ServerSettings::default();
         let listen = raw.listen.unwrap_or(defaults.listen);
         if listen.is_empty() {
-            self.error(&child(&base, key("listen")), "at least one listen address is required");
+            self.error(
+                &child(&base, key("listen")),
+                "at least one listen address is required",
+            );
         }
         for (i, addr) in listen.iter().enumerate() {
             if addr.parse::<SocketAddr>().is_err() {
@@ -166,26 +176,41 @@ impl Lowering<'_> {
                 self.error(&path, format!("`{addr}` is not an ip:port address"));
             }
         }
-        for (field, addr) in [("admin_listen", &raw.admin_listen), ("metrics_listen", &raw.metrics_listen)] {
+        for (field, addr) in [
+            ("admin_listen", &raw.admin_listen),
+            ("metrics_listen", &raw.metrics_listen),
+        ] {
             if let Some(a) = addr {
                 if a.parse::<SocketAddr>().is_err() {
-                    self.error(&child(&base, key(field)), format!("`{a}` is not an ip:port address"));
+                    self.error(
+                        &child(&base, key(field)),
+                        format!("`{a}` is not an ip:port address"),
+                    );
                 }
             }
         }
         let threads = raw.threads.unwrap_or(defaults.threads);
         if !(1..=256).contains(&threads) {
-            self.error(&child(&base, key("threads")), "threads must be between 1 and 256");
+            self.error(
+                &child(&base, key("threads")),
+                "threads must be between 1 and 256",
+            );
         }
         let max_body_bytes = raw.max_body_bytes.unwrap_or(defaults.max_body_bytes);
         if max_body_bytes == 0 {
-            self.error(&child(&base, key("max_body_bytes")), "max_body_bytes must be positive");
+            self.error(
+                &child(&base, key("max_body_bytes")),
+                "max_body_bytes must be positive",
+            );
         }
         let log_format = match raw.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                self.error(&child(&base, key("log_format")), format!("log_format `{other}` is not text or json"));
+                self.error(
+                    &child(&base, key("log_format")),
+                    format!("log_format `{other}` is not text or json"),
+                );
                 LogFormat::Text
             }
         };
@@ -194,9 +219,16 @@ impl Lowering<'_> {
             None => None,
         };
         if raw.admin_listen.is_some() && admin_token.is_none() {
-            self.warn(&child(&base, key("admin_listen")), "the admin API refuses every request until its token is set (admin_token_env)");
+            self.warn(
+                &child(&base, key("admin_listen")),
+                "the admin API refuses every request until its token is set (admin_token_env)",
+            );
         }
-        let grace_period = self.duration(&child(&base, key("grace_period")), raw.grace_period.as_ref(), defaults.grace_period);
+        let grace_period = self.duration(
+            &child(&base, key("grace_period")),
+            raw.grace_period.as_ref(),
+            defaults.grace_period,
+        );
         ServerSettings {
             listen,
             admin_listen: raw.admin_listen,
@@ -214,20 +246,31 @@ impl Lowering<'_> {
     fn billing(&mut self, raw: RawBilling) -> Billing {
         let fee_percent = raw.fee_percent.unwrap_or(0.0);
         if !(0.0..=1000.0).contains(&fee_percent) {
-            self.error(&[key("billing"), key("fee_percent")], "fee_percent must be between 0 and 1000");
+            self.error(
+                &[key("billing"), key("fee_percent")],
+                "fee_percent must be between 0 and 1000",
+            );
         }
         Billing { fee_percent }
     }
 
-    fn providers(&mut self, raw: IndexMap<String, serde_yaml::Value>) -> IndexMap<String, Arc<Provider>> {
+    fn providers(
+        &mut self,
+        raw: IndexMap<String, serde_yaml::Value>,
+    ) -> IndexMap<String, Arc<Provider>> {
         let mut out = IndexMap::new();
         for (id, value) in raw {
             let path = [key("providers"), key(&id)];
             if !valid_id(&id) {
-                self.error(&path, format!("provider id `{id}` may only use letters, digits, `-`, `_` and `.`"));
+                self.error(
+                    &path,
+                    format!("provider id `{id}` may only use letters, digits, `-`, `_` and `.`"),
+                );
                 continue;
             }
-            let Some(raw) = self.entry::<RawProvider>(value, &path) else { continue };
+            let Some(raw) = self.entry::<RawProvider>(value, &path) else {
+                continue;
+            };
             if let Some(p) = self.provider(&id, raw, &path) {
                 out.insert(id, Arc::new(p));
             }
@@ -237,13 +280,24 @@ impl Lowering<'_> {
 
     fn provider(&mut self, id: &str, raw: RawProvider, path: &[PathSeg]) -> Option<Provider> {
         let Some(dialect) = Dialect::parse(&raw.dialect) else {
-            self.error(&child(path, key("dialect")), format!("dialect `{}` is not one of openai, anthropic, gemini, bedrock, azure", raw.dialect));
+            self.error(
+                &child(path, key("dialect")),
+                format!(
+                    "dialect `{}` is not one of openai, anthropic, gemini, bedrock, azure",
+                    raw.dialect
+                ),
+            );
             return None;
         };
         let mut unavailable = None;
         let mut backends = Vec::new();
         let entries: Vec<(Vec<PathSeg>, String, Option<String>, u32)> = if raw.backends.is_empty() {
-            vec![(path.to_vec(), raw.base_url.clone(), raw.api_key_env.clone(), 1)]
+            vec![(
+                path.to_vec(),
+                raw.base_url.clone(),
+                raw.api_key_env.clone(),
+                1,
+            )]
         } else {
             raw.backends
                 .iter()
@@ -276,7 +330,11 @@ impl Lowering<'_> {
                 }
                 None => None,
             };
-            backends.push(Backend { url, api_key, weight });
+            backends.push(Backend {
+                url,
+                api_key,
+                weight,
+            });
         }
         if backends.is_empty() {
             return None;
@@ -285,7 +343,10 @@ impl Lowering<'_> {
             None | Some("allow") => DataCollection::Allow,
             Some("deny") => DataCollection::Deny,
             Some(other) => {
-                self.error(&child(path, key("data_collection")), format!("`{other}` is not allow or deny"));
+                self.error(
+                    &child(path, key("data_collection")),
+                    format!("`{other}` is not allow or deny"),
+                );
                 DataCollection::Allow
             }
         };
@@ -293,26 +354,49 @@ impl Lowering<'_> {
         let t = raw.timeouts.as_ref();
         let tpath = child(path, key("timeouts"));
         let timeouts = Timeouts {
-            connect: self.duration(&child(&tpath, key("connect")), t.and_then(|t| t.connect.as_ref()), defaults.connect),
-            first_byte: self.duration(&child(&tpath, key("first_byte")), t.and_then(|t| t.first_byte.as_ref()), defaults.first_byte),
-            idle: self.duration(&child(&tpath, key("idle")), t.and_then(|t| t.idle.as_ref()), defaults.idle),
+            connect: self.duration(
+                &child(&tpath, key("connect")),
+                t.and_then(|t| t.connect.as_ref()),
+                defaults.connect,
+            ),
+            first_byte: self.duration(
+                &child(&tpath, key("first_byte")),
+                t.and_then(|t| t.first_byte.as_ref()),
+                defaults.first_byte,
+            ),
+            idle: self.duration(
+                &child(&tpath, key("idle")),
+                t.and_then(|t| t.idle.as_ref()),
+                defaults.idle,
+            ),
         };
         let health_check = raw.health_check.as_ref().map(|h| HealthCheck {
-            interval: self.duration(&child(path, key("health_check")), h.interval.as_ref(), Duration::from_secs(10)),
+            interval: self.duration(
+                &child(path, key("health_check")),
+                h.interval.as_ref(),
+                Duration::from_secs(10),
+            ),
             path: h.path.clone().unwrap_or_else(|| "/models".to_string()),
         });
         let mut headers = Vec::new();
         for (name, value) in &raw.headers {
             let hpath = child(&child(path, key("headers")), key(name));
-            match (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str())) {
+            match (
+                http::HeaderName::try_from(name.as_str()),
+                http::HeaderValue::try_from(value.as_str()),
+            ) {
                 (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => self.error(&hpath, format!("`{name}: {value}` is not a valid HTTP header")),
+                _ => self.error(
+                    &hpath,
+                    format!("`{name}: {value}` is not a valid HTTP header"),
+                ),
             }
         }
         let aws_credentials = match (&raw.aws_access_key_id_env, &raw.aws_secret_access_key_env) {
             (Some(id_var), Some(secret_var)) => {
                 let id = self.env_secret(&child(path, key("aws_access_key_id_env")), id_var);
-                let secret = self.env_secret(&child(path, key("aws_secret_access_key_env")), secret_var);
+                let secret =
+                    self.env_secret(&child(path, key("aws_secret_access_key_env")), secret_var);
                 if id.is_none() || secret.is_none() {
                     unavailable = Some("AWS credentials are not set".into());
                 }
@@ -320,12 +404,18 @@ impl Lowering<'_> {
             }
             (None, None) => None,
             _ => {
-                self.error(path, "set both aws_access_key_id_env and aws_secret_access_key_env");
+                self.error(
+                    path,
+                    "set both aws_access_key_id_env and aws_secret_access_key_env",
+                );
                 None
             }
         };
         if dialect == Dialect::Azure && raw.api_version.is_none() {
-            self.error(&child(path, key("api_version")), "azure providers need api_version");
+            self.error(
+                &child(path, key("api_version")),
+                "azure providers need api_version",
+            );
         }
         Some(Provider {
             id: id.to_string(),
@@ -343,7 +433,11 @@ impl Lowering<'_> {
         })
     }
 
-    fn models(&mut self, raw: IndexMap<String, serde_yaml::Value>, providers: &IndexMap<String, Arc<Provider>>) -> IndexMap<String, Arc<Model>> {
+    fn models(
+        &mut self,
+        raw: IndexMap<String, serde_yaml::Value>,
+        providers: &IndexMap<String, Arc<Provider>>,
+    ) -> IndexMap<String, Arc<Model>> {
         let mut out = IndexMap::new();
         for (id, value) in raw {
             let path = [key("models"), key(&id)];
@@ -351,19 +445,30 @@ impl Lowering<'_> {
                 self.error(&path, format!("model id `{id}` may only use letters, digits and `-_./:@+`, without spaces"));
                 continue;
             }
-            let Some(raw) = self.entry::<RawModel>(value, &path) else { continue };
+            let Some(raw) = self.entry::<RawModel>(value, &path) else {
+                continue;
+            };
             if raw.endpoints.is_empty() {
-                self.error(&child(&path, key("endpoints")), "a model needs at least one endpoint");
+                self.error(
+                    &child(&path, key("endpoints")),
+                    "a model needs at least one endpoint",
+                );
             }
             let mut endpoints = Vec::new();
             for (i, ep) in raw.endpoints.into_iter().enumerate() {
                 let epath = child(&child(&path, key("endpoints")), PathSeg::Index(i));
                 let Some(provider) = providers.get(&ep.provider) else {
-                    self.error(&child(&epath, key("provider")), format!("unknown provider `{}`", ep.provider));
+                    self.error(
+                        &child(&epath, key("provider")),
+                        format!("unknown provider `{}`", ep.provider),
+                    );
                     continue;
                 };
                 if ep.model.is_empty() || ep.model.chars().any(|c| c.is_control()) {
-                    self.error(&child(&epath, key("model")), "the provider's model id must be non-empty text");
+                    self.error(
+                        &child(&epath, key("model")),
+                        "the provider's model id must be non-empty text",
+                    );
                     continue;
                 }
                 let price = self.price(ep.price.as_ref(), &child(&epath, key("price")));
@@ -388,12 +493,17 @@ impl Lowering<'_> {
     }
 
     fn price(&mut self, raw: Option<&RawPrice>, path: &[PathSeg]) -> Price {
-        let Some(raw) = raw else { return Price::default() };
+        let Some(raw) = raw else {
+            return Price::default();
+        };
         let mut convert = |field: &str, v: Option<f64>| -> Option<u64> {
             let v = v?;
             let pico = Price::per_token_from_usd_per_million(v);
             if pico.is_none() {
-                self.error(&child(path, key(field)), format!("price `{v}` must be a non-negative number (USD per 1M tokens)"));
+                self.error(
+                    &child(path, key(field)),
+                    format!("price `{v}` must be a non-negative number (USD per 1M tokens)"),
+                );
             }
             pico
         };
@@ -410,9 +520,14 @@ impl Lowering<'_> {
         let mut names = std::collections::HashSet::new();
         for (i, value) in raw.into_iter().enumerate() {
             let path = [key("keys"), PathSeg::Index(i)];
-            let Some(raw) = self.entry::<RawKey>(value, &path) else { continue };
+            let Some(raw) = self.entry::<RawKey>(value, &path) else {
+                continue;
+            };
             if !names.insert(raw.name.clone()) {
-                self.error(&child(&path, key("name")), format!("key name `{}` is used twice", raw.name));
+                self.error(
+                    &child(&path, key("name")),
+                    format!("key name `{}` is used twice", raw.name),
+                );
             }
             let hash = match (&raw.key_sha256, &raw.key_env) {
                 (Some(hex_hash), None) => match hex::decode(hex_hash.trim()) {
@@ -422,7 +537,10 @@ impl Lowering<'_> {
                         h
                     }
                     _ => {
-                        self.error(&child(&path, key("key_sha256")), "key_sha256 must be 64 hex digits (sha256 of the secret)");
+                        self.error(
+                            &child(&path, key("key_sha256")),
+                            "key_sha256 must be 64 hex digits (sha256 of the secret)",
+                        );
                         continue;
                     }
                 },
@@ -438,15 +556,23 @@ impl Lowering<'_> {
             let limit_reset = match raw.limit_reset.as_deref() {
                 None => LimitReset::Never,
                 Some(s) => LimitReset::parse(s).unwrap_or_else(|| {
-                    self.error(&child(&path, key("limit_reset")), format!("`{s}` is not daily, weekly, monthly or never"));
+                    self.error(
+                        &child(&path, key("limit_reset")),
+                        format!("`{s}` is not daily, weekly, monthly or never"),
+                    );
                     LimitReset::Never
                 }),
             };
             if raw.limit_usd.is_some_and(|l| !l.is_finite() || l < 0.0) {
-                self.error(&child(&path, key("limit_usd")), "limit_usd must be a non-negative number");
+                self.error(
+                    &child(&path, key("limit_usd")),
+                    "limit_usd must be a non-negative number",
+                );
             }
             let provider_prefs = match raw.provider {
-                Some(v) => self.entry::<ProviderPrefs>(v, &child(&path, key("provider"))).unwrap_or_default(),
+                Some(v) => self
+                    .entry::<ProviderPrefs>(v, &child(&path, key("provider")))
+                    .unwrap_or_default(),
                 None => ProviderPrefs::default(),
             };
             let api_key = ApiKey {
@@ -469,11 +595,17 @@ impl Lowering<'_> {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn valid_model_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
 }
 
 /// The field an "unknown field `x`, expected ..." message names.

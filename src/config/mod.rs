@@ -10,8 +10,8 @@ mod store;
 
 pub use duration::parse_duration;
 pub use lower::EnvLookup;
-pub use store::SnapshotStore;
 pub use snapshot::{Billing, LogFormat, MockSettings, ServerSettings, Snapshot, StorageSettings};
+pub use store::SnapshotStore;
 
 use std::fmt;
 use std::path::Path;
@@ -96,7 +96,11 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| LoadError {
         file: origin.clone(),
-        errors: vec![ConfigError::new("", None, &format!("cannot read the file: {e}"))],
+        errors: vec![ConfigError::new(
+            "",
+            None,
+            &format!("cannot read the file: {e}"),
+        )],
     })?;
     let mut loaded = load_str(&text, &origin, &|var| std::env::var(var).ok())?;
     loaded.snapshot.source = Some(path.to_path_buf());

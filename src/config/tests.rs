@@ -47,9 +47,15 @@ fn lowers_a_valid_file() {
     let s = &loaded.snapshot;
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let provider = &s.catalog.providers["openai"];
-    assert_eq!(provider.backends[0].api_key.as_ref().unwrap().expose(), "sk-upstream");
+    assert_eq!(
+        provider.backends[0].api_key.as_ref().unwrap().expose(),
+        "sk-upstream"
+    );
     assert_eq!(provider.timeouts.connect, std::time::Duration::from_secs(2));
-    assert_eq!(provider.data_collection, crate::catalog::DataCollection::Deny);
+    assert_eq!(
+        provider.data_collection,
+        crate::catalog::DataCollection::Deny
+    );
     let model = s.catalog.model("openai/gpt-4o-mini").unwrap();
     assert_eq!(model.endpoints[0].price.prompt, 150_000);
     assert_eq!(model.endpoints[0].price.cached_prompt, Some(75_000));
@@ -118,8 +124,13 @@ fn syntax_errors_have_positions() {
 fn missing_secrets_warn_and_make_the_provider_unavailable() {
     let text = VALID.replace("OPENAI_API_KEY", "UNSET_VAR");
     let loaded = load(&text).unwrap();
-    assert!(loaded.warnings.iter().any(|w| w.message.contains("UNSET_VAR")));
-    assert!(loaded.snapshot.catalog.providers["openai"].unavailable.is_some());
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("UNSET_VAR")));
+    assert!(loaded.snapshot.catalog.providers["openai"]
+        .unavailable
+        .is_some());
 }
 
 #[test]

@@ -56,7 +56,8 @@ fn with_include_usage(raw: &[u8]) -> Vec<u8> {
         _ => serde_json::Map::new(),
     };
     map.insert("include_usage".into(), Value::Bool(true));
-    serde_json::to_vec(&Value::Object(map)).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+    serde_json::to_vec(&Value::Object(map))
+        .unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
 }
 
 fn write_json_string(out: &mut BytesMut, s: &str) {

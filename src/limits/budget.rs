@@ -27,7 +27,12 @@ struct KeySpend {
     reserved: u128,
 }
 
-const RESETS: [LimitReset; 4] = [LimitReset::Daily, LimitReset::Weekly, LimitReset::Monthly, LimitReset::Never];
+const RESETS: [LimitReset; 4] = [
+    LimitReset::Daily,
+    LimitReset::Weekly,
+    LimitReset::Monthly,
+    LimitReset::Never,
+];
 
 fn slot(reset: LimitReset) -> usize {
     RESETS.iter().position(|r| *r == reset).unwrap_or(3)
@@ -109,17 +114,29 @@ impl Budgets {
     }
 
     /// Reserves `worst_case` for a request of `key`, or says the budget is exhausted.
-    pub fn reserve(&self, key: &ApiKey, worst_case: Cost, now_unix: u64) -> Result<Reservation, BudgetExhausted> {
+    pub fn reserve(
+        &self,
+        key: &ApiKey,
+        worst_case: Cost,
+        now_unix: u64,
+    ) -> Result<Reservation, BudgetExhausted> {
         let limit = key.limit_usd.map(limit_pico);
         self.with(&key.hash, now_unix, |s| {
             let spent = s.spent(key.limit_reset);
             if let Some(limit) = limit {
                 if spent + s.reserved >= limit {
-                    return Err(BudgetExhausted { limit: Cost(limit), spent: Cost(spent), reserved: Cost(s.reserved) });
+                    return Err(BudgetExhausted {
+                        limit: Cost(limit),
+                        spent: Cost(spent),
+                        reserved: Cost(s.reserved),
+                    });
                 }
             }
             s.reserved += worst_case.0;
-            Ok(Reservation { key: key.hash, amount: worst_case.0 })
+            Ok(Reservation {
+                key: key.hash,
+                amount: worst_case.0,
+            })
         })
     }
 
@@ -183,12 +200,18 @@ mod tests {
         let k = key(Some(1.0));
         let r1 = b.reserve(&k, Cost(USD / 2), 0).unwrap();
         let r2 = b.reserve(&k, Cost(USD / 2), 0).unwrap();
-        assert!(b.reserve(&k, Cost(1), 0).is_err(), "reservations cover the whole budget");
+        assert!(
+            b.reserve(&k, Cost(1), 0).is_err(),
+            "reservations cover the whole budget"
+        );
         b.settle(r1, Cost(USD / 10), 0);
         let r3 = b.reserve(&k, Cost(USD / 2), 0).unwrap();
         b.settle(r2, Cost(USD / 10), 0);
         b.settle(r3, Cost(USD / 10), 0);
-        assert_eq!(b.usage(&k.hash, LimitReset::Daily, 0), (Cost(3 * USD / 10), Cost(0)));
+        assert_eq!(
+            b.usage(&k.hash, LimitReset::Daily, 0),
+            (Cost(3 * USD / 10), Cost(0))
+        );
     }
 
     #[test]
@@ -200,7 +223,10 @@ mod tests {
         assert!(b.reserve(&k, Cost(1), 10).is_err());
         assert!(b.reserve(&k, Cost(1), 86_400).is_ok());
         let report = b.report(&k.hash, 86_400);
-        assert_eq!((report.daily, report.monthly, report.total), (Cost(0), Cost(USD), Cost(USD)));
+        assert_eq!(
+            (report.daily, report.monthly, report.total),
+            (Cost(0), Cost(USD), Cost(USD))
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ impl Window {
     fn roll(&mut self, now_ms: u64) {
         let start = now_ms - now_ms % WINDOW_MS;
         if start != self.start_ms {
-            self.previous = if start - self.start_ms == WINDOW_MS { self.current } else { 0 };
+            self.previous = if start - self.start_ms == WINDOW_MS {
+                self.current
+            } else {
+                0
+            };
             self.current = 0;
             self.start_ms = start;
         }
@@ -75,13 +79,20 @@ pub struct RateLimits {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RateLimits {
     /// Admits one request of `key` carrying `prompt_tokens` (estimated), or refuses it.
     /// `Ok(None)` when the key has no limits.
-    pub fn admit(&self, key: &ApiKey, prompt_tokens: u64, now_ms: u64) -> Result<Option<RateStatus>, RateStatus> {
+    pub fn admit(
+        &self,
+        key: &ApiKey,
+        prompt_tokens: u64,
+        now_ms: u64,
+    ) -> Result<Option<RateStatus>, RateStatus> {
         if key.rpm.is_none() && key.tpm.is_none() {
             return Ok(None);
         }
@@ -93,14 +104,26 @@ impl RateLimits {
         if let Some(rpm) = key.rpm.map(u64::from) {
             if rate.requests.estimate(now_ms) + 1.0 > rpm as f64 {
                 let wait = rate.requests.wait_ms(now_ms, rpm);
-                return Err(RateStatus { limit: rpm, remaining: 0, reset_unix, retry_after: Some(wait.div_ceil(1000).max(1)), kind: "requests" });
+                return Err(RateStatus {
+                    limit: rpm,
+                    remaining: 0,
+                    reset_unix,
+                    retry_after: Some(wait.div_ceil(1000).max(1)),
+                    kind: "requests",
+                });
             }
         }
         if let Some(tpm) = key.tpm {
             let used = rate.tokens.estimate(now_ms) + rate.tokens_in_flight as f64;
             if used + prompt_tokens as f64 > tpm as f64 && used > 0.0 {
                 let wait = rate.tokens.wait_ms(now_ms, tpm);
-                return Err(RateStatus { limit: tpm, remaining: 0, reset_unix, retry_after: Some(wait.div_ceil(1000).max(1)), kind: "tokens" });
+                return Err(RateStatus {
+                    limit: tpm,
+                    remaining: 0,
+                    reset_unix,
+                    retry_after: Some(wait.div_ceil(1000).max(1)),
+                    kind: "tokens",
+                });
             }
         }
         rate.requests.current += 1;
@@ -113,7 +136,13 @@ impl RateLimits {
                 retry_after: None,
                 kind: "requests",
             },
-            None => RateStatus { limit: key.tpm.unwrap_or(0), remaining: 0, reset_unix, retry_after: None, kind: "tokens" },
+            None => RateStatus {
+                limit: key.tpm.unwrap_or(0),
+                remaining: 0,
+                reset_unix,
+                retry_after: None,
+                kind: "tokens",
+            },
         };
         Ok(Some(status))
     }
@@ -159,7 +188,10 @@ mod tests {
             assert_eq!(s.remaining, 2 - i);
         }
         let refused = r.admit(&k, 0, t0 + 5).unwrap_err();
-        assert_eq!((refused.limit, refused.remaining, refused.kind), (3, 0, "requests"));
+        assert_eq!(
+            (refused.limit, refused.remaining, refused.kind),
+            (3, 0, "requests")
+        );
         assert!(refused.retry_after.unwrap() >= 1 && refused.retry_after.unwrap() <= 60);
         // Two windows later everything has decayed.
         assert!(r.admit(&k, 0, t0 + 2 * WINDOW_MS).is_ok());

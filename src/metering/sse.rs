@@ -74,7 +74,8 @@ pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
 pub fn event_name(event: &[u8]) -> Option<&[u8]> {
     event.split(|b| *b == b'\n').find_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        line.strip_prefix(b"event:").map(|v| v.strip_prefix(b" ").unwrap_or(v))
+        line.strip_prefix(b"event:")
+            .map(|v| v.strip_prefix(b" ").unwrap_or(v))
     })
 }
 
@@ -95,9 +96,18 @@ mod tests {
 
     #[test]
     fn reads_data_and_names() {
-        assert_eq!(event_data(b"data: {\"a\":1}\n\n").as_deref(), Some(&b"{\"a\":1}"[..]));
-        assert_eq!(event_data(b"event: x\ndata:1\ndata: 2\n\n").as_deref(), Some(&b"1\n2"[..]));
+        assert_eq!(
+            event_data(b"data: {\"a\":1}\n\n").as_deref(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            event_data(b"event: x\ndata:1\ndata: 2\n\n").as_deref(),
+            Some(&b"1\n2"[..])
+        );
         assert_eq!(event_data(b": keep-alive\n\n"), None);
-        assert_eq!(event_name(b"event: message_start\ndata: {}\n\n"), Some(&b"message_start"[..]));
+        assert_eq!(
+            event_name(b"event: message_start\ndata: {}\n\n"),
+            Some(&b"message_start"[..])
+        );
     }
 }

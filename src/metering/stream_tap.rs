@@ -77,7 +77,9 @@ impl OpenAiStreamTap {
             }
         }
         if !dropped_any && kept.len() <= 1 {
-            return kept.first().map_or_else(Bytes::new, |r| data.slice(r.clone()));
+            return kept
+                .first()
+                .map_or_else(Bytes::new, |r| data.slice(r.clone()));
         }
         match kept.as_slice() {
             [] => Bytes::new(),
@@ -116,8 +118,12 @@ impl OpenAiStreamTap {
         if has_text_after(&CONTENT, payload) || has_text_after(&ARGUMENTS, payload) {
             self.content_deltas += 1;
         }
-        let usage_present = USAGE.find(payload).is_some_and(|at| !value_is_null(&payload[at + 7..]));
-        let finish_present = FINISH.find(payload).is_some_and(|at| !value_is_null(&payload[at + 15..]));
+        let usage_present = USAGE
+            .find(payload)
+            .is_some_and(|at| !value_is_null(&payload[at + 7..]));
+        let finish_present = FINISH
+            .find(payload)
+            .is_some_and(|at| !value_is_null(&payload[at + 15..]));
         let error_present = ERROR.find(payload).is_some();
         if !(usage_present || finish_present || error_present) {
             return Disposition::Forward;
@@ -125,7 +131,10 @@ impl OpenAiStreamTap {
         let Ok(json) = serde_json::from_slice::<Value>(payload) else {
             return Disposition::Forward;
         };
-        if let Some(reason) = json.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+        if let Some(reason) = json
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+        {
             self.finish_reason = Some(reason.to_string());
         }
         if let Some(err) = json.get("error").filter(|e| !e.is_null()) {

@@ -100,16 +100,33 @@ mod tests {
         let u = Usage::from_openai(&json!({"prompt_tokens": 10, "completion_tokens": 5,
             "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}))
         .unwrap();
-        assert_eq!((u.prompt, u.completion, u.cached_prompt, u.reasoning), (10, 5, 4, 2));
+        assert_eq!(
+            (u.prompt, u.completion, u.cached_prompt, u.reasoning),
+            (10, 5, 4, 2)
+        );
         assert!(Usage::from_openai(&Value::Null).is_none());
     }
 
     #[test]
     fn costs_each_token_kind_at_its_price() {
-        let price = Price { prompt: 150_000, completion: 600_000, cached_prompt: Some(75_000), reasoning: None };
-        let u = Usage { prompt: 1000, completion: 100, cached_prompt: 400, reasoning: 30, estimated: false };
+        let price = Price {
+            prompt: 150_000,
+            completion: 600_000,
+            cached_prompt: Some(75_000),
+            reasoning: None,
+        };
+        let u = Usage {
+            prompt: 1000,
+            completion: 100,
+            cached_prompt: 400,
+            reasoning: 30,
+            estimated: false,
+        };
         // 600 fresh × 0.15/M + 400 cached × 0.075/M + 100 completion × 0.60/M
-        assert_eq!(u.cost_pico(&price), 600 * 150_000 + 400 * 75_000 + 100 * 600_000);
+        assert_eq!(
+            u.cost_pico(&price),
+            600 * 150_000 + 400 * 75_000 + 100 * 600_000
+        );
         let c = Cost::with_fee(u.cost_pico(&price), 5.0);
         assert_eq!(c.0, 180_000_000 + 9_000_000);
         assert!((c.usd() - 0.000189).abs() < 1e-15);

@@ -1,4 +1,5 @@
-//! One request: record it, check the key, apply the chosen fault, then route to an endpoint.
+//! One request: record it, check the key, apply the chosen fault, then route to an endpoint
+//! (OpenAI here; Anthropic and Gemini in their own modules, told apart by the path).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::body::{pump, ConnCtl, MockBody};
+use super::dialect::Dialect;
 use super::faults::{self, Fault, Reset};
 use super::openai::{self, Answer, Chat, Usage};
 use super::text;
 use super::State;
+use super::{anthropic, gemini};
 
 /// How long `silence` holds a connection before cutting it.
 const SILENCE: Duration = Duration::from_secs(120);
@@ -39,7 +42,12 @@ pub(super) async fn handle(
     };
     // Recorded before any fault so tests can assert what the upstream saw even when it failed.
     state.record(&parts, body.clone());
-    if let Some(denied) = check_key(state.key.as_deref(), &parts.headers) {
+    let dialect = Dialect::of(parts.uri.path());
+    let denied = match dialect {
+        Dialect::OpenAi => check_key(state.key.as_deref(), &parts.headers),
+        other => other.check_key(state.key.as_deref(), &parts.headers, parts.uri.query()),
+    };
+    if let Some(denied) = denied {
         return Ok(denied);
     }
 
@@ -48,7 +56,13 @@ pub(super) async fn handle(
         .headers
         .get("x-mock-fault")
         .and_then(|v| v.to_str().ok());
-    let fault = faults::choose(header, json.as_ref(), state.default_fault().as_ref());
+    let fault = match dialect
+        .path_fault(parts.uri.path())
+        .filter(|_| header.is_none())
+    {
+        Some(fault) => fault,
+        None => faults::choose(header, json.as_ref(), state.default_fault().as_ref()),
+    };
 
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
@@ -61,6 +75,9 @@ pub(super) async fn handle(
         return Ok(hang_up(&ctl).await);
     }
     if let Some(status) = fault.status {
+        if dialect != Dialect::OpenAi {
+            return Ok(dialect.status_fault(status, fault.retry_after.as_deref()));
+        }
         let (message, kind, code) = openai::status_error(status);
         let mut resp = error_typed(status, &message, kind, None, code);
         if let Some(v) = fault
@@ -75,6 +92,12 @@ pub(super) async fn handle(
 
     let path = parts.uri.path();
     let resp = match parts.method {
+        Method::POST if dialect == Dialect::Anthropic => {
+            anthropic::messages(&state, json, &parts.headers, &fault, &ctl)
+        }
+        Method::POST if dialect == Dialect::Gemini => {
+            gemini::generate(&state, path, parts.uri.query(), json, &fault, &ctl)
+        }
         Method::POST if path.ends_with("/chat/completions") => chat(&state, json, &fault, &ctl),
         Method::POST if path.ends_with("/embeddings") => embeddings(json, &fault, &ctl),
         Method::GET if path.ends_with("/models") => {
@@ -171,7 +194,7 @@ fn chat(
 }
 
 /// Precedence: `chunks`, then `huge`, then `reply`, then the echo of the user's message.
-fn reply_text(messages: &[Value], fault: &Fault) -> String {
+pub(super) fn reply_text(messages: &[Value], fault: &Fault) -> String {
     if let Some(n) = fault.chunks {
         text::numbered_words(n)
     } else if let Some(n) = fault.huge {
@@ -262,7 +285,7 @@ fn embedding_inputs(input: &Value) -> Option<(Vec<String>, u64)> {
 }
 
 /// A 200 JSON answer, subject to `malformed` (broken body) and `reset=mid` (half, then RST).
-fn ok_json(body: Vec<u8>, fault: &Fault, ctl: &Arc<ConnCtl>) -> Response<MockBody> {
+pub(super) fn ok_json(body: Vec<u8>, fault: &Fault, ctl: &Arc<ConnCtl>) -> Response<MockBody> {
     let body = if fault.malformed {
         openai::malformed_body()
     } else {
@@ -318,7 +341,7 @@ fn error_typed(
 }
 
 /// Builds a response without the fallible builder; statuses outside 100..=999 become 500.
-fn respond(
+pub(super) fn respond(
     status: u16,
     headers: &[(HeaderName, &'static str)],
     body: MockBody,

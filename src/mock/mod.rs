@@ -1,21 +1,29 @@
 //! A fake model provider speaking OpenAI Chat Completions (whole and SSE), Embeddings and
-//! Models, with faults chosen per request. Used by integration tests, benches and the demo.
+//! Models, Anthropic Messages (`.../messages`) and Gemini (`.../models/{model}:generateContent`,
+//! `:streamGenerateContent?alt=sse`), with faults chosen per request (errors come in each
+//! provider's own shape). Used by integration tests, benches and the demo.
 //!
 //! It shares no gateway internals on purpose: it must behave like a foreign upstream.
 //!
 //! Faults come from (first found wins) the `x-mock-fault` header, the model string's `+knob`
-//! suffix (`mock-small+status=429+retry_after=2`), a body `"mock": {..}` object, or the
-//! server's default fault. Knobs: `status=N`, `retry_after=S`, `delay_ms=N`,
-//! `chunk_delay_ms=N`, `chunks=N`, `reset=before|mid`, `silence`, `malformed`, `no_usage`,
-//! `truncated`, `reply=TEXT`, `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`,
-//! `usage_cached=N`, `usage_reasoning=N`.
+//! suffix (`mock-small+status=429+retry_after=2`; for Gemini, the model in the path), a body
+//! `"mock": {..}` object, or the server's default fault. Knobs: `status=N`, `retry_after=S`,
+//! `delay_ms=N`, `chunk_delay_ms=N`, `chunks=N`, `reset=before|mid`, `silence`, `malformed`,
+//! `no_usage`, `truncated`, `reply=TEXT`, `tool_call`, `huge=N`, `usage_prompt=N`,
+//! `usage_completion=N`, `usage_cached=N`, `usage_reasoning=N`.
 
+mod anthropic;
 mod body;
+mod dialect;
+#[cfg(test)]
+mod dialect_tests;
 mod faults;
+mod gemini;
 mod handler;
 mod openai;
 #[cfg(test)]
 mod server_tests;
+mod sse;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -84,7 +92,8 @@ impl MockServer {
         Self::spawn(listen, None)
     }
 
-    /// Like [`MockServer::start`], but every request needs `Authorization: Bearer <key>`.
+    /// Like [`MockServer::start`], but every request needs the key where its provider wants
+    /// it: `Authorization: Bearer <key>`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`.
     pub fn start_with_key(listen: &str, key: &str) -> io::Result<MockServer> {
         Self::spawn(listen, Some(key.to_string()))
     }

@@ -26,7 +26,11 @@ pub struct ProviderCheck {
 
 impl ProviderCheck {
     pub fn new(provider: Arc<Provider>, path: String) -> ProviderCheck {
-        ProviderCheck { provider, path, connector: Connector::new(None) }
+        ProviderCheck {
+            provider,
+            path,
+            connector: Connector::new(None),
+        }
     }
 }
 
@@ -34,9 +38,20 @@ impl ProviderCheck {
 impl HealthCheck for ProviderCheck {
     async fn check(&self, target: &Backend) -> pingora::Result<()> {
         let fail = |why: String| Error::explain(ErrorType::HTTPStatus(502), why);
-        let index = *target.ext.get::<usize>().ok_or_else(|| fail("backend without index".into()))?;
-        let backend = self.provider.backends.get(index).ok_or_else(|| fail("unknown backend".into()))?;
-        let addr = target.addr.as_inet().copied().ok_or_else(|| fail("not an inet backend".into()))?;
+        let index = *target
+            .ext
+            .get::<usize>()
+            .ok_or_else(|| fail("backend without index".into()))?;
+        let backend = self
+            .provider
+            .backends
+            .get(index)
+            .ok_or_else(|| fail("unknown backend".into()))?;
+        let addr = target
+            .addr
+            .as_inet()
+            .copied()
+            .ok_or_else(|| fail("not an inet backend".into()))?;
         let mut peer = HttpPeer::new(addr, backend.url.tls, backend.url.host.clone());
         let timeout = self.provider.timeouts.connect.max(Duration::from_secs(1));
         peer.options.connection_timeout = Some(timeout);
@@ -44,7 +59,10 @@ impl HealthCheck for ProviderCheck {
         let path = format!("{}{}", backend.url.path_prefix, self.path);
         let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
         req.insert_header("host", backend.url.host_header())?;
-        req.insert_header("user-agent", concat!("switchyard-health/", env!("CARGO_PKG_VERSION")))?;
+        req.insert_header(
+            "user-agent",
+            concat!("switchyard-health/", env!("CARGO_PKG_VERSION")),
+        )?;
         if let Some(key) = &backend.api_key {
             match self.provider.dialect {
                 Dialect::Azure => req.insert_header("api-key", key.expose())?,
@@ -90,11 +108,17 @@ impl BackgroundService for HealthCheckService {
         loop {
             for pool in self.pools.all() {
                 let due = {
-                    let Ok(mut next) = pool.next_check.lock() else { continue };
+                    let Ok(mut next) = pool.next_check.lock() else {
+                        continue;
+                    };
                     if Instant::now() < *next {
                         false
                     } else {
-                        let every = pool.provider.health_check.as_ref().map_or(DISCOVERY_EVERY, |h| h.interval);
+                        let every = pool
+                            .provider
+                            .health_check
+                            .as_ref()
+                            .map_or(DISCOVERY_EVERY, |h| h.interval);
                         *next = Instant::now() + every;
                         true
                     }

@@ -30,7 +30,11 @@ impl ServiceDiscovery for ProviderDiscovery {
                 Err(_) => match tokio::net::lookup_host((b.url.host.as_str(), b.url.port)).await {
                     Ok(mut addrs) => addrs.next(),
                     Err(e) => {
-                        log::warn!("provider {}: cannot resolve {}: {e}", self.provider.id, b.url.host);
+                        log::warn!(
+                            "provider {}: cannot resolve {}: {e}",
+                            self.provider.id,
+                            b.url.host
+                        );
                         None
                     }
                 },

@@ -43,16 +43,33 @@ fn fingerprint(p: &Provider) -> String {
     let backends: Vec<String> = p
         .backends
         .iter()
-        .map(|b| format!("{}:{}{}|{}|{}", b.url.host, b.url.port, b.url.path_prefix, b.weight, b.api_key.as_ref().map_or(0, |k| k.expose().len())))
+        .map(|b| {
+            format!(
+                "{}:{}{}|{}|{}",
+                b.url.host,
+                b.url.port,
+                b.url.path_prefix,
+                b.weight,
+                b.api_key.as_ref().map_or(0, |k| k.expose().len())
+            )
+        })
         .collect();
-    format!("{:?}|{}|{:?}", p.dialect, backends.join(","), p.health_check)
+    format!(
+        "{:?}|{}|{:?}",
+        p.dialect,
+        backends.join(","),
+        p.health_check
+    )
 }
 
 impl ProviderPool {
     fn new(provider: Arc<Provider>) -> ProviderPool {
         let mut backends = Backends::new(Box::new(ProviderDiscovery::new(provider.clone())));
         if let Some(hc) = &provider.health_check {
-            backends.set_health_check(Box::new(ProviderCheck::new(provider.clone(), hc.path.clone())));
+            backends.set_health_check(Box::new(ProviderCheck::new(
+                provider.clone(),
+                hc.path.clone(),
+            )));
         }
         ProviderPool {
             fingerprint: fingerprint(&provider),
@@ -65,7 +82,10 @@ impl ProviderPool {
     /// Re-resolves the backends and, if configured, runs one round of health checks.
     pub async fn refresh(&self) {
         if let Err(e) = self.lb.update().await {
-            log::warn!("provider {}: resolving backends failed: {e}", self.provider.id);
+            log::warn!(
+                "provider {}: resolving backends failed: {e}",
+                self.provider.id
+            );
         }
         if self.provider.health_check.is_some() {
             self.lb.backends().run_health_check(true).await;
@@ -92,7 +112,13 @@ impl ProviderPool {
         backends
             .get_backend()
             .iter()
-            .filter_map(|b| Some((*b.ext.get::<usize>()?, *b.addr.as_inet()?, backends.ready(b))))
+            .filter_map(|b| {
+                Some((
+                    *b.ext.get::<usize>()?,
+                    *b.addr.as_inet()?,
+                    backends.ready(b),
+                ))
+            })
             .collect()
     }
 }

@@ -18,7 +18,11 @@ use crate::api::ApiError;
 const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
 pub async fn read_body_for_replay(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = match session.req_header().headers.get(http::header::CONTENT_LENGTH) {
+    let declared = match session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+    {
         None => None,
         Some(v) => Some(
             v.to_str()
@@ -49,7 +53,9 @@ pub async fn read_body_for_replay(session: &mut Session, limit: usize) -> Result
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; expected a JSON object",
+        ));
     }
     if session.as_ref().retry_buffer_truncated() || session.as_ref().get_retry_buffer().is_none() {
         let mut e = ApiError::bad_request(

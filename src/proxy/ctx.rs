@@ -34,7 +34,9 @@ impl AttemptOutcome {
     /// Whether this outcome counts against the provider endpoint's health.
     pub fn is_provider_failure(&self) -> bool {
         match self {
-            AttemptOutcome::ConnectFailed | AttemptOutcome::TimedOut | AttemptOutcome::Failed => true,
+            AttemptOutcome::ConnectFailed | AttemptOutcome::TimedOut | AttemptOutcome::Failed => {
+                true
+            }
             AttemptOutcome::Status(s) => super::failover::is_failover_status(*s),
             _ => false,
         }
@@ -161,7 +163,10 @@ impl RequestCtx {
 
     /// Time spent waiting on providers, summed over attempts.
     pub fn upstream_time(&self) -> std::time::Duration {
-        self.attempts.iter().filter_map(|a| a.elapsed.or_else(|| Some(a.started.elapsed()))).sum()
+        self.attempts
+            .iter()
+            .filter_map(|a| a.elapsed.or_else(|| Some(a.started.elapsed())))
+            .sum()
     }
 
     pub fn is_stream(&self) -> bool {

@@ -67,7 +67,12 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
     if let Some(id) = upstream_request_id {
         resp.insert_header("x-upstream-request-id", id)?;
     }
-    if let ResponseMode::UpstreamError { status, retry_after, .. } = &ctx.response {
+    if let ResponseMode::UpstreamError {
+        status,
+        retry_after,
+        ..
+    } = &ctx.response
+    {
         let error = ctx.upstream_error(*status, b"");
         resp.set_status(error.status)?;
         resp.insert_header("content-type", "application/json")?;
@@ -80,15 +85,25 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
 
 fn outcome_of(e: &Error) -> AttemptOutcome {
     match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => AttemptOutcome::TimedOut,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            AttemptOutcome::TimedOut
+        }
         ErrorType::HTTPStatus(s) => AttemptOutcome::Status(*s),
-        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => AttemptOutcome::ConnectFailed,
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+            AttemptOutcome::ConnectFailed
+        }
         _ => AttemptOutcome::Failed,
     }
 }
 
 /// `error_while_proxy`: decide whether Pingora should call `upstream_peer` again.
-pub fn decide_retry(peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: &mut RequestCtx, client_reused: bool) -> Box<Error> {
+pub fn decide_retry(
+    peer: &HttpPeer,
+    session: &mut Session,
+    e: Box<Error>,
+    ctx: &mut RequestCtx,
+    client_reused: bool,
+) -> Box<Error> {
     let mut e = e.more_context(format!("peer: {peer}"));
     if e.esource() == &ErrorSource::Downstream || session.response_written().is_some() {
         // The client left, or already has bytes: nothing can be retried.
@@ -105,7 +120,10 @@ pub fn decide_retry(peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: 
         return e; // our own failover decision from `upstream_response_filter`
     }
     // A pooled connection the provider had already closed: the same candidate again.
-    if client_reused && !matches!(e.etype(), ErrorType::ReadTimedout) && ctx.retry_same_candidate.is_none() {
+    if client_reused
+        && !matches!(e.etype(), ErrorType::ReadTimedout)
+        && ctx.retry_same_candidate.is_none()
+    {
         if let Some(current) = ctx.current.clone() {
             ctx.end_attempt(AttemptOutcome::Failed);
             ctx.retry_same_candidate = Some(current);
@@ -118,50 +136,87 @@ pub fn decide_retry(peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: 
     e
 }
 
+/// Every attempt as the client may see it: provider, model, outcome and latency (never an
+/// upstream address or key).
+pub fn attempts_json(ctx: &RequestCtx) -> serde_json::Value {
+    ctx.attempts
+        .iter()
+        .map(|a| {
+            let status = match a.outcome {
+                AttemptOutcome::Status(s) => Some(s),
+                _ => None,
+            };
+            json!({ "provider": a.provider, "model": a.model, "outcome": crate::access_log::outcome_label(&a.outcome),
+                    "status": status, "latency_ms": a.latency_ms })
+        })
+        .collect()
+}
+
 /// The client-facing error once every attempt failed, from the last attempt's outcome.
 fn final_error(e: &Error, ctx: &RequestCtx) -> ApiError {
     let last = ctx.attempts.last();
     let provider = last.map_or("", |a| a.provider.as_str());
-    let attempts: Vec<_> = ctx
-        .attempts
-        .iter()
-        .map(|a| json!({ "provider": a.provider, "model": a.model, "outcome": format!("{:?}", a.outcome), "latency_ms": a.latency_ms }))
-        .collect();
-    let metadata = json!({ "provider_name": provider, "attempts": attempts, "upstream_error": e.to_string() });
+    let metadata = json!({ "provider_name": provider, "attempts": attempts_json(ctx), "error_type": e.etype().as_str() });
     let error = match last.map(|a| &a.outcome) {
         None => ApiError::unavailable("no provider endpoint could be tried"),
-        Some(AttemptOutcome::TimedOut) => ApiError::gateway_timeout(format!("provider {provider} did not answer in time")),
-        Some(AttemptOutcome::ConnectFailed) => ApiError::bad_gateway(format!("could not connect to provider {provider}")),
-        Some(AttemptOutcome::Status(s)) => ApiError::bad_gateway(format!("provider {provider} answered HTTP {s}")),
-        Some(_) => ApiError::bad_gateway(format!("provider {provider} failed: {}", e.etype().as_str())),
+        Some(AttemptOutcome::TimedOut) => {
+            ApiError::gateway_timeout(format!("provider {provider} did not answer in time"))
+        }
+        Some(AttemptOutcome::ConnectFailed) => {
+            ApiError::bad_gateway(format!("could not connect to provider {provider}"))
+        }
+        Some(AttemptOutcome::Status(s)) => {
+            ApiError::bad_gateway(format!("provider {provider} answered HTTP {s}"))
+        }
+        Some(_) => ApiError::bad_gateway(format!(
+            "provider {provider} failed: {}",
+            e.etype().as_str()
+        )),
     };
     error.with_metadata(metadata)
 }
 
 /// `fail_to_proxy`: tell the client, in its own format, that the request failed.
 pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let gone = FailToProxy { error_code: 0, can_reuse_downstream: false };
+    let gone = FailToProxy {
+        error_code: 0,
+        can_reuse_downstream: false,
+    };
     if session.response_written().is_some() {
         // Mid-response: a stream ends with an error chunk, its usage chunk and [DONE].
-        if let ResponseMode::Stream(tap) = std::mem::replace(&mut ctx.response, ResponseMode::None) {
-            let error = ApiError::bad_gateway(format!("the provider's stream broke: {}", e.etype().as_str()));
+        if let ResponseMode::Stream(tap) = std::mem::replace(&mut ctx.response, ResponseMode::None)
+        {
+            let error = ApiError::bad_gateway(format!(
+                "the provider's stream broke: {}",
+                e.etype().as_str()
+            ));
             let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
             out.extend_from_slice(&ctx.stream_tail(&tap));
             ctx.error = Some(error);
+            // The response ends well-framed; Pingora still closes the connection after it.
             let _ = session.write_response_body(Some(out.freeze()), true).await;
         }
         return gone;
     }
     if e.esource() == &ErrorSource::Downstream
-        && matches!(e.etype(), ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed)
+        && matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+        )
     {
         ctx.error = Some(ApiError::bad_request("the client closed the connection"));
         return gone;
     }
     let error = final_error(e, ctx);
     let status = error.status;
+    // Pingora closes a client connection after a failed proxy attempt: say so in the response
+    // rather than promise keep-alive.
+    session.as_mut().set_keepalive(None);
     match send_error(session, ctx, error).await {
-        Ok(_) => FailToProxy { error_code: status, can_reuse_downstream: false },
+        Ok(_) => FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        },
         Err(_) => gone,
     }
 }

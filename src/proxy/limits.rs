@@ -24,7 +24,11 @@ pub fn worst_case_cost(chat: &ChatRequest, plan: &RoutePlan, fee_percent: f64) -
                 .max_output_tokens
                 .or(c.model.max_output)
                 .unwrap_or(DEFAULT_MAX_OUTPUT);
-            let usage = Usage { prompt, completion, ..Usage::default() };
+            let usage = Usage {
+                prompt,
+                completion,
+                ..Usage::default()
+            };
             Cost::with_fee(usage.cost_pico(&c.endpoint().price), fee_percent)
         })
         .max()

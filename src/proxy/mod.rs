@@ -25,17 +25,19 @@ use std::time::{Duration, Instant};
 
 use crate::api::{models::models_listing, ApiError, ChatRequest};
 use crate::auth::{bearer_secret, ApiKey};
+use crate::catalog::{Backend, Provider};
 use crate::config::SnapshotStore;
 use crate::dialects;
-use crate::metering::OpenAiStreamTap;
-use crate::catalog::{Backend, Provider};
-use crate::net::Resolver;
 use crate::limits::{now_ms, Budgets, RateLimits};
+use crate::metering::OpenAiStreamTap;
+use crate::net::Resolver;
 use crate::pools::ProviderPools;
-use std::net::SocketAddr;
-use crate::routing::{session_hash, HealthBook, PlanError, RoutePlan, RouteRequest, StickyTable, StickyTarget};
+use crate::routing::{
+    session_hash, HealthBook, PlanError, RoutePlan, RouteRequest, StickyTable, StickyTarget,
+};
 use respond::{send_error, send_json};
 use response::{buffer_bounded, ResponseMode, MAX_JSON_RESPONSE};
+use std::net::SocketAddr;
 
 pub struct Gateway {
     snapshots: Arc<SnapshotStore>,
@@ -49,7 +51,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(snapshots: Arc<SnapshotStore>, health: Arc<HealthBook>, pools: Arc<ProviderPools>) -> Gateway {
+    pub fn new(
+        snapshots: Arc<SnapshotStore>,
+        health: Arc<HealthBook>,
+        pools: Arc<ProviderPools>,
+    ) -> Gateway {
         Gateway {
             snapshots,
             resolver: Resolver::default(),
@@ -63,10 +69,18 @@ impl Gateway {
 
     /// The backend and address for an attempt at `provider`: a healthy one from its pool, or,
     /// before the pool's first discovery, a weighted pick resolved here.
-    async fn pick_backend(&self, provider: &Provider) -> std::result::Result<(Backend, SocketAddr), String> {
+    async fn pick_backend(
+        &self,
+        provider: &Provider,
+    ) -> std::result::Result<(Backend, SocketAddr), String> {
         if let Some(pool) = self.pools.get(&provider.id).filter(|p| p.is_discovered()) {
-            let picked = pool.pick().ok_or_else(|| format!("no healthy backend of provider {}", provider.id))?;
-            let backend = provider.backends.get(picked.index).ok_or("backend index out of range")?;
+            let picked = pool
+                .pick()
+                .ok_or_else(|| format!("no healthy backend of provider {}", provider.id))?;
+            let backend = provider
+                .backends
+                .get(picked.index)
+                .ok_or("backend index out of range")?;
             return Ok((backend.clone(), picked.addr));
         }
         let backend = upstream::choose_backend(provider).clone();
@@ -82,9 +96,13 @@ impl Gateway {
     /// session was served.
     fn learn_from(&self, ctx: &RequestCtx) {
         for attempt in &ctx.attempts {
-            let health = self.health.endpoint(&attempt.provider, &attempt.upstream_model);
+            let health = self
+                .health
+                .endpoint(&attempt.provider, &attempt.upstream_model);
             if attempt.outcome == AttemptOutcome::Succeeded {
-                let ttft_ms = ctx.first_byte_at.map(|t| t.duration_since(attempt.started).as_millis() as u64);
+                let ttft_ms = ctx
+                    .first_byte_at
+                    .map(|t| t.duration_since(attempt.started).as_millis() as u64);
                 let tokens_per_sec = match (ctx.usage, ctx.first_byte_at, ctx.finished_at) {
                     (Some(u), Some(first), Some(end)) if end > first && u.completion > 0 => {
                         Some(u.completion as f64 / end.duration_since(first).as_secs_f64())
@@ -93,10 +111,13 @@ impl Gateway {
                 };
                 health.record_success(ttft_ms, tokens_per_sec);
                 if let Some(session) = ctx.session {
-                    self.sticky.set(session, StickyTarget {
-                        provider: attempt.provider.clone(),
-                        upstream_model: attempt.upstream_model.clone(),
-                    });
+                    self.sticky.set(
+                        session,
+                        StickyTarget {
+                            provider: attempt.provider.clone(),
+                            upstream_model: attempt.upstream_model.clone(),
+                        },
+                    );
                 }
             } else if attempt.outcome.is_provider_failure() {
                 health.record_failure();
@@ -105,13 +126,19 @@ impl Gateway {
     }
 
     /// The key of `Authorization: Bearer`, or the error to send.
-    fn authenticate(&self, session: &Session, ctx: &RequestCtx) -> std::result::Result<Arc<ApiKey>, ApiError> {
+    fn authenticate(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+    ) -> std::result::Result<Arc<ApiKey>, ApiError> {
         let secret = session
             .req_header()
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| bearer_secret(v.as_bytes()))
-            .ok_or_else(|| ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
+            })?;
         match ctx.snapshot.keys.find(secret) {
             Some(k) if !k.disabled => Ok(k.clone()),
             Some(_) => Err(ApiError::unauthorized("this API key is disabled")),
@@ -127,10 +154,11 @@ impl Gateway {
             Err(e) => return self.refuse_unread(session, ctx, e).await,
         };
         ctx.key = Some(key.clone());
-        let body = match body::read_body_for_replay(session, ctx.snapshot.server.max_body_bytes).await {
-            Ok(b) => b,
-            Err(e) => return self.refuse_unread(session, ctx, e).await,
-        };
+        let body =
+            match body::read_body_for_replay(session, ctx.snapshot.server.max_body_bytes).await {
+                Ok(b) => b,
+                Err(e) => return self.refuse_unread(session, ctx, e).await,
+            };
         let chat = match ChatRequest::parse(body) {
             Ok(c) => c,
             Err(e) => return send_error(session, ctx, e).await,
@@ -175,7 +203,10 @@ impl Gateway {
             Err(status) => {
                 ctx.rate_status = Some(status);
                 let e = ApiError::rate_limited(
-                    format!("rate limit exceeded: {} {} per minute for this key", status.limit, status.kind),
+                    format!(
+                        "rate limit exceeded: {} {} per minute for this key",
+                        status.limit, status.kind
+                    ),
                     status.retry_after.unwrap_or(1),
                 );
                 return send_error(session, ctx, e).await;
@@ -204,12 +235,22 @@ impl Gateway {
             self.budgets.settle(r, cost, ctx.created_unix);
         }
         if let Some(estimate) = ctx.rate_prompt_estimate.take() {
-            self.rates.settle(&key.hash, estimate, usage.map_or(0, |u| u.total()), now_ms());
+            self.rates.settle(
+                &key.hash,
+                estimate,
+                usage.map_or(0, |u| u.total()),
+                now_ms(),
+            );
         }
     }
 
     /// Sends an error before the body was read: the connection cannot be reused.
-    async fn refuse_unread(&self, session: &mut Session, ctx: &mut RequestCtx, error: ApiError) -> Result<bool> {
+    async fn refuse_unread(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        error: ApiError,
+    ) -> Result<bool> {
         session.as_mut().set_keepalive(None);
         send_error(session, ctx, error).await
     }
@@ -218,11 +259,14 @@ impl Gateway {
 fn plan_error(e: PlanError) -> ApiError {
     match e {
         PlanError::UnknownModel(m) => {
-            let mut e = ApiError::model_not_found(format!("model `{m}` is not in this gateway's catalog"));
+            let mut e =
+                ApiError::model_not_found(format!("model `{m}` is not in this gateway's catalog"));
             e.param = Some("model".into());
             e
         }
-        PlanError::ModelNotAllowed(m) => ApiError::forbidden(format!("this key may not use model `{m}`")),
+        PlanError::ModelNotAllowed(m) => {
+            ApiError::forbidden(format!("this key may not use model `{m}`"))
+        }
         PlanError::NoEligibleEndpoint { model, excluded } => ApiError::model_not_found(format!(
             "no endpoint of `{model}` is eligible: {}",
             excluded.join("; ")
@@ -245,7 +289,12 @@ fn sticky_session(key: &ApiKey, chat: &ChatRequest, header: Option<&str>) -> u64
         Some(id) => session_hash(&[&key.hash, model, id.as_bytes()]),
         None => {
             let (system, user) = chat.conversation_opening();
-            session_hash(&[&key.hash, model, system.unwrap_or_default(), user.unwrap_or_default()])
+            session_hash(&[
+                &key.hash,
+                model,
+                system.unwrap_or_default(),
+                user.unwrap_or_default(),
+            ])
         }
     }
 }
@@ -268,7 +317,9 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Route::ModelEndpoints => {
-                let id = routes::model_endpoints_id(routes::api_path(session.req_header().uri.path())).unwrap_or_default();
+                let id =
+                    routes::model_endpoints_id(routes::api_path(session.req_header().uri.path()))
+                        .unwrap_or_default();
                 match ctx.snapshot.catalog.model(id) {
                     Some(model) => {
                         let body = crate::api::models::model_endpoints(model, &self.health);
@@ -276,7 +327,9 @@ impl ProxyHttp for Gateway {
                         Ok(true)
                     }
                     None => {
-                        let e = ApiError::model_not_found(format!("model `{id}` is not in this gateway's catalog"));
+                        let e = ApiError::model_not_found(format!(
+                            "model `{id}` is not in this gateway's catalog"
+                        ));
                         send_error(session, ctx, e).await
                     }
                 }
@@ -296,25 +349,38 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Route::MethodNotAllowed(allowed) => {
-                let e = ApiError::method_not_allowed(format!("use {allowed} for {}", session.req_header().uri.path()));
+                let e = ApiError::method_not_allowed(format!(
+                    "use {allowed} for {}",
+                    session.req_header().uri.path()
+                ));
                 self.refuse_unread(session, ctx, e).await
             }
             Route::NotFound => {
                 let req = session.req_header();
-                let e = ApiError::not_found(format!("no such endpoint: {} {}", req.method, req.uri.path()));
+                let e = ApiError::not_found(format!(
+                    "no such endpoint: {} {}",
+                    req.method,
+                    req.uri.path()
+                ));
                 self.refuse_unread(session, ctx, e).await
             }
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let candidate = match ctx.retry_same_candidate.take() {
             Some(c) => c,
             None => ctx
                 .plan
                 .as_mut()
                 .and_then(RoutePlan::next_candidate)
-                .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no route candidate left"))?,
+                .ok_or_else(|| {
+                    Error::explain(ErrorType::ConnectNoRoute, "no route candidate left")
+                })?,
         };
         let provider = candidate.provider().clone();
         ctx.attempts.push(Attempt {
@@ -354,9 +420,17 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let (Some(candidate), Some(backend)) = (&ctx.current, &ctx.backend) else {
-            return Error::e_explain(ErrorType::InternalError, "no candidate for the upstream request");
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "no candidate for the upstream request",
+            );
         };
-        *upstream_request = upstream::chat_request_head(candidate, backend, ctx.upstream_body.len(), ctx.is_stream())?;
+        *upstream_request = upstream::chat_request_head(
+            candidate,
+            backend,
+            ctx.upstream_body.len(),
+            ctx.is_stream(),
+        )?;
         Ok(())
     }
 
@@ -368,7 +442,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // The client's body was read in `request_filter`; each attempt sends its candidate's.
-        *body = Some(if end_of_stream { ctx.upstream_body.clone() } else { Bytes::new() });
+        *body = Some(if end_of_stream {
+            ctx.upstream_body.clone()
+        } else {
+            Bytes::new()
+        });
         Ok(())
     }
 
@@ -379,9 +457,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        if failover::is_failover_status(status) && ctx.plan.as_ref().is_some_and(RoutePlan::has_more) {
+        if failover::is_failover_status(status)
+            && ctx.plan.as_ref().is_some_and(RoutePlan::has_more)
+        {
             ctx.end_attempt(AttemptOutcome::Status(status));
-            let mut e = Error::explain(ErrorType::HTTPStatus(status), "failing over to the next candidate");
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                "failing over to the next candidate",
+            );
             e.set_retry(true);
             return Err(e);
         }
@@ -437,7 +520,10 @@ impl ProxyHttp for Gateway {
             ResponseMode::Json(buf) => {
                 if let Some(b) = body.take() {
                     if !buffer_bounded(buf, &b, MAX_JSON_RESPONSE) {
-                        return Error::e_explain(ErrorType::InvalidHTTPHeader, "upstream response too large");
+                        return Error::e_explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "upstream response too large",
+                        );
                     }
                 }
                 end_of_stream.then(|| {
@@ -446,7 +532,9 @@ impl ProxyHttp for Gateway {
                     ctx.finish_json(buf)
                 })
             }
-            ResponseMode::UpstreamError { status, body: buf, .. } => {
+            ResponseMode::UpstreamError {
+                status, body: buf, ..
+            } => {
                 if let Some(b) = body.take() {
                     buffer_bounded(buf, &b, response::error_body_limit());
                 }
@@ -464,7 +552,13 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let outcome = if matches!(e.etype(), ErrorType::ConnectTimedout) {
             AttemptOutcome::TimedOut
         } else {
@@ -486,12 +580,21 @@ impl ProxyHttp for Gateway {
         failover::decide_retry(peer, session, e, ctx, client_reused)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         failover::fail_to_proxy(session, e, ctx).await
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let outcome = if e.is_some() || ctx.error.is_some() { AttemptOutcome::Failed } else { AttemptOutcome::Succeeded };
+        let outcome = if e.is_some() || ctx.error.is_some() {
+            AttemptOutcome::Failed
+        } else {
+            AttemptOutcome::Succeeded
+        };
         ctx.end_attempt(outcome);
         self.learn_from(ctx);
         self.settle(ctx);

@@ -44,7 +44,11 @@ pub fn rate_limit_headers<E>(
 
 /// Sends `error` to the client and remembers it for the log and the record. Returns
 /// `Ok(true)`, which `request_filter` passes on to say "response sent".
-pub async fn send_error(session: &mut Session, ctx: &mut RequestCtx, error: ApiError) -> Result<bool> {
+pub async fn send_error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    error: ApiError,
+) -> Result<bool> {
     let mut headers: Vec<(&'static str, String)> = Vec::new();
     if let Some(secs) = error.retry_after {
         headers.push(("retry-after", secs.to_string()));

@@ -58,7 +58,10 @@ impl RequestCtx {
 
     /// The documented estimate, for providers that report no usage.
     pub fn estimate_usage(&self, completion_tokens: u64) -> Usage {
-        let prompt_bytes = self.chat.as_ref().map_or(0, |c| c.fields.body().len() as u64);
+        let prompt_bytes = self
+            .chat
+            .as_ref()
+            .map_or(0, |c| c.fields.body().len() as u64);
         Usage {
             prompt: prompt_bytes.div_ceil(ESTIMATED_BYTES_PER_TOKEN),
             completion: completion_tokens,
@@ -72,7 +75,9 @@ impl RequestCtx {
     }
 
     fn served_provider(&self) -> &str {
-        self.current.as_ref().map_or("", |c| c.provider().id.as_str())
+        self.current
+            .as_ref()
+            .map_or("", |c| c.provider().id.as_str())
     }
 
     /// The final usage chunk every stream ends with, then `[DONE]`.
@@ -93,15 +98,18 @@ impl RequestCtx {
         Bytes::from(format!("data: {chunk}\n\ndata: [DONE]\n\n"))
     }
 
-    /// A chunk that tells a streaming client the upstream failed after the first byte.
+    /// A chunk that tells a streaming client the upstream failed after the first byte. Its
+    /// `error.code` is the HTTP status, as OpenRouter's stream chunks carry it.
     pub fn stream_error_chunk(&self, error: &ApiError) -> Bytes {
+        let mut body = error.to_json(self.door)["error"].clone();
+        body["code"] = json!(error.status);
         let chunk = json!({
             "id": self.generation_id,
             "object": "chat.completion.chunk",
             "created": self.created_unix,
             "model": self.served_model(),
             "provider": self.served_provider(),
-            "error": error.to_json(self.door)["error"],
+            "error": body,
             "choices": [{ "index": 0, "delta": {}, "finish_reason": "error" }],
         });
         Bytes::from(format!("data: {chunk}\n\n"))
@@ -151,8 +159,12 @@ impl RequestCtx {
         let message = raw
             .pointer("/error/message")
             .and_then(Value::as_str)
-            .map_or_else(|| format!("provider {provider} answered HTTP {status}"), |m| format!("provider {provider}: {m}"));
-        let metadata = json!({ "provider_name": provider, "status": status, "raw": raw });
+            .map_or_else(
+                || format!("provider {provider} answered HTTP {status}"),
+                |m| format!("provider {provider}: {m}"),
+            );
+        let metadata = json!({ "provider_name": provider, "status": status, "raw": raw,
+                               "attempts": super::failover::attempts_json(self) });
         let error = match status {
             429 => ApiError::rate_limited(message, 1),
             400 | 413 | 422 => {

@@ -41,13 +41,17 @@ pub fn route(method: &Method, path: &str) -> Route {
 
 /// The model id of a `/models/{author}/{slug}/endpoints` path (after the API prefix).
 pub fn model_endpoints_id(api_path: &str) -> Option<&str> {
-    let id = api_path.strip_prefix("/models/")?.strip_suffix("/endpoints")?;
+    let id = api_path
+        .strip_prefix("/models/")?
+        .strip_suffix("/endpoints")?;
     (!id.is_empty()).then_some(id)
 }
 
 /// The API path without its `/v1` or `/api/v1` prefix.
 pub fn api_path(path: &str) -> &str {
-    path.strip_prefix("/api/v1").or_else(|| path.strip_prefix("/v1")).unwrap_or(path)
+    path.strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/v1"))
+        .unwrap_or(path)
 }
 
 fn only(method: &Method, allowed: Method, route: Route) -> Route {
@@ -66,14 +70,29 @@ mod tests {
 
     #[test]
     fn routes_both_prefixes() {
-        assert_eq!(route(&Method::POST, "/v1/chat/completions"), Route::ChatCompletions);
-        assert_eq!(route(&Method::POST, "/api/v1/chat/completions"), Route::ChatCompletions);
+        assert_eq!(
+            route(&Method::POST, "/v1/chat/completions"),
+            Route::ChatCompletions
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/v1/chat/completions"),
+            Route::ChatCompletions
+        );
         assert_eq!(route(&Method::GET, "/api/v1/models"), Route::Models);
-        assert_eq!(route(&Method::GET, "/v1/chat/completions"), Route::MethodNotAllowed("POST"));
+        assert_eq!(
+            route(&Method::GET, "/v1/chat/completions"),
+            Route::MethodNotAllowed("POST")
+        );
         assert_eq!(route(&Method::GET, "/v2/models"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/v1/../etc/passwd"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/healthz"), Route::Healthz);
-        assert_eq!(route(&Method::GET, "/api/v1/models/openai/gpt-4o/endpoints"), Route::ModelEndpoints);
-        assert_eq!(model_endpoints_id("/models/openai/gpt-4o/endpoints"), Some("openai/gpt-4o"));
+        assert_eq!(
+            route(&Method::GET, "/api/v1/models/openai/gpt-4o/endpoints"),
+            Route::ModelEndpoints
+        );
+        assert_eq!(
+            model_endpoints_id("/models/openai/gpt-4o/endpoints"),
+            Some("openai/gpt-4o")
+        );
     }
 }

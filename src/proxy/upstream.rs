@@ -61,10 +61,20 @@ pub fn chat_request_head(
     head.insert_header("host", backend.url.host_header())?;
     head.insert_header("content-type", "application/json")?;
     head.insert_header("content-length", body_len.to_string())?;
-    head.insert_header("accept", if stream { "text/event-stream" } else { "application/json" })?;
+    head.insert_header(
+        "accept",
+        if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    )?;
     // Metering reads the body as it passes: it must not be compressed.
     head.insert_header("accept-encoding", "identity")?;
-    head.insert_header("user-agent", concat!("switchyard/", env!("CARGO_PKG_VERSION")))?;
+    head.insert_header(
+        "user-agent",
+        concat!("switchyard/", env!("CARGO_PKG_VERSION")),
+    )?;
     if let Some(key) = &backend.api_key {
         match provider.dialect {
             Dialect::Azure => head.insert_header("api-key", key.expose())?,

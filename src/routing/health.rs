@@ -52,12 +52,15 @@ fn percentiles(sorted: &[f64]) -> Option<[f64; 4]> {
     if sorted.is_empty() {
         return None;
     }
-    let at = |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let at =
+        |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
     Some([at(0.50), at(0.75), at(0.90), at(0.99)])
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl EndpointHealth {
@@ -68,15 +71,26 @@ impl EndpointHealth {
     pub fn record_success(&self, ttft_ms: Option<u64>, tokens_per_sec: Option<f64>) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
         self.open_until_ms.store(0, Ordering::Relaxed);
-        self.push(Sample { at: Instant::now(), ok: true, ttft_ms, tokens_per_sec });
+        self.push(Sample {
+            at: Instant::now(),
+            ok: true,
+            ttft_ms,
+            tokens_per_sec,
+        });
     }
 
     pub fn record_failure(&self) {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= FAILURES_TO_OPEN {
-            self.open_until_ms.store(now_ms() + COOLDOWN.as_millis() as u64, Ordering::Relaxed);
+            self.open_until_ms
+                .store(now_ms() + COOLDOWN.as_millis() as u64, Ordering::Relaxed);
         }
-        self.push(Sample { at: Instant::now(), ok: false, ttft_ms: None, tokens_per_sec: None });
+        self.push(Sample {
+            at: Instant::now(),
+            ok: false,
+            ttft_ms: None,
+            tokens_per_sec: None,
+        });
     }
 
     fn push(&self, sample: Sample) {
@@ -129,7 +143,12 @@ impl HealthBook {
     /// The entry for (provider id, provider model id), created on first use.
     pub fn endpoint(&self, provider: &str, model: &str) -> Arc<EndpointHealth> {
         let key = (provider.to_string(), model.to_string());
-        if let Some(h) = self.endpoints.read().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(h) = self
+            .endpoints
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
             return h;
         }
         match self.endpoints.write() {

@@ -6,7 +6,7 @@ mod plan;
 mod prefs;
 pub mod sticky;
 
-pub use plan::{Candidate, PlanError, RoutePlan, RouteRequest};
 pub use health::{EndpointHealth, EndpointStats, HealthBook};
+pub use plan::{Candidate, PlanError, RoutePlan, RouteRequest};
 pub use prefs::{DataCollectionPref, MaxPrice, ProviderPrefs, SortBy, SortPref};
 pub use sticky::{session_hash, StickyTable, StickyTarget};

@@ -54,7 +54,10 @@ pub struct RoutePlan {
 
 impl RoutePlan {
     pub fn from_candidates(candidates: Vec<Candidate>) -> RoutePlan {
-        RoutePlan { candidates, next: 0 }
+        RoutePlan {
+            candidates,
+            next: 0,
+        }
     }
 
     /// The next candidate to try, if any is left.
@@ -86,7 +89,10 @@ pub enum PlanError {
         excluded: Vec<String>,
     },
     /// Endpoints were eligible, but every one has an open breaker.
-    AllUnhealthy { model: String, endpoints: Vec<String> },
+    AllUnhealthy {
+        model: String,
+        endpoints: Vec<String>,
+    },
 }
 
 impl RoutePlan {
@@ -102,7 +108,9 @@ impl RoutePlan {
                 if position == 0 {
                     return Err(PlanError::UnknownModel(requested.to_string()));
                 }
-                excluded.push(format!("fallback model `{requested}` is not in the catalog"));
+                excluded.push(format!(
+                    "fallback model `{requested}` is not in the catalog"
+                ));
                 continue;
             };
             if !req.key.may_use_model(id) {
@@ -116,7 +124,11 @@ impl RoutePlan {
             for (i, ep) in model.endpoints.iter().enumerate() {
                 if let Some(why) = exclusion(ep, &prefs, req.parameters) {
                     excluded.push(format!("{id} via {}: {why}", ep.provider.id));
-                } else if req.health.get(&ep.provider.id, &ep.upstream_model).is_some_and(|h| h.is_open()) {
+                } else if req
+                    .health
+                    .get(&ep.provider.id, &ep.upstream_model)
+                    .is_some_and(|h| h.is_open())
+                {
                     unhealthy.push(format!("{id} via {}", ep.provider.id));
                 } else {
                     eligible.push(i);
@@ -125,7 +137,12 @@ impl RoutePlan {
             let stats: Vec<EndpointStats> = model
                 .endpoints
                 .iter()
-                .map(|ep| req.health.get(&ep.provider.id, &ep.upstream_model).map(|h| h.stats()).unwrap_or_default())
+                .map(|ep| {
+                    req.health
+                        .get(&ep.provider.id, &ep.upstream_model)
+                        .map(|h| h.stats())
+                        .unwrap_or_default()
+                })
                 .collect();
             let sort = variant.or(prefs.sort.as_ref().map(|s| s.by()));
             order_endpoints(model, &mut eligible, &prefs, sort, &stats);
@@ -181,7 +198,10 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
         return Some(format!("provider unavailable ({why})"));
     }
     if !provider.dialect.is_served() {
-        return Some(format!("dialect {} is not supported by this build", provider.dialect.as_str()));
+        return Some(format!(
+            "dialect {} is not supported by this build",
+            provider.dialect.as_str()
+        ));
     }
     if let Some(only) = &prefs.only {
         if !names_provider(only, provider) {
@@ -216,8 +236,13 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
         }
     }
     if prefs.require_parameters == Some(true) {
-        if let Some(missing) = parameters.iter().find(|p| !ep.supports.iter().any(|s| s == *p)) {
-            return Some(format!("does not support `{missing}` (provider.require_parameters)"));
+        if let Some(missing) = parameters
+            .iter()
+            .find(|p| !ep.supports.iter().any(|s| s == *p))
+        {
+            return Some(format!(
+                "does not support `{missing}` (provider.require_parameters)"
+            ));
         }
     }
     None
@@ -235,7 +260,10 @@ fn order_endpoints(
         // Named providers first, in the given order; the rest keep the default order after.
         let rank = |i: &usize| {
             let id = &model.endpoints[*i].provider.id;
-            order.iter().position(|p| p.eq_ignore_ascii_case(id)).unwrap_or(usize::MAX)
+            order
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(id))
+                .unwrap_or(usize::MAX)
         };
         weighted_shuffle(eligible, price);
         eligible.sort_by_key(rank);
@@ -253,17 +281,26 @@ fn order_endpoints(
                 (None, None) => price(a).cmp(&price(b)),
             }
         }),
-        Some(SortBy::Latency) => eligible.sort_by_key(|i| (stats[*i].p50_ttft_ms.unwrap_or(u64::MAX), price(i))),
+        Some(SortBy::Latency) => {
+            eligible.sort_by_key(|i| (stats[*i].p50_ttft_ms.unwrap_or(u64::MAX), price(i)))
+        }
         None => weighted_shuffle(eligible, price),
     }
     // Soft preferences: endpoints measured outside them move behind the others.
     let max_latency = prefs.preferred_max_latency.as_ref().and_then(threshold_ms);
-    let min_throughput = prefs.preferred_min_throughput.as_ref().and_then(threshold_ms);
+    let min_throughput = prefs
+        .preferred_min_throughput
+        .as_ref()
+        .and_then(threshold_ms);
     if max_latency.is_some() || min_throughput.is_some() {
         let misses = |i: &usize| {
             let s = &stats[*i];
-            max_latency.zip(s.p50_ttft_ms).is_some_and(|(max, t)| t as f64 > max * 1000.0)
-                || min_throughput.zip(s.p50_tokens_per_sec).is_some_and(|(min, t)| t < min)
+            max_latency
+                .zip(s.p50_ttft_ms)
+                .is_some_and(|(max, t)| t as f64 > max * 1000.0)
+                || min_throughput
+                    .zip(s.p50_tokens_per_sec)
+                    .is_some_and(|(min, t)| t < min)
         };
         eligible.sort_by_key(misses);
     }
@@ -271,7 +308,8 @@ fn order_endpoints(
 
 /// OpenRouter sends a number or percentile thresholds (`{"p50": 2}`); the p50 is used.
 fn threshold_ms(v: &serde_json::Value) -> Option<f64> {
-    v.as_f64().or_else(|| v.get("p50").and_then(serde_json::Value::as_f64))
+    v.as_f64()
+        .or_else(|| v.get("p50").and_then(serde_json::Value::as_f64))
 }
 
 /// Moves the conversation's previous endpoint to the front, if it is still eligible.
@@ -291,7 +329,12 @@ fn weighted_shuffle(items: &mut Vec<usize>, price: impl Fn(&usize) -> u64) {
     if items.len() < 2 {
         return;
     }
-    let min_positive = items.iter().map(&price).filter(|p| *p > 0).min().unwrap_or(1) as f64;
+    let min_positive = items
+        .iter()
+        .map(&price)
+        .filter(|p| *p > 0)
+        .min()
+        .unwrap_or(1) as f64;
     let weight = |i: &usize| {
         let p = price(i) as f64;
         let p = if p > 0.0 { p } else { min_positive / 10.0 };

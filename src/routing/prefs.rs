@@ -117,7 +117,10 @@ mod tests {
                 "data_collection":"deny","future_field":1}"#,
         )
         .unwrap();
-        assert_eq!(p.order.as_deref(), Some(&["a".to_string(), "b".to_string()][..]));
+        assert_eq!(
+            p.order.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
         assert_eq!(p.sort.unwrap().by(), SortBy::Throughput);
         let max = p.max_price.unwrap();
         assert_eq!((max.prompt, max.completion), (Some(1.5), Some(2.0)));

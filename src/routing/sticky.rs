@@ -45,7 +45,9 @@ impl StickyTable {
     }
 
     pub fn set(&self, session: u64, target: StickyTarget) {
-        let Ok(mut entries) = self.entries.lock() else { return };
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&session) {
             entries.retain(|_, (_, last)| last.elapsed() <= IDLE_TTL);
             if entries.len() >= MAX_ENTRIES {
@@ -78,7 +80,10 @@ mod tests {
     use super::*;
 
     fn target(p: &str) -> StickyTarget {
-        StickyTarget { provider: p.into(), upstream_model: "m".into() }
+        StickyTarget {
+            provider: p.into(),
+            upstream_model: "m".into(),
+        }
     }
 
     #[test]

@@ -15,7 +15,11 @@ pub const KEY: &str = "sk-test-key";
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -40,12 +44,14 @@ impl Gateway {
 
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.yaml");
         let text = yaml
             .replace("{listen}", &format!("127.0.0.1:{port}"))
-            .replace("{key_sha256}", &sha256_hex(KEY));
+            .replace("{key_sha256}", &sha256_hex(KEY))
+            .replace("{dir}", &dir.display().to_string());
         std::fs::write(&config, text).unwrap();
         let log = dir.join("gateway.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
@@ -59,7 +65,12 @@ impl Gateway {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start switchyard");
-        let mut gw = Gateway { child, port, dir, log };
+        let mut gw = Gateway {
+            child,
+            port,
+            dir,
+            log,
+        };
         gw.wait_ready();
         gw
     }
@@ -71,7 +82,8 @@ impl Gateway {
                 panic!("gateway exited early ({status}):\n{}", self.log_text());
             }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let _ =
+                    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut out = String::new();
                 let _ = s.read_to_string(&mut out);
                 if out.starts_with("HTTP/1.1 200") {
@@ -100,7 +112,10 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -114,6 +129,19 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Starts a second process on the same config with `serve -u`: it takes over this one's
+    /// listening sockets when this one gets SIGQUIT.
+    pub fn spawn_upgrade(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "-u", "-c"])
+            .arg(self.config_path())
+            .env("UPSTREAM_KEY", UPSTREAM_KEY)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("upgraded.log")).unwrap())
+            .spawn()
+            .expect("start the upgrade")
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -141,7 +169,10 @@ impl Drop for Gateway {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// POSTs a chat request with the test key.
@@ -167,7 +198,10 @@ pub fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
 
 /// The SSE events of a body, each without its trailing blank line.
 pub fn sse_events(body: &str) -> Vec<String> {
-    body.split("\n\n").filter(|e| !e.is_empty()).map(str::to_string).collect()
+    body.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A provider entry for a mock.

@@ -30,7 +30,10 @@ fn meters_a_whole_stream_in_one_chunk() {
     let (out, tap) = run(&[STREAM.as_bytes()]);
     assert_eq!(String::from_utf8(out).unwrap(), expected_forward());
     let usage = tap.usage.unwrap();
-    assert_eq!((usage.prompt, usage.completion, usage.cached_prompt), (12, 2, 3));
+    assert_eq!(
+        (usage.prompt, usage.completion, usage.cached_prompt),
+        (12, 2, 3)
+    );
     assert_eq!(tap.finish_reason.as_deref(), Some("stop"));
     assert_eq!(tap.content_deltas, 2);
     assert!(tap.saw_done);
@@ -41,7 +44,11 @@ fn meters_identically_when_split_at_every_byte_boundary() {
     let bytes = STREAM.as_bytes();
     for cut in 0..=bytes.len() {
         let (out, tap) = run(&[&bytes[..cut], &bytes[cut..]]);
-        assert_eq!(String::from_utf8(out).unwrap(), expected_forward(), "cut at {cut}");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            expected_forward(),
+            "cut at {cut}"
+        );
         assert_eq!(tap.usage.map(|u| u.prompt), Some(12), "cut at {cut}");
         assert_eq!(tap.finish_reason.as_deref(), Some("stop"), "cut at {cut}");
     }
@@ -60,7 +67,11 @@ fn forwards_whole_event_chunks_without_copying() {
     let mut tap = OpenAiStreamTap::new();
     let first = Bytes::from(STREAM.split_inclusive("\n\n").next().unwrap().to_string());
     let out = tap.on_chunk(first.clone());
-    assert_eq!(out.as_ptr(), first.as_ptr(), "a whole-event chunk is forwarded as the same bytes");
+    assert_eq!(
+        out.as_ptr(),
+        first.as_ptr(),
+        "a whole-event chunk is forwarded as the same bytes"
+    );
 }
 
 #[test]

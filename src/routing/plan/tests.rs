@@ -27,31 +27,67 @@ fn key<'a>(s: &'a crate::config::Snapshot, name: &str) -> &'a ApiKey {
     s.keys.iter().find(|k| k.name == name).unwrap()
 }
 
-fn providers(s: &crate::config::Snapshot, model: &str, fallbacks: &[&str], prefs: &str, key_name: &str) -> Result<Vec<String>, PlanError> {
+fn providers(
+    s: &crate::config::Snapshot,
+    model: &str,
+    fallbacks: &[&str],
+    prefs: &str,
+    key_name: &str,
+) -> Result<Vec<String>, PlanError> {
     let prefs: ProviderPrefs = serde_json::from_str(prefs).unwrap();
     let fallbacks: Vec<String> = fallbacks.iter().map(|s| s.to_string()).collect();
     let health = HealthBook::default();
-    let req = RouteRequest { model, fallbacks: &fallbacks, prefs: &prefs, key: key(s, key_name), parameters: &["tools"], health: &health, sticky: None };
+    let req = RouteRequest {
+        model,
+        fallbacks: &fallbacks,
+        prefs: &prefs,
+        key: key(s, key_name),
+        parameters: &["tools"],
+        health: &health,
+        sticky: None,
+    };
     RoutePlan::build(&s.catalog, &req).map(|p| {
-        p.candidates().iter().map(|c| format!("{}@{}", c.endpoint().upstream_model, c.provider().id)).collect()
+        p.candidates()
+            .iter()
+            .map(|c| format!("{}@{}", c.endpoint().upstream_model, c.provider().id))
+            .collect()
     })
 }
 
 #[test]
 fn order_only_ignore_and_sort_change_the_choice() {
     let s = snapshot();
-    assert_eq!(providers(&s, "m/one", &[], r#"{"order":["pricey","cheap"]}"#, "all").unwrap(), ["one-b@pricey", "one-a@cheap"]);
-    assert_eq!(providers(&s, "m/one", &[], r#"{"only":["pricey"]}"#, "all").unwrap(), ["one-b@pricey"]);
-    assert_eq!(providers(&s, "m/one", &[], r#"{"ignore":["pricey"]}"#, "all").unwrap(), ["one-a@cheap"]);
-    assert_eq!(providers(&s, "m/one", &[], r#"{"sort":"price"}"#, "all").unwrap(), ["one-a@cheap", "one-b@pricey"]);
-    assert_eq!(providers(&s, "m/one:floor", &[], "{}", "all").unwrap(), ["one-a@cheap", "one-b@pricey"]);
+    assert_eq!(
+        providers(&s, "m/one", &[], r#"{"order":["pricey","cheap"]}"#, "all").unwrap(),
+        ["one-b@pricey", "one-a@cheap"]
+    );
+    assert_eq!(
+        providers(&s, "m/one", &[], r#"{"only":["pricey"]}"#, "all").unwrap(),
+        ["one-b@pricey"]
+    );
+    assert_eq!(
+        providers(&s, "m/one", &[], r#"{"ignore":["pricey"]}"#, "all").unwrap(),
+        ["one-a@cheap"]
+    );
+    assert_eq!(
+        providers(&s, "m/one", &[], r#"{"sort":"price"}"#, "all").unwrap(),
+        ["one-a@cheap", "one-b@pricey"]
+    );
+    assert_eq!(
+        providers(&s, "m/one:floor", &[], "{}", "all").unwrap(),
+        ["one-a@cheap", "one-b@pricey"]
+    );
 }
 
 #[test]
 fn policy_filters_exclude_endpoints() {
     let s = snapshot();
-    for prefs in [r#"{"data_collection":"deny"}"#, r#"{"zdr":true}"#, r#"{"quantizations":["fp16"]}"#,
-                  r#"{"require_parameters":true}"#] {
+    for prefs in [
+        r#"{"data_collection":"deny"}"#,
+        r#"{"zdr":true}"#,
+        r#"{"quantizations":["fp16"]}"#,
+        r#"{"require_parameters":true}"#,
+    ] {
         let got = providers(&s, "m/one", &[], prefs, "all").unwrap();
         assert_eq!(got, ["one-b@pricey"], "{prefs}");
     }
@@ -64,7 +100,14 @@ fn fallbacks_follow_the_first_model_and_fallbacks_can_be_disabled() {
     let s = snapshot();
     let got = providers(&s, "m/one", &["m/two"], r#"{"sort":"price"}"#, "all").unwrap();
     assert_eq!(got, ["one-a@cheap", "one-b@pricey", "two-a@cheap"]);
-    let got = providers(&s, "m/one", &[], r#"{"sort":"price","allow_fallbacks":false}"#, "all").unwrap();
+    let got = providers(
+        &s,
+        "m/one",
+        &[],
+        r#"{"sort":"price","allow_fallbacks":false}"#,
+        "all",
+    )
+    .unwrap();
     assert_eq!(got, ["one-a@cheap"]);
 }
 
@@ -78,8 +121,14 @@ fn explains_what_excluded_everything() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(providers(&s, "nope/x", &[], "{}", "all"), Err(PlanError::UnknownModel("nope/x".into())));
-    assert_eq!(providers(&s, "m/one", &[], "{}", "limited"), Err(PlanError::ModelNotAllowed("m/one".into())));
+    assert_eq!(
+        providers(&s, "nope/x", &[], "{}", "all"),
+        Err(PlanError::UnknownModel("nope/x".into()))
+    );
+    assert_eq!(
+        providers(&s, "m/one", &[], "{}", "limited"),
+        Err(PlanError::ModelNotAllowed("m/one".into()))
+    );
 }
 
 #[test]
@@ -94,10 +143,28 @@ fn default_draw_weighs_endpoints_by_inverse_price_squared() {
     assert!((share - 0.8).abs() < 0.03, "cheap share {share}");
 }
 
-fn plan_with(s: &crate::config::Snapshot, prefs: &str, health: &HealthBook, sticky: Option<&StickyTarget>) -> Result<Vec<String>, PlanError> {
+fn plan_with(
+    s: &crate::config::Snapshot,
+    prefs: &str,
+    health: &HealthBook,
+    sticky: Option<&StickyTarget>,
+) -> Result<Vec<String>, PlanError> {
     let prefs: ProviderPrefs = serde_json::from_str(prefs).unwrap();
-    let req = RouteRequest { model: "m/one", fallbacks: &[], prefs: &prefs, key: key(s, "all"), parameters: &[], health, sticky };
-    RoutePlan::build(&s.catalog, &req).map(|p| p.candidates().iter().map(|c| c.provider().id.clone()).collect())
+    let req = RouteRequest {
+        model: "m/one",
+        fallbacks: &[],
+        prefs: &prefs,
+        key: key(s, "all"),
+        parameters: &[],
+        health,
+        sticky,
+    };
+    RoutePlan::build(&s.catalog, &req).map(|p| {
+        p.candidates()
+            .iter()
+            .map(|c| c.provider().id.clone())
+            .collect()
+    })
 }
 
 #[test]
@@ -111,36 +178,78 @@ fn open_breakers_are_skipped_and_all_open_is_unhealthy() {
     for _ in 0..crate::routing::health::FAILURES_TO_OPEN {
         health.endpoint("pricey", "one-b").record_failure();
     }
-    assert!(matches!(plan_with(&s, "{}", &health, None), Err(PlanError::AllUnhealthy { .. })));
+    assert!(matches!(
+        plan_with(&s, "{}", &health, None),
+        Err(PlanError::AllUnhealthy { .. })
+    ));
 }
 
 #[test]
 fn throughput_and_latency_sorts_use_live_statistics() {
     let s = snapshot();
     let health = HealthBook::default();
-    health.endpoint("cheap", "one-a").record_success(Some(900), Some(20.0));
-    health.endpoint("pricey", "one-b").record_success(Some(100), Some(200.0));
-    assert_eq!(plan_with(&s, r#"{"sort":"throughput"}"#, &health, None).unwrap(), ["pricey", "cheap"]);
-    assert_eq!(plan_with(&s, r#"{"sort":"latency"}"#, &health, None).unwrap(), ["pricey", "cheap"]);
+    health
+        .endpoint("cheap", "one-a")
+        .record_success(Some(900), Some(20.0));
+    health
+        .endpoint("pricey", "one-b")
+        .record_success(Some(100), Some(200.0));
+    assert_eq!(
+        plan_with(&s, r#"{"sort":"throughput"}"#, &health, None).unwrap(),
+        ["pricey", "cheap"]
+    );
+    assert_eq!(
+        plan_with(&s, r#"{"sort":"latency"}"#, &health, None).unwrap(),
+        ["pricey", "cheap"]
+    );
     // :nitro is a throughput sort.
     let prefs = ProviderPrefs::default();
-    let req = RouteRequest { model: "m/one:nitro", fallbacks: &[], prefs: &prefs, key: key(&s, "all"), parameters: &[], health: &health, sticky: None };
+    let req = RouteRequest {
+        model: "m/one:nitro",
+        fallbacks: &[],
+        prefs: &prefs,
+        key: key(&s, "all"),
+        parameters: &[],
+        health: &health,
+        sticky: None,
+    };
     let plan = RoutePlan::build(&s.catalog, &req).unwrap();
     assert_eq!(plan.candidates()[0].provider().id, "pricey");
     // A soft latency preference moves the slow endpoint back even under a price sort.
-    assert_eq!(plan_with(&s, r#"{"sort":"price","preferred_max_latency":0.5}"#, &health, None).unwrap(), ["pricey", "cheap"]);
+    assert_eq!(
+        plan_with(
+            &s,
+            r#"{"sort":"price","preferred_max_latency":0.5}"#,
+            &health,
+            None
+        )
+        .unwrap(),
+        ["pricey", "cheap"]
+    );
 }
 
 #[test]
 fn a_sticky_session_goes_back_to_its_endpoint() {
     let s = snapshot();
     let health = HealthBook::default();
-    let target = StickyTarget { provider: "pricey".into(), upstream_model: "one-b".into() };
+    let target = StickyTarget {
+        provider: "pricey".into(),
+        upstream_model: "one-b".into(),
+    };
     for _ in 0..50 {
-        assert_eq!(plan_with(&s, "{}", &health, Some(&target)).unwrap()[0], "pricey");
+        assert_eq!(
+            plan_with(&s, "{}", &health, Some(&target)).unwrap()[0],
+            "pricey"
+        );
     }
     // An explicit sort or order wins over stickiness.
-    assert_eq!(plan_with(&s, r#"{"sort":"price"}"#, &health, Some(&target)).unwrap()[0], "cheap");
+    assert_eq!(
+        plan_with(&s, r#"{"sort":"price"}"#, &health, Some(&target)).unwrap()[0],
+        "cheap"
+    );
     // ...unless that endpoint is no longer eligible.
-    assert_eq!(plan_with(&s, r#"{"ignore":["pricey"]}"#, &health, Some(&target)).unwrap(), ["cheap"]);
+    assert_eq!(
+        plan_with(&s, r#"{"ignore":["pricey"]}"#, &health, Some(&target)).unwrap(),
+        ["cheap"]
+    );
 }
