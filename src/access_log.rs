@@ -63,6 +63,7 @@ fn route_label(route: crate::proxy::Route) -> &'static str {
         Route::Models => "models",
         Route::ModelEndpoints => "model_endpoints",
         Route::Key => "key",
+        Route::Generation => "generation",
         Route::Healthz | Route::Readyz => "health",
         Route::MethodNotAllowed(_) | Route::NotFound => "unknown",
     }

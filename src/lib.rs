@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod dialects;
+pub mod keystore;
 pub mod ledger;
 pub mod limits;
 pub mod metering;

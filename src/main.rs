@@ -34,9 +34,6 @@ enum Command {
         /// Take over the listening sockets of a running instance (graceful upgrade).
         #[arg(short, long)]
         upgrade: bool,
-        /// Run in the background.
-        #[arg(short, long)]
-        daemon: bool,
     },
     /// Validate a config file and print every problem with its line and column.
     Check {
@@ -88,7 +85,6 @@ fn main() -> ExitCode {
             config,
             demo,
             upgrade,
-            daemon,
         } => {
             init_logging();
             let loaded = if demo {
@@ -107,7 +103,13 @@ fn main() -> ExitCode {
             };
             let file = config.display().to_string();
             print_warnings(&file, &loaded);
-            serve(loaded.snapshot, ServeOptions { upgrade, daemon })
+            match serve(loaded.snapshot, ServeOptions { upgrade }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Mock { listen } => {
             init_logging();

@@ -99,7 +99,7 @@ fn build() -> prometheus::Result<Metrics> {
         )?,
         ledger_records: register_int_counter_vec!(
             "switchyard_ledger_records_total",
-            "Generation records by fate (written, dropped, write_error)",
+            "Generation records by fate (written; dropped when the queue was full; abandoned after the database stayed down; write_error per failed batch)",
             &["fate"]
         )?,
         build_info: register_gauge_vec!("switchyard_build_info", "Build information", &["version"])?,

@@ -1,28 +1,38 @@
-//! Assembling and running the Pingora server: listeners, threads, graceful shutdown, and the
-//! in-process mock provider when the config asks for one (the demo).
+//! Assembling and running the Pingora server: listeners, threads, background services,
+//! graceful shutdown, and the in-process mock provider when the config asks for one (demo).
 
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
-use std::sync::Arc;
-
-use crate::admin::{AdminApp, MetricsApp};
-use crate::config::{Snapshot, SnapshotStore};
-use crate::mock::MockServer;
-use crate::pools::{HealthCheckService, ProviderPools};
-use crate::proxy::Gateway;
-use crate::reload::{ReloadService, Reloader};
-use crate::routing::HealthBook;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admin::{AdminApp, MetricsApp};
+use crate::auth::LimitReset;
+use crate::config::{Snapshot, SnapshotStore};
+use crate::keystore::{KeyRefreshService, KeyStore};
+use crate::ledger::{block_on, Ledger, WriterConfig};
+use crate::limits::Budgets;
+use crate::metering::Cost;
+use crate::mock::MockServer;
+use crate::pools::{HealthCheckService, ProviderPools};
+use crate::proxy::{Gateway, GatewayParts};
+use crate::reload::{ReloadService, Reloader};
+use crate::routing::HealthBook;
+
+/// The ledger file when `storage.database_url` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchyard.db";
+/// How long shutdown waits for queued generation records to reach the database.
+const LEDGER_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct ServeOptions {
     /// Take over the listeners of a running instance (graceful upgrade).
     pub upgrade: bool,
-    pub daemon: bool,
 }
 
-fn server_conf(snapshot: &Snapshot, opts: &ServeOptions) -> ServerConf {
+fn server_conf(snapshot: &Snapshot) -> ServerConf {
     let server = &snapshot.server;
     let port = server
         .listen
@@ -32,7 +42,6 @@ fn server_conf(snapshot: &Snapshot, opts: &ServeOptions) -> ServerConf {
         .to_string();
     ServerConf {
         threads: server.threads,
-        daemon: opts.daemon,
         grace_period_seconds: Some(server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(server.grace_period.as_secs().max(1)),
         pid_file: server
@@ -47,28 +56,55 @@ fn server_conf(snapshot: &Snapshot, opts: &ServeOptions) -> ServerConf {
     }
 }
 
-/// Runs the gateway until it is told to stop. Never returns.
-pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
-    let conf = server_conf(&snapshot, &opts);
+/// Opens the ledger, loads the admin API's keys and seeds every key's spend for the
+/// current periods, so budgets hold across restarts.
+fn open_ledger(snapshot: &Snapshot) -> Result<(Ledger, Arc<KeyStore>, Arc<Budgets>), String> {
+    let url = snapshot
+        .storage
+        .database_url
+        .as_deref()
+        .unwrap_or(DEFAULT_DATABASE_URL);
+    let ledger = Ledger::open(url).map_err(|e| format!("cannot open the ledger at {url}: {e}"))?;
+    let keys = Arc::new(KeyStore::new(ledger.clone()));
+    block_on(keys.refresh()).map_err(|e| format!("cannot load API keys from the ledger: {e}"))?;
+    let budgets = Arc::new(Budgets::default());
+    let now = crate::ledger::now_ms();
+    let all_keys = snapshot.keys.iter().cloned().chain(keys.dynamic_keys());
+    for key in all_keys {
+        for reset in [
+            LimitReset::Daily,
+            LimitReset::Weekly,
+            LimitReset::Monthly,
+            LimitReset::Never,
+        ] {
+            let spent = block_on(ledger.spend_for(&key.hash, reset))
+                .map_err(|e| format!("reading spend: {e}"))?;
+            budgets.seed(&key.hash, reset, (now / 1000) as u64, Cost(spent));
+        }
+    }
+    Ok((ledger, keys, budgets))
+}
+
+/// Runs the gateway until it is told to stop, then flushes the ledger.
+pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
+    let conf = server_conf(&snapshot);
     let opt = Opt {
         upgrade: opts.upgrade,
-        daemon: opts.daemon,
         ..Opt::default()
     };
     // The demo's mock provider lives as long as the process.
-    let _mock = snapshot
-        .mock
-        .as_ref()
-        .map(|m| match MockServer::start(&m.listen) {
-            Ok(mock) => {
-                log::info!("mock provider listening on {}", mock.base_url());
-                mock
-            }
-            Err(e) => {
-                eprintln!("error: cannot start the mock provider on {}: {e}", m.listen);
-                std::process::exit(1);
-            }
-        });
+    let _mock = match &snapshot.mock {
+        Some(m) => {
+            let mock = MockServer::start(&m.listen)
+                .map_err(|e| format!("cannot start the mock provider on {}: {e}", m.listen))?;
+            log::info!("mock provider listening on {}", mock.base_url());
+            Some(mock)
+        }
+        None => None,
+    };
+    let (ledger, keys, budgets) = open_ledger(&snapshot)?;
+    let writer = ledger.writer(WriterConfig::default());
+
     let listen = snapshot.server.listen.clone();
     let metrics_listen = snapshot.server.metrics_listen.clone();
     let admin_listen = snapshot.server.admin_listen.clone();
@@ -90,27 +126,61 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> ! {
         "config reload",
         ReloadService::new(reloader.clone()),
     ));
+    server.add_service(background_service(
+        "key refresh",
+        KeyRefreshService::new(keys.clone()),
+    ));
     if let Some(addr) = metrics_listen {
-        let mut svc = Service::new(
-            "metrics".to_string(),
-            MetricsApp::new(pools.clone(), health.clone()),
-        );
+        let app = MetricsApp::new(pools.clone(), health.clone(), writer.clone());
+        let mut svc = Service::new("metrics".to_string(), app);
         svc.add_tcp(&addr);
         log::info!("metrics on http://{addr}/metrics");
         server.add_service(svc);
     }
     if let Some(addr) = admin_listen {
-        let mut svc = Service::new("admin".to_string(), AdminApp::new(store.clone(), reloader));
+        let app = AdminApp::new(
+            store.clone(),
+            reloader,
+            ledger.clone(),
+            keys.clone(),
+            budgets.clone(),
+        );
+        let mut svc = Service::new("admin".to_string(), app);
         svc.add_tcp(&addr);
         log::info!("admin API on http://{addr}");
         server.add_service(svc);
     }
-    let gateway = Gateway::new(store, health, pools);
+    let gateway = Gateway::new(GatewayParts {
+        snapshots: store,
+        health,
+        pools,
+        keys,
+        budgets,
+        ledger: ledger.clone(),
+        writer: writer.clone(),
+    });
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     for addr in &listen {
         proxy.add_tcp(addr);
         log::info!("switchyard listening on http://{addr}/v1");
     }
     server.add_service(proxy);
-    server.run_forever()
+    // Returns once every service has stopped: requests in flight have finished (or the grace
+    // period ran out) and logged their records.
+    server.run(RunArgs::default());
+    if writer.clone().close_blocking(LEDGER_FLUSH_TIMEOUT) {
+        let stats = writer.stats();
+        log::info!(
+            "ledger flushed: {} records written, {} dropped",
+            stats.written,
+            stats.dropped
+        );
+    } else {
+        log::error!(
+            "ledger flush timed out: queued records may be lost ({:?})",
+            writer.stats()
+        );
+    }
+    drop(ledger);
+    Ok(())
 }

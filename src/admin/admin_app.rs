@@ -13,11 +13,37 @@ use subtle::ConstantTimeEq;
 use crate::api::{ApiError, FrontDoor};
 use crate::auth::bearer_secret;
 use crate::config::SnapshotStore;
+use crate::keystore::KeyStore;
+use crate::ledger::Ledger;
+use crate::limits::Budgets;
 use crate::reload::Reloader;
+
+use super::keys::KeysApi;
 
 pub struct AdminApp {
     store: Arc<SnapshotStore>,
     reloader: Arc<Reloader>,
+    ledger: Ledger,
+    keys: Arc<KeyStore>,
+    budgets: Arc<Budgets>,
+}
+
+/// Admin request bodies are small JSON objects.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_ADMIN_BODY {
+            return Err(ApiError::payload_too_large(MAX_ADMIN_BODY));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn json_response(status: u16, body: Bytes) -> Response<Vec<u8>> {
@@ -29,13 +55,59 @@ fn json_response(status: u16, body: Bytes) -> Response<Vec<u8>> {
         .unwrap_or_default()
 }
 
+/// `/v1/keys`, `/v1/keys/{hash}`, and the same under `/api`.
+fn is_keys_path(path: &str) -> bool {
+    let p = path.strip_prefix("/api").unwrap_or(path);
+    p == "/v1/keys" || p.starts_with("/v1/keys/")
+}
+
 fn error(e: ApiError) -> Response<Vec<u8>> {
     json_response(e.status, e.body(FrontDoor::OpenAi))
 }
 
 impl AdminApp {
-    pub fn new(store: Arc<SnapshotStore>, reloader: Arc<Reloader>) -> AdminApp {
-        AdminApp { store, reloader }
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        reloader: Arc<Reloader>,
+        ledger: Ledger,
+        keys: Arc<KeyStore>,
+        budgets: Arc<Budgets>,
+    ) -> AdminApp {
+        AdminApp {
+            store,
+            reloader,
+            ledger,
+            keys,
+            budgets,
+        }
+    }
+
+    async fn keys(
+        &self,
+        session: &mut ServerSession,
+        method: &str,
+        rest: &str,
+    ) -> Response<Vec<u8>> {
+        let body = match read_body(session).await {
+            Ok(b) => b,
+            Err(e) => return error(e),
+        };
+        let api = KeysApi {
+            ledger: &self.ledger,
+            budgets: &self.budgets,
+        };
+        match api.handle(method, rest, &body).await {
+            Ok((status, value)) => {
+                if method != "GET" {
+                    // The change takes effect on this instance now, on others at their refresh.
+                    if let Err(e) = self.keys.refresh().await {
+                        log::warn!("refreshing keys after an admin change: {e}");
+                    }
+                }
+                json_response(status, Bytes::from(value.to_string()))
+            }
+            Err(e) => error(e),
+        }
     }
 
     fn authorized(&self, session: &ServerSession) -> Result<(), ApiError> {
@@ -77,6 +149,14 @@ impl ServeHttp for AdminApp {
                     }
                     Err(_) => error(ApiError::internal("the reload task failed")),
                 }
+            }
+            (m, p) if is_keys_path(p) => {
+                let rest = p
+                    .trim_start_matches("/api")
+                    .trim_start_matches("/v1/keys")
+                    .to_string();
+                let m = m.to_string();
+                self.keys(session, &m, &rest).await
             }
             _ => error(ApiError::not_found(format!(
                 "no such admin endpoint: {method} {path}"

@@ -6,6 +6,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
 
+use crate::ledger::LedgerWriter;
 use crate::metrics::metrics;
 use crate::pools::ProviderPools;
 use crate::routing::HealthBook;
@@ -13,11 +14,39 @@ use crate::routing::HealthBook;
 pub struct MetricsApp {
     pools: Arc<ProviderPools>,
     health: Arc<HealthBook>,
+    writer: LedgerWriter,
 }
 
 impl MetricsApp {
-    pub fn new(pools: Arc<ProviderPools>, health: Arc<HealthBook>) -> MetricsApp {
-        MetricsApp { pools, health }
+    pub fn new(
+        pools: Arc<ProviderPools>,
+        health: Arc<HealthBook>,
+        writer: LedgerWriter,
+    ) -> MetricsApp {
+        MetricsApp {
+            pools,
+            health,
+            writer,
+        }
+    }
+
+    /// The ledger writer keeps its own counters; the scrape copies them.
+    fn refresh_ledger_gauges(&self) {
+        let m = metrics();
+        let stats = self.writer.stats();
+        m.ledger_queue_depth.set(stats.queued as i64);
+        for (fate, n) in [
+            ("written", stats.written),
+            ("dropped", stats.dropped),
+            ("abandoned", stats.abandoned),
+            ("write_error", stats.write_errors),
+        ] {
+            let counter = m.ledger_records.with_label_values(&[fate]);
+            let current = counter.get();
+            if n > current {
+                counter.inc_by(n - current);
+            }
+        }
     }
 
     /// Health gauges are read at scrape time rather than kept in step on every change.
@@ -54,6 +83,7 @@ impl ServeHttp for MetricsApp {
                 .unwrap_or_default();
         }
         self.refresh_health_gauges();
+        self.refresh_ledger_gauges();
         let body = crate::metrics::render().into_bytes();
         builder
             .status(200)

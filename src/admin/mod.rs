@@ -2,6 +2,7 @@
 //! protected; off unless `server.admin_listen` is set).
 
 mod admin_app;
+pub mod keys;
 mod metrics_app;
 
 pub use admin_app::AdminApp;

@@ -79,6 +79,9 @@ pub struct RequestCtx {
     pub started: Instant,
     pub generation_id: String,
     pub created_unix: u64,
+    pub created_unix_ms: u64,
+    /// The provider's finish reason, once known.
+    pub finish_reason: Option<String>,
     pub route: Route,
     pub door: FrontDoor,
     pub key: Option<Arc<ApiKey>>,
@@ -114,15 +117,18 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn new(snapshot: Arc<Snapshot>) -> RequestCtx {
-        let created_unix = SystemTime::now()
+        let created_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, |d| d.as_millis() as u64);
+        let created_unix = created_unix_ms / 1000;
         RequestCtx {
             _in_flight: InFlight::new(),
             snapshot,
             started: Instant::now(),
             generation_id: new_generation_id(created_unix),
             created_unix,
+            created_unix_ms,
+            finish_reason: None,
             route: Route::NotFound,
             door: FrontDoor::OpenAi,
             key: None,

@@ -5,6 +5,7 @@ mod body;
 mod ctx;
 mod failover;
 mod limits;
+mod record;
 mod respond;
 mod response;
 mod routes;
@@ -28,6 +29,8 @@ use crate::auth::{bearer_secret, ApiKey};
 use crate::catalog::{Backend, Provider};
 use crate::config::SnapshotStore;
 use crate::dialects;
+use crate::keystore::KeyStore;
+use crate::ledger::{Ledger, LedgerWriter};
 use crate::limits::{now_ms, Budgets, RateLimits};
 use crate::metering::OpenAiStreamTap;
 use crate::net::Resolver;
@@ -35,35 +38,93 @@ use crate::pools::ProviderPools;
 use crate::routing::{
     session_hash, HealthBook, PlanError, RoutePlan, RouteRequest, StickyTable, StickyTarget,
 };
+use record::RecentGenerations;
 use respond::{send_error, send_json};
 use response::{buffer_bounded, ResponseMode, MAX_JSON_RESPONSE};
 use std::net::SocketAddr;
 
+/// What the gateway shares with the rest of the process (reload, admin, metrics).
+pub struct GatewayParts {
+    pub snapshots: Arc<SnapshotStore>,
+    /// Passive health and live statistics; outlives snapshots (reloads keep it).
+    pub health: Arc<HealthBook>,
+    pub pools: Arc<ProviderPools>,
+    pub keys: Arc<KeyStore>,
+    pub budgets: Arc<Budgets>,
+    pub ledger: Ledger,
+    pub writer: LedgerWriter,
+}
+
 pub struct Gateway {
     snapshots: Arc<SnapshotStore>,
     resolver: Resolver,
-    /// Passive health and live statistics; outlives snapshots (reloads keep it).
     health: Arc<HealthBook>,
     sticky: StickyTable,
     pools: Arc<ProviderPools>,
-    budgets: Budgets,
+    keys: Arc<KeyStore>,
+    budgets: Arc<Budgets>,
     rates: RateLimits,
+    ledger: Ledger,
+    writer: LedgerWriter,
+    recent: RecentGenerations,
 }
 
 impl Gateway {
-    pub fn new(
-        snapshots: Arc<SnapshotStore>,
-        health: Arc<HealthBook>,
-        pools: Arc<ProviderPools>,
-    ) -> Gateway {
+    pub fn new(parts: GatewayParts) -> Gateway {
         Gateway {
-            snapshots,
+            snapshots: parts.snapshots,
             resolver: Resolver::default(),
-            health,
+            health: parts.health,
             sticky: StickyTable::default(),
-            pools,
-            budgets: Budgets::default(),
+            pools: parts.pools,
+            keys: parts.keys,
+            budgets: parts.budgets,
             rates: RateLimits::default(),
+            ledger: parts.ledger,
+            writer: parts.writer,
+            recent: RecentGenerations::default(),
+        }
+    }
+
+    /// `GET /v1/generation?id=`: the caller's own generation record (another key's is as
+    /// unknown as a missing one).
+    async fn generation(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let key = match self.authenticate(session, ctx) {
+            Ok(k) => k,
+            Err(e) => return send_error(session, ctx, e).await,
+        };
+        ctx.key = Some(key.clone());
+        let id = session
+            .req_header()
+            .uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("id=")))
+            .map(str::to_string);
+        let Some(id) = id.filter(|i| !i.is_empty()) else {
+            let e = ApiError::bad_param("id", "`id` is required: /v1/generation?id=gen-...");
+            return send_error(session, ctx, e).await;
+        };
+        let record = match self.recent.get(&id) {
+            Some(r) => Some((*r).clone()),
+            None => match self.ledger.get_generation(&id).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("reading generation {id}: {e}");
+                    let e = ApiError::unavailable("the generation ledger is unavailable right now");
+                    return send_error(session, ctx, e).await;
+                }
+            },
+        };
+        match record.filter(|r| r.key_hash == key.hash) {
+            Some(r) => {
+                let body = json!({ "data": r.to_openrouter_json() });
+                send_json(session, 200, Bytes::from(body.to_string()), &[]).await?;
+                Ok(true)
+            }
+            None => {
+                let e = ApiError::not_found(format!("no generation `{id}` for this key"));
+                send_error(session, ctx, e).await
+            }
         }
     }
 
@@ -139,8 +200,8 @@ impl Gateway {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
             })?;
-        match ctx.snapshot.keys.find(secret) {
-            Some(k) if !k.disabled => Ok(k.clone()),
+        match self.keys.find(&ctx.snapshot, secret) {
+            Some(k) if !k.disabled => Ok(k),
             Some(_) => Err(ApiError::unauthorized("this API key is disabled")),
             None => Err(ApiError::unauthorized("invalid API key")),
         }
@@ -334,6 +395,7 @@ impl ProxyHttp for Gateway {
                     }
                 }
             }
+            Route::Generation => self.generation(session, ctx).await,
             Route::Key => match self.authenticate(session, ctx) {
                 Ok(key) => {
                     let report = self.budgets.report(&key.hash, ctx.created_unix);
@@ -599,6 +661,12 @@ impl ProxyHttp for Gateway {
         self.learn_from(ctx);
         self.settle(ctx);
         crate::access_log::record_metrics(session, ctx);
+        if ctx.route == Route::ChatCompletions {
+            if let Some(record) = record::generation_record(session, ctx) {
+                self.recent.insert(record.clone());
+                self.writer.record(record);
+            }
+        }
         crate::access_log::log_request(session, ctx);
     }
 }

@@ -86,6 +86,9 @@ impl RequestCtx {
             .usage
             .unwrap_or_else(|| self.estimate_usage(tap.content_deltas));
         self.usage = Some(usage);
+        if self.finish_reason.is_none() {
+            self.finish_reason = tap.finish_reason.clone();
+        }
         let chunk = json!({
             "id": self.generation_id,
             "object": "chat.completion.chunk",
@@ -144,6 +147,10 @@ impl RequestCtx {
                 self.estimate_usage(text_len.div_ceil(ESTIMATED_BYTES_PER_TOKEN))
             });
         self.usage = Some(usage);
+        self.finish_reason = value
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         value["id"] = json!(self.generation_id);
         value["model"] = json!(self.served_model());
         value["provider"] = json!(self.served_provider());

@@ -11,6 +11,8 @@ pub enum Route {
     ModelEndpoints,
     /// The caller's own key.
     Key,
+    /// One of the caller's generation records.
+    Generation,
     Healthz,
     Readyz,
     /// A known path with the wrong method; holds the allowed one.
@@ -34,6 +36,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/chat/completions" => only(method, Method::POST, Route::ChatCompletions),
         "/models" => only(method, Method::GET, Route::Models),
         "/key" | "/auth/key" => only(method, Method::GET, Route::Key),
+        "/generation" => only(method, Method::GET, Route::Generation),
         p if model_endpoints_id(p).is_some() => only(method, Method::GET, Route::ModelEndpoints),
         _ => Route::NotFound,
     }

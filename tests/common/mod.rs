@@ -48,10 +48,17 @@ impl Gateway {
             std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.yaml");
-        let text = yaml
+        let mut text = yaml
             .replace("{listen}", &format!("127.0.0.1:{port}"))
             .replace("{key_sha256}", &sha256_hex(KEY))
             .replace("{dir}", &dir.display().to_string());
+        if !text.contains("\nstorage:") && !text.starts_with("storage:") {
+            // Each gateway gets its own ledger in its own directory.
+            text.push_str(&format!(
+                "storage:\n  database_url: \"sqlite://{}/ledger.db\"\n",
+                dir.display()
+            ));
+        }
         std::fs::write(&config, text).unwrap();
         let log = dir.join("gateway.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
@@ -144,15 +151,25 @@ impl Gateway {
             .expect("start the upgrade")
     }
 
+    pub fn ledger_url(&self) -> String {
+        format!("sqlite://{}/ledger.db", self.dir.display())
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.yaml")
     }
 
     /// Rewrites the config file the gateway was started with (same substitutions).
     pub fn write_config(&self, yaml: &str) {
-        let text = yaml
+        let mut text = yaml
             .replace("{listen}", &format!("127.0.0.1:{}", self.port))
             .replace("{key_sha256}", &sha256_hex(KEY));
+        if !text.contains("\nstorage:") && !text.starts_with("storage:") {
+            text.push_str(&format!(
+                "storage:\n  database_url: \"sqlite://{}/ledger.db\"\n",
+                self.dir.display()
+            ));
+        }
         // Write then rename, as editors and config managers do.
         let tmp = self.dir.join("config.yaml.tmp");
         std::fs::write(&tmp, text).unwrap();

@@ -1,0 +1,106 @@
+//! The generation record of a finished request, for the ledger and `/v1/generation`.
+
+use pingora::proxy::Session;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use super::ctx::{AttemptOutcome, RequestCtx};
+use crate::ledger::{Attempt, GenerationRecord};
+
+/// The record of `ctx`, if the request belongs in the ledger (a chat request by a known key).
+pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<GenerationRecord> {
+    let key = ctx.key.as_ref()?;
+    let chat = ctx.chat.as_ref()?;
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let attempts = ctx
+        .attempts
+        .iter()
+        .map(|a| Attempt {
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            outcome: crate::access_log::outcome_label(&a.outcome).to_string(),
+            status: match a.outcome {
+                AttemptOutcome::Status(s) => Some(s),
+                AttemptOutcome::Succeeded => Some(status),
+                _ => None,
+            },
+            latency_ms: a.latency_ms.unwrap_or(0),
+        })
+        .collect();
+    let usage = ctx.usage.unwrap_or_default();
+    let (model, provider, upstream_model) = match &ctx.current {
+        Some(c) => (
+            c.model.id.clone(),
+            c.provider().id.clone(),
+            c.endpoint().upstream_model.clone(),
+        ),
+        None => (chat.model.clone(), String::new(), String::new()),
+    };
+    let cancelled = ctx
+        .attempts
+        .last()
+        .is_some_and(|a| a.outcome == AttemptOutcome::Cancelled);
+    Some(GenerationRecord {
+        id: ctx.generation_id.clone(),
+        key_hash: key.hash,
+        key_name: key.name.clone(),
+        model,
+        provider,
+        upstream_model,
+        attempts,
+        usage,
+        cost: ctx.usage.map(|u| ctx.cost_of(&u)).unwrap_or_default(),
+        latency_ms: ctx.started.elapsed().as_millis() as u64,
+        ttft_ms: ctx
+            .first_byte_at
+            .map(|t| t.duration_since(ctx.started).as_millis() as u64),
+        finish_reason: ctx
+            .finish_reason
+            .clone()
+            .or_else(|| ctx.error.as_ref().map(|_| "error".to_string())),
+        status,
+        streamed: chat.stream,
+        cancelled,
+        error: ctx.error.as_ref().map(|e| e.message.clone()),
+        created_at: (ctx.created_unix_ms) as i64,
+    })
+}
+
+/// The most recent records, so `/v1/generation` answers at once for a request that just
+/// finished (the ledger writes in batches, up to 50 ms later). Bounded.
+pub struct RecentGenerations {
+    inner: Mutex<Recent>,
+}
+
+/// Records by id, and ids oldest first (for eviction).
+type Recent = (HashMap<String, Arc<GenerationRecord>>, VecDeque<String>);
+
+const RECENT: usize = 4096;
+
+impl Default for RecentGenerations {
+    fn default() -> Self {
+        RecentGenerations {
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+}
+
+impl RecentGenerations {
+    pub fn insert(&self, record: GenerationRecord) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let (map, order) = &mut *inner;
+        if order.len() == RECENT {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        order.push_back(record.id.clone());
+        map.insert(record.id.clone(), Arc::new(record));
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<GenerationRecord>> {
+        self.inner.lock().ok()?.0.get(id).cloned()
+    }
+}

@@ -1,0 +1,305 @@
+//! The ledger end to end: generation records for every request (streams, cancellations,
+//! estimates), the admin key API, and nothing lost at shutdown.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use switchyard::ledger::{block_on, Ledger};
+
+fn config(mock: &MockServer, admin_port: u16) -> String {
+    format!(
+        "server:\n  listen: [\"{{listen}}\"]\n  admin_listen: \"127.0.0.1:{admin_port}\"\n  admin_token_env: ADMIN_TOKEN\n  threads: 2\n  grace_period: 3s\nkeys:\n  - name: tester\n    key_sha256: \"{{key_sha256}}\"\n  - name: other\n    key_sha256: \"{}\"\nproviders:\n{}models:\n  test/model:\n    endpoints:\n      - {{ provider: p1, model: m, price: {{ prompt: 2, completion: 4, cached_prompt: 1 }} }}\n",
+        sha256_hex("sk-other"),
+        provider("p1", mock)
+    )
+}
+
+async fn generation(gw: &Gateway, id: &str, key: &str) -> reqwest::Response {
+    client()
+        .get(gw.url(&format!("/api/v1/generation?id={id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_request_leaves_a_record_with_the_usage_and_cost_it_was_charged() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    // Non-stream, with cached tokens reported by the provider.
+    let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}],
+                             "mock": {"usage_prompt": 100, "usage_cached": 40, "usage_completion": 10}})).await;
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    let cost = body["usage"]["cost"].as_f64().unwrap();
+    // 60 fresh × $2/M + 40 cached × $1/M + 10 × $4/M
+    assert!(
+        (cost - (60.0 * 2.0 + 40.0 + 40.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
+    let rec: Value = generation(&gw, &id, KEY).await.json().await.unwrap();
+    let d = &rec["data"];
+    assert_eq!(d["id"], id.as_str());
+    assert_eq!(d["model"], "test/model");
+    assert_eq!(d["provider_name"], "p1");
+    assert_eq!(d["tokens_prompt"], 100);
+    assert_eq!(d["tokens_completion"], 10);
+    assert_eq!(d["native_tokens_cached"], 40);
+    assert!((d["total_cost"].as_f64().unwrap() - cost).abs() < 1e-15);
+    assert_eq!(d["streamed"], false);
+    assert_eq!(d["cancelled"], false);
+    assert_eq!(d["estimated"], false);
+    assert_eq!(d["finish_reason"], "stop");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
+
+    // Another key cannot read it.
+    assert_eq!(generation(&gw, &id, "sk-other").await.status(), 404);
+    assert_eq!(generation(&gw, "gen-nope", KEY).await.status(), 404);
+
+    // A stream whose provider reports nothing is estimated, and says so.
+    let r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}],
+                             "mock": {"no_usage": true, "chunks": 12}})).await;
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let text = r.text().await.unwrap();
+    let events = sse_events(&text);
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    assert_eq!(tail["usage"]["estimated"], true);
+    assert_eq!(
+        tail["usage"]["completion_tokens"], 12,
+        "one token per streamed delta"
+    );
+    let rec: Value = generation(&gw, &id, KEY).await.json().await.unwrap();
+    assert_eq!(rec["data"]["estimated"], true);
+    assert_eq!(rec["data"]["streamed"], true);
+    assert_eq!(rec["data"]["tokens_completion"], 12);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_leaves_a_cancelled_record_charged_for_what_was_generated()
+{
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    let r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "long"}],
+                             "mock": {"chunks": 200, "chunk_delay_ms": 20}})).await;
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let mut stream = r.bytes_stream();
+    use futures_util::StreamExt;
+    let mut got = 0;
+    while got < 2000 {
+        got += stream.next().await.unwrap().unwrap().len();
+    }
+    drop(stream); // the client goes away
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let r = generation(&gw, &id, KEY).await;
+        if r.status() == 200 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record for the cancelled stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let d = &rec["data"];
+    assert_eq!(d["cancelled"], true, "{d}");
+    let completion = d["tokens_completion"].as_u64().unwrap();
+    assert!(
+        completion > 0 && completion < 200,
+        "charged for what was generated: {completion}"
+    );
+    assert!(d["total_cost"].as_f64().unwrap() > 0.0);
+    // The provider's stream was cut too, long before its 4 seconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key: Value = client()
+        .get(gw.url("/v1/key"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        (key["data"]["usage"].as_f64().unwrap() - d["total_cost"].as_f64().unwrap()).abs() < 1e-12
+    );
+}
+
+#[tokio::test]
+async fn shutdown_loses_no_queued_record() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let mut gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let r = chat(&gw, json!({"model": "test/model", "stream": i % 2 == 0, "messages": [{"role": "user", "content": "hi"}]})).await;
+        ids.push(r.headers()["x-generation-id"].to_str().unwrap().to_string());
+        r.text().await.unwrap();
+    }
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
+    assert!(
+        gw.log_text().contains("ledger flushed"),
+        "{}",
+        gw.log_text()
+    );
+    let ledger = Ledger::open(&gw.ledger_url()).unwrap();
+    for id in &ids {
+        let rec = block_on(ledger.get_generation(id)).unwrap();
+        assert!(rec.is_some(), "record {id} was lost");
+    }
+}
+
+#[tokio::test]
+async fn keys_created_through_the_admin_api_work_and_round_trip() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let admin_port = free_port();
+    let gw = Gateway::start_with_env(&config(&mock, admin_port), &[("ADMIN_TOKEN", "adm")]);
+    let admin = |path: &str| format!("http://127.0.0.1:{admin_port}{path}");
+    let c = client();
+
+    assert_eq!(c.get(admin("/v1/keys")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.post(admin("/v1/keys"))
+            .bearer_auth("adm")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    let r = c.post(admin("/v1/keys")).bearer_auth("adm")
+        .json(&json!({"name": "ci-bot", "limit": 5, "limit_reset": "monthly", "rpm": 100, "allowed_models": ["test/*"]}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let secret = created["key"].as_str().unwrap().to_string();
+    let hash = created["data"]["hash"].as_str().unwrap().to_string();
+    assert_eq!(
+        hash,
+        sha256_hex(&secret),
+        "the hash names the key; the secret is not stored"
+    );
+    assert_eq!(created["data"]["limit"], 5.0);
+    assert_eq!(created["data"]["limit_reset"], "monthly");
+
+    // The new key serves requests at once.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Listing and getting never show the secret again.
+    let list = c
+        .get(admin("/v1/keys"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&hash) && !list.contains(&secret));
+    let got: Value = c
+        .get(admin(&format!("/v1/keys/{hash}")))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["data"]["name"], "ci-bot");
+    assert!(
+        got["data"]["usage"].as_f64().unwrap() > 0.0,
+        "spend shows on the key"
+    );
+
+    // Patch: disable it.
+    let r = c
+        .patch(admin(&format!("/v1/keys/{hash}")))
+        .bearer_auth("adm")
+        .json(&json!({"disabled": true, "limit": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let patched: Value = r.json().await.unwrap();
+    assert_eq!(patched["data"]["disabled"], true);
+    assert_eq!(patched["data"]["limit"], Value::Null);
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "test/model", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Delete.
+    assert_eq!(
+        c.delete(admin(&format!("/v1/keys/{hash}")))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(admin(&format!("/v1/keys/{hash}")))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.delete(admin(&format!("/v1/keys/{hash}")))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn budgets_survive_a_restart() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let shared = std::env::temp_dir().join(format!("switchyard-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&shared).unwrap();
+    let text = format!(
+        "server:\n  listen: [\"{{listen}}\"]\n  threads: 1\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\nkeys:\n  - name: tester\n    key_sha256: \"{{key_sha256}}\"\n    limit_usd: 0.0001\n    limit_reset: monthly\nproviders:\n{}models:\n  test/model:\n    endpoints:\n      - {{ provider: p1, model: m, price: {{ prompt: 100, completion: 100 }} }}\n",
+        shared.display(),
+        provider("p1", &mock)
+    );
+    let ask = json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let mut first = Gateway::start(&text);
+    let mut answered = 0;
+    while chat(&first, ask.clone()).await.status() == 200 {
+        answered += 1;
+        assert!(answered < 50, "the budget never ran out");
+    }
+    first.signal("TERM");
+    first.wait_exit(Duration::from_secs(10)).unwrap();
+    // A new process on the same ledger remembers the spend.
+    let restarted = Gateway::start(&text);
+    assert_eq!(
+        chat(&restarted, ask).await.status(),
+        402,
+        "the spend from before the restart still counts"
+    );
+    let _ = std::fs::remove_dir_all(shared);
+}
