@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use switchyard::admin::keys_cli::{self, KeysCommand};
 use switchyard::config::{self, Loaded};
 use switchyard::server::{serve, ServeOptions};
 
@@ -39,6 +40,13 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "conf/switchyard.yaml")]
         config: PathBuf,
+    },
+    /// Provision client keys in the ledger (what the admin API's /v1/keys does).
+    Keys {
+        #[arg(short, long, default_value = "conf/switchyard.yaml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the mock provider (OpenAI dialect, with fault injection) on its own.
     Mock {
@@ -105,6 +113,34 @@ fn main() -> ExitCode {
             print_warnings(&file, &loaded);
             match serve(loaded.snapshot, ServeOptions { upgrade }) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys { config, command } => {
+            let loaded = match config::load_file(&config) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let url = loaded
+                .snapshot
+                .storage
+                .database_url
+                .clone()
+                .unwrap_or_else(|| switchyard::server::DEFAULT_DATABASE_URL.to_string());
+            match keys_cli::run(&url, command) {
+                Ok(answer) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&answer).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

@@ -303,3 +303,52 @@ async fn budgets_survive_a_restart() {
     );
     let _ = std::fs::remove_dir_all(shared);
 }
+
+#[tokio::test]
+async fn keys_created_with_the_cli_reach_a_running_gateway() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("keys")
+            .arg("-c")
+            .arg(gw.config_path())
+            .args(args)
+            .env("UPSTREAM_KEY", UPSTREAM_KEY)
+            .env("ADMIN_TOKEN", "adm")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let created = run(&["create", "--name", "from-cli", "--rpm", "50"]);
+    let secret = created["key"].as_str().unwrap().to_string();
+    assert_eq!(created["data"]["rpm"], 50);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&secret)
+            .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 401);
+        assert!(
+            Instant::now() < deadline,
+            "the CLI's key never reached the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = run(&["list"]);
+    assert_eq!(listed["data"][0]["name"], "from-cli");
+    let hash = created["data"]["hash"].as_str().unwrap();
+    assert_eq!(run(&["delete", hash])["deleted"], true);
+}

@@ -3,6 +3,7 @@
 
 mod admin_app;
 pub mod keys;
+pub mod keys_cli;
 mod metrics_app;
 
 pub use admin_app::AdminApp;
