@@ -5,3 +5,87 @@ pub mod anthropic;
 pub mod common;
 pub mod gemini;
 pub mod openai;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::api::{ApiError, TopLevelFields};
+use crate::catalog::Dialect;
+use crate::metering::Usage;
+
+/// A chat request as one provider's dialect wants it.
+#[derive(Debug)]
+pub struct UpstreamChat {
+    pub body: Bytes,
+    /// What of the client's request the dialect could not express (for a response header).
+    pub dropped: Vec<String>,
+}
+
+/// The client's OpenAI chat request in `dialect`, for `upstream_model`.
+pub fn chat_request(
+    dialect: Dialect,
+    fields: &TopLevelFields,
+    upstream_model: &str,
+    stream: bool,
+    default_max_tokens: u64,
+) -> Result<UpstreamChat, ApiError> {
+    let converted = match dialect {
+        Dialect::OpenAi | Dialect::Azure => {
+            return Ok(UpstreamChat {
+                body: openai::chat_request_body(fields, upstream_model, stream),
+                dropped: Vec::new(),
+            })
+        }
+        Dialect::Anthropic => {
+            anthropic::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
+        }
+        Dialect::Gemini => {
+            gemini::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
+        }
+        Dialect::Bedrock => {
+            return Err(ApiError::bad_gateway(
+                "the bedrock dialect is not supported by this build",
+            ))
+        }
+    };
+    Ok(UpstreamChat {
+        body: converted.body,
+        dropped: converted.dropped,
+    })
+}
+
+/// A provider's complete (non-stream) chat answer as an OpenAI `chat.completion` and its
+/// usage (`None` when the provider reported none).
+pub fn chat_response(
+    dialect: Dialect,
+    body: &[u8],
+    created: u64,
+) -> Result<(Value, Option<Usage>), ApiError> {
+    let (value, usage) = match dialect {
+        Dialect::Anthropic => anthropic::chat_response_at(body, created)?,
+        Dialect::Gemini => gemini::chat_response_at(body, created)?,
+        _ => {
+            let value: Value = serde_json::from_slice(body)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| {
+                    ApiError::bad_gateway(
+                        "the provider answered with a body that is not a JSON object",
+                    )
+                })?;
+            let usage = value.get("usage").and_then(Usage::from_openai);
+            return Ok((value, usage));
+        }
+    };
+    Ok((value, (!usage.estimated).then_some(usage)))
+}
+
+/// The status an upstream error answer stands for, in the gateway's terms: each dialect
+/// says some errors its own way (Anthropic's 529 overload, Gemini's 400 for a bad key).
+pub fn error_status(dialect: Dialect, status: u16, body: &[u8]) -> u16 {
+    match dialect {
+        Dialect::Anthropic => anthropic::error_status(status, body).0,
+        Dialect::Gemini => gemini::error_status(status, body).0,
+        _ => status,
+    }
+}

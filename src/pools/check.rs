@@ -66,7 +66,13 @@ impl HealthCheck for ProviderCheck {
         if let Some(key) = &backend.api_key {
             match self.provider.dialect {
                 Dialect::Azure => req.insert_header("api-key", key.expose())?,
-                Dialect::Anthropic => req.insert_header("x-api-key", key.expose())?,
+                Dialect::Anthropic => {
+                    req.insert_header("x-api-key", key.expose())?;
+                    req.insert_header(
+                        "anthropic-version",
+                        crate::dialects::anthropic::ANTHROPIC_VERSION,
+                    )?;
+                }
                 Dialect::Gemini => req.insert_header("x-goog-api-key", key.expose())?,
                 _ => req.insert_header("authorization", format!("Bearer {}", key.expose()))?,
             }

@@ -113,6 +113,15 @@ pub struct RequestCtx {
     pub rate_prompt_estimate: Option<u64>,
     /// The key's rate-limit standing, for `X-RateLimit-*` headers.
     pub rate_status: Option<RateStatus>,
+    /// What the serving dialect could not express of the client's request.
+    pub dropped: Vec<String>,
+    /// Events a converted stream has produced (the usage estimate's basis).
+    pub stream_events: u64,
+    /// The client's `anthropic-beta` header, forwarded to Anthropic upstreams.
+    pub anthropic_beta: Option<String>,
+    /// A client error found only once a candidate's dialect was known (a request the
+    /// conversion refused): sent instead of an upstream error.
+    pub client_error: Option<ApiError>,
 }
 
 impl RequestCtx {
@@ -149,6 +158,10 @@ impl RequestCtx {
             reservation: None,
             rate_prompt_estimate: None,
             rate_status: None,
+            dropped: Vec::new(),
+            stream_events: 0,
+            anthropic_beta: None,
+            client_error: None,
         }
     }
 

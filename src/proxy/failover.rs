@@ -67,6 +67,13 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
     if let Some(id) = upstream_request_id {
         resp.insert_header("x-upstream-request-id", id)?;
     }
+    if !ctx.dropped.is_empty() {
+        // DESIGN §3: what the provider's dialect could not express is said, never failed on.
+        let dropped = ctx.dropped.join(", ");
+        if let Ok(value) = http::HeaderValue::from_str(&dropped) {
+            resp.insert_header("x-switchyard-dropped", value)?;
+        }
+    }
     if let ResponseMode::UpstreamError {
         status,
         retry_after,
@@ -207,7 +214,10 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
         ctx.error = Some(ApiError::bad_request("the client closed the connection"));
         return gone;
     }
-    let error = final_error(e, ctx);
+    let error = ctx
+        .client_error
+        .take()
+        .unwrap_or_else(|| final_error(e, ctx));
     let status = error.status;
     // Pingora closes a client connection after a failed proxy attempt: say so in the response
     // rather than promise keep-alive.

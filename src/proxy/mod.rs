@@ -9,6 +9,7 @@ mod record;
 mod respond;
 mod response;
 mod routes;
+mod stream;
 mod upstream;
 
 pub use ctx::{Attempt, AttemptOutcome, RequestCtx};
@@ -32,7 +33,6 @@ use crate::dialects;
 use crate::keystore::KeyStore;
 use crate::ledger::{Ledger, LedgerWriter};
 use crate::limits::{now_ms, Budgets, RateLimits};
-use crate::metering::OpenAiStreamTap;
 use crate::net::Resolver;
 use crate::pools::ProviderPools;
 use crate::routing::{
@@ -42,6 +42,7 @@ use record::RecentGenerations;
 use respond::{send_error, send_json};
 use response::{buffer_bounded, ResponseMode, MAX_JSON_RESPONSE};
 use std::net::SocketAddr;
+use stream::ChatStream;
 
 /// What the gateway shares with the rest of the process (reload, admin, metrics).
 pub struct GatewayParts {
@@ -224,6 +225,12 @@ impl Gateway {
             Ok(c) => c,
             Err(e) => return send_error(session, ctx, e).await,
         };
+        ctx.anthropic_beta = session
+            .req_header()
+            .headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let header_session = session
             .req_header()
             .headers
@@ -455,11 +462,32 @@ impl ProxyHttp for Gateway {
             elapsed: None,
         });
         if let Some(chat) = &ctx.chat {
-            ctx.upstream_body = dialects::openai::chat_request_body(
+            let max_tokens = candidate
+                .model
+                .max_output
+                .unwrap_or(limits::DEFAULT_MAX_OUTPUT);
+            let upstream_model = &candidate.endpoint().upstream_model;
+            match dialects::chat_request(
+                provider.dialect,
                 &chat.fields,
-                &candidate.endpoint().upstream_model,
+                upstream_model,
                 chat.stream,
-            );
+                max_tokens,
+            ) {
+                Ok(converted) => {
+                    ctx.upstream_body = converted.body;
+                    ctx.dropped = converted.dropped;
+                }
+                Err(e) => {
+                    // The request itself is wrong for this dialect: the client's error, no retry.
+                    ctx.end_attempt(AttemptOutcome::Cancelled);
+                    ctx.client_error = Some(e);
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        "the request cannot be converted",
+                    );
+                }
+            }
         }
         ctx.current = Some(candidate);
         let (backend, addr) = match self.pick_backend(&provider).await {
@@ -492,6 +520,7 @@ impl ProxyHttp for Gateway {
             backend,
             ctx.upstream_body.len(),
             ctx.is_stream(),
+            ctx.anthropic_beta.as_deref(),
         )?;
         Ok(())
     }
@@ -538,7 +567,7 @@ impl ProxyHttp for Gateway {
                 retry_after: failover::retry_after_secs(upstream_response),
             }
         } else if failover::is_event_stream(upstream_response) {
-            ResponseMode::Stream(Box::new(OpenAiStreamTap::new()))
+            ResponseMode::Stream(Box::new(ChatStream::new(ctx.dialect(), ctx.created_unix)))
         } else {
             ResponseMode::Json(Default::default())
         };
@@ -567,12 +596,28 @@ impl ProxyHttp for Gateway {
         let mut mode = std::mem::replace(&mut ctx.response, ResponseMode::None);
         let out = match &mut mode {
             ResponseMode::None => body.take(),
-            ResponseMode::Stream(tap) => {
-                let mut out = body.take().map(|b| tap.on_chunk(b)).unwrap_or_default();
+            ResponseMode::Stream(stream) => {
+                let mut out = body.take().map(|b| stream.on_chunk(b)).unwrap_or_default();
+                if !matches!(**stream, ChatStream::Passthrough(_)) {
+                    ctx.stream_events += stream::count_events(&out);
+                }
                 if end_of_stream {
                     let mut tail = bytes::BytesMut::from(&out[..]);
-                    tail.extend_from_slice(&tap.finish());
-                    tail.extend_from_slice(&ctx.stream_tail(tap));
+                    tail.extend_from_slice(&stream.finish());
+                    if let Some(raw) = stream.error() {
+                        // The provider reported an error inside its 200 stream.
+                        let message = raw
+                            .pointer("/message")
+                            .or_else(|| raw.pointer("/error/message"))
+                            .and_then(|m| m.as_str())
+                            .unwrap_or("the provider reported an error mid-stream")
+                            .to_string();
+                        let error =
+                            ApiError::bad_gateway(message).with_metadata(json!({ "raw": raw }));
+                        tail.extend_from_slice(&ctx.stream_error_chunk(&error));
+                        ctx.error = Some(error);
+                    }
+                    tail.extend_from_slice(&ctx.stream_tail(stream));
                     out = tail.freeze();
                     ctx.finished_at = Some(Instant::now());
                     ctx.end_attempt(AttemptOutcome::Succeeded);

@@ -11,8 +11,10 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use super::ctx::RequestCtx;
+use super::stream::ChatStream;
 use crate::api::ApiError;
-use crate::metering::{Cost, OpenAiStreamTap, Usage, ESTIMATED_BYTES_PER_TOKEN};
+use crate::catalog::Dialect;
+use crate::metering::{Cost, Usage, ESTIMATED_BYTES_PER_TOKEN};
 
 /// Largest non-stream answer the gateway buffers; bigger ones are refused as upstream errors.
 pub const MAX_JSON_RESPONSE: usize = 64 * 1024 * 1024;
@@ -22,7 +24,7 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 pub enum ResponseMode {
     /// Not proxying (local answer) or no upstream answer yet.
     None,
-    Stream(Box<OpenAiStreamTap>),
+    Stream(Box<ChatStream>),
     Json(BytesMut),
     UpstreamError {
         status: u16,
@@ -80,14 +82,25 @@ impl RequestCtx {
             .map_or("", |c| c.provider().id.as_str())
     }
 
+    /// The serving provider's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.current
+            .as_ref()
+            .map_or(Dialect::OpenAi, |c| c.provider().dialect)
+    }
+
     /// The final usage chunk every stream ends with, then `[DONE]`.
-    pub fn stream_tail(&mut self, tap: &OpenAiStreamTap) -> Bytes {
-        let usage = tap
-            .usage
-            .unwrap_or_else(|| self.estimate_usage(tap.content_deltas));
+    pub fn stream_tail(&mut self, stream: &ChatStream) -> Bytes {
+        let deltas = match stream {
+            ChatStream::Passthrough(tap) => tap.content_deltas,
+            _ => self.stream_events,
+        };
+        let usage = stream
+            .usage()
+            .unwrap_or_else(|| self.estimate_usage(deltas));
         self.usage = Some(usage);
         if self.finish_reason.is_none() {
-            self.finish_reason = tap.finish_reason.clone();
+            self.finish_reason = stream.finish_reason();
         }
         let chunk = json!({
             "id": self.generation_id,
@@ -118,34 +131,34 @@ impl RequestCtx {
         Bytes::from(format!("data: {chunk}\n\n"))
     }
 
-    /// Stamps a complete chat completion with the gateway's id, catalog model, provider and
-    /// cost. A body that is not a JSON object becomes a 502-shaped error body (the status line
-    /// has already gone out with the upstream's 200).
+    /// Stamps a complete chat completion (converted to OpenAI's shape first if the provider
+    /// speaks another dialect) with the gateway's id, catalog model, provider and cost. A body
+    /// that cannot be read becomes a 502-shaped error body (the status line has already gone
+    /// out with the upstream's 200).
     pub fn finish_json(&mut self, body: &[u8]) -> Bytes {
-        let mut value: Value = match serde_json::from_slice(body) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                let error = ApiError::bad_gateway(format!(
-                    "provider {} returned a response that is not valid JSON",
-                    self.served_provider()
-                ))
-                .with_metadata(json!({ "provider_name": self.served_provider() }));
-                let out = error.body(self.door);
-                self.error = Some(error);
-                self.usage = Some(self.estimate_usage(0));
-                return out;
-            }
-        };
-        let usage = value
-            .get("usage")
-            .and_then(Usage::from_openai)
-            .unwrap_or_else(|| {
-                let text_len = value
-                    .pointer("/choices/0/message/content")
-                    .and_then(Value::as_str)
-                    .map_or(0, str::len) as u64;
-                self.estimate_usage(text_len.div_ceil(ESTIMATED_BYTES_PER_TOKEN))
-            });
+        let (mut value, reported) =
+            match crate::dialects::chat_response(self.dialect(), body, self.created_unix) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    let error = ApiError::bad_gateway(format!(
+                        "provider {}: {}",
+                        self.served_provider(),
+                        e.message
+                    ))
+                    .with_metadata(json!({ "provider_name": self.served_provider() }));
+                    let out = error.body(self.door);
+                    self.error = Some(error);
+                    self.usage = Some(self.estimate_usage(0));
+                    return out;
+                }
+            };
+        let usage = reported.unwrap_or_else(|| {
+            let text_len = value
+                .pointer("/choices/0/message/content")
+                .and_then(Value::as_str)
+                .map_or(0, str::len) as u64;
+            self.estimate_usage(text_len.div_ceil(ESTIMATED_BYTES_PER_TOKEN))
+        });
         self.usage = Some(usage);
         self.finish_reason = value
             .pointer("/choices/0/finish_reason")
@@ -159,7 +172,8 @@ impl RequestCtx {
     }
 
     /// The client-facing error for an upstream error answer that is not failed over.
-    pub fn upstream_error(&self, status: u16, body: &[u8]) -> ApiError {
+    pub fn upstream_error(&self, upstream_status: u16, body: &[u8]) -> ApiError {
+        let status = crate::dialects::error_status(self.dialect(), upstream_status, body);
         let provider = self.served_provider();
         let raw: Value = serde_json::from_slice(body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
@@ -170,7 +184,7 @@ impl RequestCtx {
                 || format!("provider {provider} answered HTTP {status}"),
                 |m| format!("provider {provider}: {m}"),
             );
-        let metadata = json!({ "provider_name": provider, "status": status, "raw": raw,
+        let metadata = json!({ "provider_name": provider, "status": upstream_status, "raw": raw,
                                "attempts": super::failover::attempts_json(self) });
         let error = match status {
             429 => ApiError::rate_limited(message, 1),

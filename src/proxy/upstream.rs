@@ -10,6 +10,7 @@ use rand::Rng;
 use std::net::SocketAddr;
 
 use crate::catalog::{Backend, Dialect, Provider};
+use crate::dialects::{anthropic, gemini};
 use crate::routing::Candidate;
 
 /// A weighted random backend of the provider (`backends:` in the config).
@@ -46,15 +47,18 @@ pub fn chat_request_head(
     backend: &Backend,
     body_len: usize,
     stream: bool,
+    anthropic_beta: Option<&str>,
 ) -> pingora::Result<RequestHeader> {
     let provider = candidate.provider();
     let prefix = &backend.url.path_prefix;
+    let upstream_model = &candidate.endpoint().upstream_model;
     let path = match provider.dialect {
         Dialect::Azure => format!(
-            "{prefix}/openai/deployments/{}/chat/completions?api-version={}",
-            candidate.endpoint().upstream_model,
+            "{prefix}/openai/deployments/{upstream_model}/chat/completions?api-version={}",
             provider.api_version.as_deref().unwrap_or_default()
         ),
+        Dialect::Anthropic => format!("{prefix}{}", anthropic::MESSAGES_PATH),
+        Dialect::Gemini => format!("{prefix}{}", gemini::chat_path(upstream_model, stream)),
         _ => format!("{prefix}/chat/completions"),
     };
     let mut head = RequestHeader::build("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
@@ -78,7 +82,15 @@ pub fn chat_request_head(
     if let Some(key) = &backend.api_key {
         match provider.dialect {
             Dialect::Azure => head.insert_header("api-key", key.expose())?,
+            Dialect::Anthropic => head.insert_header("x-api-key", key.expose())?,
+            Dialect::Gemini => head.insert_header("x-goog-api-key", key.expose())?,
             _ => head.insert_header("authorization", format!("Bearer {}", key.expose()))?,
+        }
+    }
+    if provider.dialect == Dialect::Anthropic {
+        head.insert_header("anthropic-version", anthropic::ANTHROPIC_VERSION)?;
+        if let Some(beta) = anthropic_beta {
+            head.insert_header("anthropic-beta", beta)?;
         }
     }
     for (name, value) in &provider.headers {

@@ -1,0 +1,78 @@
+//! The streaming response, whatever the provider's dialect: OpenAI-compatible streams pass
+//! through the metering tap untouched; Anthropic and Gemini streams are converted event by
+//! event into OpenAI chunks.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::catalog::Dialect;
+use crate::dialects::{anthropic, gemini};
+use crate::metering::{OpenAiStreamTap, Usage};
+
+pub enum ChatStream {
+    Passthrough(OpenAiStreamTap),
+    Anthropic(anthropic::StreamConverter),
+    Gemini(gemini::StreamConverter),
+}
+
+impl ChatStream {
+    pub fn new(dialect: Dialect, created_unix: u64) -> ChatStream {
+        match dialect {
+            Dialect::Anthropic => {
+                ChatStream::Anthropic(anthropic::StreamConverter::new(created_unix))
+            }
+            Dialect::Gemini => ChatStream::Gemini(gemini::StreamConverter::new(created_unix)),
+            _ => ChatStream::Passthrough(OpenAiStreamTap::new()),
+        }
+    }
+
+    /// The bytes to send the client for one upstream chunk.
+    pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        match self {
+            ChatStream::Passthrough(tap) => tap.on_chunk(chunk),
+            ChatStream::Anthropic(c) => c.on_chunk(&chunk),
+            ChatStream::Gemini(c) => c.on_chunk(&chunk),
+        }
+    }
+
+    /// What is left once the upstream stream ended (never `[DONE]` or a usage chunk).
+    pub fn finish(&mut self) -> Bytes {
+        match self {
+            ChatStream::Passthrough(tap) => tap.finish(),
+            ChatStream::Anthropic(c) => c.finish(),
+            ChatStream::Gemini(c) => c.finish(),
+        }
+    }
+
+    /// The provider's reported usage, if any.
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            ChatStream::Passthrough(tap) => tap.usage,
+            ChatStream::Anthropic(c) => c.usage().filter(|u| !u.estimated),
+            ChatStream::Gemini(c) => c.usage().filter(|u| !u.estimated),
+        }
+    }
+
+    pub fn finish_reason(&self) -> Option<String> {
+        match self {
+            ChatStream::Passthrough(tap) => tap.finish_reason.clone(),
+            ChatStream::Anthropic(c) => c.finish_reason().map(str::to_string),
+            ChatStream::Gemini(c) => c.finish_reason().map(str::to_string),
+        }
+    }
+
+    /// An error the provider reported inside the stream.
+    pub fn error(&self) -> Option<Value> {
+        match self {
+            ChatStream::Passthrough(tap) => tap.upstream_error.clone(),
+            ChatStream::Anthropic(c) => c.error().cloned(),
+            ChatStream::Gemini(c) => c.error().cloned(),
+        }
+    }
+}
+
+/// Counts the content events of converted output, the basis of the usage estimate when a
+/// provider reports none (one token per delta, as for OpenAI streams).
+pub fn count_events(out: &[u8]) -> u64 {
+    memchr::memmem::find_iter(out, b"\n\n").count() as u64
+}

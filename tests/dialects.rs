@@ -1,0 +1,224 @@
+//! The OpenAI front door to Anthropic and Gemini providers: the real binary against the
+//! mock speaking each provider's own API.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(mock: &MockServer) -> String {
+    let base = mock.base_url();
+    format!(
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n",
+        config_head()
+    )
+}
+
+fn start() -> (MockServer, Gateway) {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&config(&mock));
+    (mock, gw)
+}
+
+const WEATHER_TOOL: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}]"#;
+
+async fn plain_chat(gw: &Gateway, model: &str) -> Value {
+    let r = chat(gw, json!({"model": model, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Hello there"}]})).await;
+    assert_eq!(r.status(), 200, "{model}");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn plain_chat_reaches_each_dialect_in_its_own_format() {
+    let (mock, gw) = start();
+    for (model, provider, path) in [
+        ("anthropic/claude", "claude", "/v1/messages"),
+        (
+            "google/gemini",
+            "gem",
+            "/v1/models/gemini-test:generateContent",
+        ),
+    ] {
+        let body = plain_chat(&gw, model).await;
+        assert_eq!(body["model"], model);
+        assert_eq!(body["provider"], provider);
+        assert_eq!(body["object"], "chat.completion");
+        assert!(
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Hello there"),
+            "{body}"
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert!(body["choices"][0]["native_finish_reason"].is_string());
+        assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+        assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+        let seen = mock.requests().pop().unwrap();
+        assert_eq!(seen.path, path);
+        let up = seen.json().unwrap();
+        match provider {
+            "claude" => {
+                assert_eq!(seen.header("x-api-key"), Some(UPSTREAM_KEY));
+                assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+                assert_eq!(seen.header("authorization"), None);
+                assert_eq!(up["model"], "claude-test");
+                assert_eq!(up["system"].to_string().contains("be brief"), true, "{up}");
+                assert_eq!(
+                    up["max_tokens"], 1000,
+                    "Anthropic needs max_tokens: the catalog's max_output"
+                );
+            }
+            _ => {
+                assert_eq!(seen.header("x-goog-api-key"), Some(UPSTREAM_KEY));
+                assert!(
+                    up["systemInstruction"].to_string().contains("be brief"),
+                    "{up}"
+                );
+                assert!(up["contents"].is_array());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_are_converted_event_by_event_and_end_with_usage_and_done() {
+    let (_mock, gw) = start();
+    for model in ["anthropic/claude", "google/gemini"] {
+        let r = chat(&gw, json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hello stream"}]})).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let events = sse_events(&text);
+        assert_eq!(events.last().unwrap(), "data: [DONE]", "{model}");
+        let mut content = String::new();
+        for e in &events[..events.len() - 2] {
+            let chunk: Value = serde_json::from_str(e.trim_start_matches("data: ")).unwrap();
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
+                content.push_str(c);
+            }
+        }
+        assert!(content.contains("Hello stream"), "{model}: {content}");
+        let usage: Value =
+            serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+        assert_eq!(usage["model"], model);
+        assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        assert!(
+            usage["usage"].get("estimated").is_none(),
+            "{model}: the provider's own usage was read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_round_trips() {
+    let (mock, gw) = start();
+    let tools: Value = serde_json::from_str(WEATHER_TOOL).unwrap();
+    // The mock answers these endpoints with a call to the first tool (the `tool_call` knob).
+    for model in ["anthropic/tools", "google/tools"] {
+        let r = chat(
+            &gw,
+            json!({"model": model, "stream": true, "tools": tools, "tool_choice": "auto",
+                                 "messages": [{"role": "user", "content": "weather in Paris?"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let (mut name, mut args, mut id, mut finish) =
+            (String::new(), String::new(), String::new(), String::new());
+        for e in sse_events(&text).iter().filter(|e| *e != "data: [DONE]") {
+            let chunk: Value = serde_json::from_str(e.trim_start_matches("data: ")).unwrap();
+            if let Some(call) = chunk["choices"][0]["delta"]["tool_calls"].get(0) {
+                assert_eq!(call["index"], 0);
+                if let Some(i) = call["id"].as_str() {
+                    id = i.to_string()
+                }
+                if let Some(n) = call["function"]["name"].as_str() {
+                    name.push_str(n)
+                }
+                if let Some(a) = call["function"]["arguments"].as_str() {
+                    args.push_str(a)
+                }
+            }
+            if let Some(f) = chunk["choices"][0]["finish_reason"].as_str() {
+                finish = f.to_string()
+            }
+        }
+        assert_eq!(name, "get_weather", "{model}: {text}");
+        assert!(!id.is_empty());
+        let parsed: Value =
+            serde_json::from_str(&args).unwrap_or_else(|_| panic!("{model}: arguments {args}"));
+        assert_eq!(parsed["location"], "Paris");
+        assert_eq!(finish, "tool_calls");
+
+        // The tool result goes back in the next turn, in the provider's format.
+        let r = chat(&gw, json!({"model": model, "tools": tools, "messages": [
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "get_weather", "arguments": args}}]},
+            {"role": "tool", "tool_call_id": id, "content": "sunny, 21C"}]})).await;
+        assert_eq!(r.status(), 200, "{model}");
+        let up = mock.requests().pop().unwrap().json().unwrap().to_string();
+        assert!(up.contains("sunny, 21C"), "{model}: {up}");
+    }
+}
+
+#[tokio::test]
+async fn images_and_json_mode_are_translated() {
+    let (mock, gw) = start();
+    let image = json!({"model": "anthropic/claude", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]});
+    assert_eq!(chat(&gw, image).await.status(), 200);
+    let up = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(up["messages"][0]["content"][1]["type"], "image", "{up}");
+    assert_eq!(up["messages"][0]["content"][1]["source"]["type"], "base64");
+
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object", "properties": {"t": {"type": "number"}}}}});
+    let r = chat(&gw, json!({"model": "google/gemini", "response_format": schema, "messages": [{"role": "user", "content": "json"}]})).await;
+    assert_eq!(r.status(), 200);
+    let up = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(
+        up["generationConfig"]["responseMimeType"], "application/json",
+        "{up}"
+    );
+
+    // A field Anthropic has no equivalent for is dropped and named in a header.
+    let r = chat(&gw, json!({"model": "anthropic/claude", "seed": 7, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["x-switchyard-dropped"]
+        .to_str()
+        .unwrap()
+        .contains("seed"));
+}
+
+#[tokio::test]
+async fn provider_errors_fail_over_or_surface_with_the_raw_error() {
+    let (_mock, gw) = start();
+    // Anthropic's 529 overloaded_error fails over to the next endpoint.
+    let r = chat(&gw, json!({"model": "anthropic/overloaded", "provider": {"order": ["claude", "backup"]}, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "backup");
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+
+    // Gemini's RESOURCE_EXHAUSTED with nowhere to go is a 429 carrying the provider's error.
+    let r = chat(
+        &gw,
+        json!({"model": "google/limited", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["metadata"]["provider_name"], "gem");
+    assert_eq!(
+        body["error"]["metadata"]["raw"]["error"]["status"], "RESOURCE_EXHAUSTED",
+        "{body}"
+    );
+
+    // A request the dialect cannot express is the client's 400, not a provider failure.
+    let r = chat(
+        &gw,
+        json!({"model": "anthropic/claude", "messages": [{"role": "user", "content": 5}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+}
