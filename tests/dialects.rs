@@ -63,7 +63,7 @@ async fn plain_chat_reaches_each_dialect_in_its_own_format() {
                 assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
                 assert_eq!(seen.header("authorization"), None);
                 assert_eq!(up["model"], "claude-test");
-                assert_eq!(up["system"].to_string().contains("be brief"), true, "{up}");
+                assert!(up["system"].to_string().contains("be brief"), "{up}");
                 assert_eq!(
                     up["max_tokens"], 1000,
                     "Anthropic needs max_tokens: the catalog's max_output"
