@@ -14,7 +14,7 @@ use crate::auth::LimitReset;
 use crate::config::{Snapshot, SnapshotStore};
 use crate::keystore::{KeyRefreshService, KeyStore};
 use crate::ledger::{block_on, Ledger, WriterConfig};
-use crate::limits::Budgets;
+use crate::limits::{Budgets, Limiter};
 use crate::metering::Cost;
 use crate::mock::MockServer;
 use crate::pools::{HealthCheckService, ProviderPools};
@@ -155,7 +155,7 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
         health,
         pools,
         keys,
-        budgets,
+        limits: Arc::new(Limiter::new(budgets)),
         ledger: ledger.clone(),
         writer: writer.clone(),
     });

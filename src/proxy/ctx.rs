@@ -10,7 +10,7 @@ use crate::api::{ApiError, ChatRequest, FrontDoor};
 use crate::auth::ApiKey;
 use crate::catalog::Backend;
 use crate::config::Snapshot;
-use crate::limits::{RateStatus, Reservation};
+use crate::limits::{Admission, RateStatus};
 use crate::metering::Usage;
 use crate::routing::{Candidate, RoutePlan};
 
@@ -107,10 +107,8 @@ pub struct RequestCtx {
     pub session: Option<u64>,
     /// When the current attempt's response ended (for throughput).
     pub finished_at: Option<Instant>,
-    /// The budget held for this request until it settles.
-    pub reservation: Option<Reservation>,
-    /// The prompt-token estimate counted against the key's tokens per minute while in flight.
-    pub rate_prompt_estimate: Option<u64>,
+    /// What the key's limits hold for this request until it settles.
+    pub admission: Option<Admission>,
     /// The key's rate-limit standing, for `X-RateLimit-*` headers.
     pub rate_status: Option<RateStatus>,
     /// What the serving dialect could not express of the client's request.
@@ -155,8 +153,7 @@ impl RequestCtx {
             last_upstream_error: None,
             session: None,
             finished_at: None,
-            reservation: None,
-            rate_prompt_estimate: None,
+            admission: None,
             rate_status: None,
             dropped: Vec::new(),
             stream_events: 0,

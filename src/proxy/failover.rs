@@ -61,6 +61,7 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         resp.insert_header("x-switchyard-model", c.model.id.as_str())?;
     }
     resp.insert_header("x-switchyard-attempts", ctx.attempts.len().to_string())?;
+    resp.insert_header("x-switchyard-attempt-log", attempt_log(ctx, resp.status.as_u16()))?;
     if let Some(rate) = &ctx.rate_status {
         super::respond::rate_limit_headers(rate, |name, value| resp.insert_header(name, value))?;
     }
@@ -88,6 +89,25 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         }
     }
     Ok(())
+}
+
+/// Every attempt as `provider;status;ms`, comma-separated: the route this request took. The
+/// attempt that answered shows the upstream's status and its time to the response head;
+/// attempts that failed without a status show their outcome (`connect_failed`, `timeout`).
+fn attempt_log(ctx: &RequestCtx, answered_status: u16) -> String {
+    ctx.attempts
+        .iter()
+        .map(|a| {
+            let status = match &a.outcome {
+                AttemptOutcome::Status(s) => s.to_string(),
+                AttemptOutcome::InFlight | AttemptOutcome::Succeeded => answered_status.to_string(),
+                other => crate::access_log::outcome_label(other).to_string(),
+            };
+            let ms = a.latency_ms.unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
+            format!("{};{status};{ms}", a.provider)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn outcome_of(e: &Error) -> AttemptOutcome {

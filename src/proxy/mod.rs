@@ -32,7 +32,7 @@ use crate::config::SnapshotStore;
 use crate::dialects;
 use crate::keystore::KeyStore;
 use crate::ledger::{Ledger, LedgerWriter};
-use crate::limits::{now_ms, Budgets, RateLimits};
+use crate::limits::{now_ms, Limiter, Refusal};
 use crate::net::Resolver;
 use crate::pools::ProviderPools;
 use crate::routing::{
@@ -51,7 +51,7 @@ pub struct GatewayParts {
     pub health: Arc<HealthBook>,
     pub pools: Arc<ProviderPools>,
     pub keys: Arc<KeyStore>,
-    pub budgets: Arc<Budgets>,
+    pub limits: Arc<Limiter>,
     pub ledger: Ledger,
     pub writer: LedgerWriter,
 }
@@ -63,8 +63,7 @@ pub struct Gateway {
     sticky: StickyTable,
     pools: Arc<ProviderPools>,
     keys: Arc<KeyStore>,
-    budgets: Arc<Budgets>,
-    rates: RateLimits,
+    limits: Arc<Limiter>,
     ledger: Ledger,
     writer: LedgerWriter,
     recent: RecentGenerations,
@@ -79,8 +78,7 @@ impl Gateway {
             sticky: StickyTable::default(),
             pools: parts.pools,
             keys: parts.keys,
-            budgets: parts.budgets,
-            rates: RateLimits::default(),
+            limits: parts.limits,
             ledger: parts.ledger,
             writer: parts.writer,
             recent: RecentGenerations::default(),
@@ -263,31 +261,14 @@ impl Gateway {
         let worst_case = limits::worst_case_cost(&chat, &plan, ctx.snapshot.billing.fee_percent);
         ctx.chat = Some(chat);
         ctx.plan = Some(plan);
-        match self.rates.admit(&key, prompt_estimate, now_ms()) {
-            Ok(status) => {
-                ctx.rate_status = status;
-                ctx.rate_prompt_estimate = status.map(|_| prompt_estimate);
+        match self.limits.admit(&key, prompt_estimate, worst_case, now_ms()).await {
+            Ok(admission) => {
+                ctx.rate_status = admission.rate_status;
+                ctx.admission = Some(admission);
             }
-            Err(status) => {
-                ctx.rate_status = Some(status);
-                let e = ApiError::rate_limited(
-                    format!(
-                        "rate limit exceeded: {} {} per minute for this key",
-                        status.limit, status.kind
-                    ),
-                    status.retry_after.unwrap_or(1),
-                );
-                return send_error(session, ctx, e).await;
-            }
-        }
-        match self.budgets.reserve(&key, worst_case, ctx.created_unix) {
-            Ok(r) => ctx.reservation = Some(r),
-            Err(exhausted) => {
-                let e = ApiError::payment_required(format!(
-                    "this key's budget of ${:.6} is used up for the current period (spent ${:.6}, ${:.6} held by requests in flight)",
-                    exhausted.limit.usd(), exhausted.spent.usd(), exhausted.reserved.usd()
-                ));
-                return send_error(session, ctx, e).await;
+            Err(refusal) => {
+                let error = refusal_error(refusal, ctx);
+                return send_error(session, ctx, error).await;
             }
         }
         Ok(false)
@@ -295,21 +276,14 @@ impl Gateway {
 
     /// Releases what the request held and charges what it used: every request passes here
     /// exactly once (from `logging`), whatever path it took.
-    fn settle(&self, ctx: &mut RequestCtx) {
-        let Some(key) = ctx.key.clone() else { return };
+    async fn settle(&self, ctx: &mut RequestCtx) {
+        let (Some(key), Some(admission)) = (ctx.key.clone(), ctx.admission.take()) else {
+            return;
+        };
         let usage = ctx.usage;
         let cost = usage.map(|u| ctx.cost_of(&u)).unwrap_or_default();
-        if let Some(r) = ctx.reservation.take() {
-            self.budgets.settle(r, cost, ctx.created_unix);
-        }
-        if let Some(estimate) = ctx.rate_prompt_estimate.take() {
-            self.rates.settle(
-                &key.hash,
-                estimate,
-                usage.map_or(0, |u| u.total()),
-                now_ms(),
-            );
-        }
+        let tokens = usage.map_or(0, |u| u.total());
+        self.limits.settle(&key, admission, cost, tokens, now_ms()).await;
     }
 
     /// Sends an error before the body was read: the connection cannot be reused.
@@ -321,6 +295,26 @@ impl Gateway {
     ) -> Result<bool> {
         session.as_mut().set_keepalive(None);
         send_error(session, ctx, error).await
+    }
+}
+
+/// The client's answer to a refused admission: 429 with the rate standing, 402, or 503.
+fn refusal_error(refusal: Refusal, ctx: &mut RequestCtx) -> ApiError {
+    match refusal {
+        Refusal::Rate(status) => {
+            ctx.rate_status = Some(status);
+            ApiError::rate_limited(
+                format!("rate limit exceeded: {} {} per minute for this key", status.limit, status.kind),
+                status.retry_after.unwrap_or(1),
+            )
+        }
+        Refusal::Budget(exhausted) => ApiError::payment_required(format!(
+            "this key's budget of ${:.6} is used up for the current period (spent ${:.6}, ${:.6} held by requests in flight)",
+            exhausted.limit.usd(),
+            exhausted.spent.usd(),
+            exhausted.reserved.usd()
+        )),
+        Refusal::Unavailable(why) => ApiError::unavailable(format!("limits are unavailable, refusing by policy: {why}")),
     }
 }
 
@@ -405,7 +399,7 @@ impl ProxyHttp for Gateway {
             Route::Generation => self.generation(session, ctx).await,
             Route::Key => match self.authenticate(session, ctx) {
                 Ok(key) => {
-                    let report = self.budgets.report(&key.hash, ctx.created_unix);
+                    let report = self.limits.report(&key.hash, ctx.created_unix_ms).await;
                     let body = crate::api::key::key_info(&key, &report, ctx.created_unix);
                     ctx.key = Some(key);
                     send_json(session, 200, Bytes::from(body.to_string()), &[]).await?;
@@ -704,7 +698,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.end_attempt(outcome);
         self.learn_from(ctx);
-        self.settle(ctx);
+        self.settle(ctx).await;
         crate::access_log::record_metrics(session, ctx);
         if ctx.route == Route::ChatCompletions {
             if let Some(record) = record::generation_record(session, ctx) {
