@@ -60,6 +60,9 @@ fn route_label(route: crate::proxy::Route) -> &'static str {
     use crate::proxy::Route;
     match route {
         Route::ChatCompletions => "chat_completions",
+        Route::Messages => "messages",
+        Route::Responses => "responses",
+        Route::Embeddings => "embeddings",
         Route::Models => "models",
         Route::ModelEndpoints => "model_endpoints",
         Route::Key => "key",

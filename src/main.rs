@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard::admin::keys_cli::{self, KeysCommand};
+use switchyard::catalog::import::cli::{self as catalog_cli, CatalogCommand};
 use switchyard::config::{self, Loaded};
 use switchyard::server::{serve, ServeOptions};
 
@@ -40,6 +41,9 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "conf/switchyard.yaml")]
         config: PathBuf,
+        /// Also list what would change relative to this file (e.g. the running config).
+        #[arg(long)]
+        against: Option<PathBuf>,
     },
     /// Provision client keys in the ledger (what the admin API's /v1/keys does).
     Keys {
@@ -47,6 +51,11 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Build catalog YAML from public price maps (litellm, OpenRouter).
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
     },
     /// Run the mock provider (OpenAI dialect, with fault injection) on its own.
     Mock {
@@ -61,14 +70,34 @@ fn init_logging() {
 
 fn print_warnings(file: &str, loaded: &Loaded) {
     for w in &loaded.warnings {
-        eprintln!("{file}:{w} (warning)");
+        eprintln!("{} (warning)", w.located(file));
+    }
+}
+
+/// What reloading from `old` to `new` would change (`check --against`).
+fn print_changes(old: &std::path::Path, new: &Loaded) -> ExitCode {
+    match config::load_file(old) {
+        Ok(old) => {
+            let report = switchyard::reload::report(&old.snapshot, new);
+            if report.changes.is_empty() {
+                println!("a reload would change nothing in models or providers");
+            }
+            for change in report.changes {
+                println!("would change: {change}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot compare with {}:\n{e}", old.display());
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => {
+        Command::Check { config, against } => {
             let file = config.display().to_string();
             match config::load_file(&config) {
                 Ok(loaded) => {
@@ -80,6 +109,9 @@ fn main() -> ExitCode {
                         c.models.len(),
                         loaded.snapshot.keys.len()
                     );
+                    if let Some(old) = against {
+                        return print_changes(&old, &loaded);
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -147,6 +179,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Catalog { command } => match catalog_cli::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Mock { listen } => {
             init_logging();
             match switchyard::mock::run_forever(&listen) {

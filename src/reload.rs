@@ -54,12 +54,22 @@ impl Reloader {
     /// Loads, validates and swaps in the config file. Blocking (reads the file): call it off
     /// the request path.
     pub fn reload(&self) -> Result<ReloadReport, String> {
+        self.reload_or_check(false)
+    }
+
+    /// Validates the file and reports what a reload would change, without applying it.
+    pub fn check(&self) -> Result<ReloadReport, String> {
+        self.reload_or_check(true)
+    }
+
+    fn reload_or_check(&self, dry_run: bool) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let Some(path) = &self.path else {
             return Err("this instance runs a built-in config; there is no file to reload".into());
         };
         let loaded = match config::load_file(path) {
             Ok(l) => l,
+            Err(e) if dry_run => return Err(e.to_string()),
             Err(e) => {
                 metrics().reloads.with_label_values(&["invalid"]).inc();
                 log::error!("config reload refused, the running config stays:\n{e}");
@@ -67,15 +77,9 @@ impl Reloader {
             }
         };
         let current = self.store.current();
-        let mut report = ReloadReport {
-            changes: diff(&current, &loaded.snapshot),
-            warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
-        };
-        if loaded.snapshot.server.listen != current.server.listen {
-            report.warnings.push(
-                "server.listen changed: listeners change only on restart or graceful upgrade"
-                    .into(),
-            );
+        let report = report(&current, &loaded);
+        if dry_run {
+            return Ok(report);
         }
         self.pools.sync(&loaded.snapshot);
         self.store.replace(loaded.snapshot);
@@ -92,6 +96,20 @@ impl Reloader {
         );
         Ok(report)
     }
+}
+
+/// What replacing `current` by `next` changes, and what to warn the operator about.
+pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
+    let mut report = ReloadReport {
+        changes: diff(current, &next.snapshot),
+        warnings: next.warnings.iter().map(|w| w.to_string()).collect(),
+    };
+    if next.snapshot.server.listen != current.server.listen {
+        report.warnings.push(
+            "server.listen changed: listeners change only on restart or graceful upgrade".into(),
+        );
+    }
+    report
 }
 
 /// Models and providers added, removed or changed between two snapshots.

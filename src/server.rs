@@ -103,6 +103,7 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
         None => None,
     };
     let (ledger, keys, budgets) = open_ledger(&snapshot)?;
+    let limits = Limiter::from_storage(&snapshot.storage, budgets.clone(), &ledger)?;
     let writer = ledger.writer(WriterConfig::default());
 
     let listen = snapshot.server.listen.clone();
@@ -155,7 +156,7 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
         health,
         pools,
         keys,
-        limits: Arc::new(Limiter::new(budgets)),
+        limits: Arc::new(limits),
         ledger: ledger.clone(),
         writer: writer.clone(),
     });

@@ -222,3 +222,102 @@ async fn provider_errors_fail_over_or_surface_with_the_raw_error() {
     .await;
     assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
 }
+
+fn cloud_config(mock: &MockServer) -> String {
+    let base = mock.base_url();
+    format!(
+        "{}providers:\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\n  az:\n    dialect: azure\n    base_url: \"{base}\"\n    api_version: \"2024-10-21\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  amazon/nova:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0\", price: {{ prompt: 0.8, completion: 3.2 }} }}\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-3-5-sonnet-20241022-v2:0+tool_call\" }}\n  bedrock/throttled:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=429\" }}\n  openai/gpt-azure:\n    endpoints:\n      - {{ provider: az, model: my-gpt4o-deployment, price: {{ prompt: 2.5, completion: 10 }} }}\n",
+        config_head()
+    )
+}
+
+#[tokio::test]
+async fn bedrock_requests_are_signed_converted_and_streamed() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&cloud_config(&mock));
+    let body = plain_chat(&gw, "amazon/nova").await;
+    assert_eq!(body["provider"], "br");
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Hello there"));
+    assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.path, "/v1/model/amazon.nova-pro-v1%3A0/converse");
+    let auth = seen.header("authorization").unwrap();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential="), "{auth}");
+    assert!(auth.contains("/us-east-1/bedrock/aws4_request"), "{auth}");
+    assert!(seen.header("x-amz-date").is_some());
+    assert!(seen.json().unwrap()["messages"].is_array());
+
+    // ConverseStream's binary event stream reaches the client as OpenAI SSE.
+    let r = chat(&gw, json!({"model": "amazon/nova", "stream": true, "messages": [{"role": "user", "content": "Hello stream"}]})).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events.last().unwrap(), "data: [DONE]");
+    let content: String = events[..events.len() - 2]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e.trim_start_matches("data: ")).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(content.contains("Hello stream"), "{content}");
+    let usage: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    assert!(
+        usage["usage"].get("estimated").is_none(),
+        "Bedrock's metadata event carries usage"
+    );
+
+    // Tool use streams as OpenAI tool-call deltas.
+    let tools: Value = serde_json::from_str(WEATHER_TOOL).unwrap();
+    let r = chat(&gw, json!({"model": "anthropic/claude-bedrock", "stream": true, "tools": tools, "messages": [{"role": "user", "content": "weather?"}]})).await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("get_weather") && text.contains("\"finish_reason\":\"tool_calls\""),
+        "{text}"
+    );
+
+    // ThrottlingException is a 429 to the client.
+    let r = chat(
+        &gw,
+        json!({"model": "bedrock/throttled", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+}
+
+#[tokio::test]
+async fn azure_uses_the_deployment_url_api_version_and_api_key() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&cloud_config(&mock));
+    for stream in [false, true] {
+        let r = chat(&gw, json!({"model": "openai/gpt-azure", "stream": stream, "messages": [{"role": "user", "content": "Hello azure"}]})).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("azure"), "{text}");
+        let seen = mock.requests().pop().unwrap();
+        assert_eq!(
+            seen.path,
+            "/v1/openai/deployments/my-gpt4o-deployment/chat/completions"
+        );
+        assert_eq!(seen.query.as_deref(), Some("api-version=2024-10-21"));
+        assert_eq!(seen.header("api-key"), Some(UPSTREAM_KEY));
+        assert_eq!(seen.header("authorization"), None);
+        if stream {
+            assert!(text.ends_with("data: [DONE]\n\n"));
+            assert!(
+                text.contains("\"model\":\"openai/gpt-azure\""),
+                "the usage chunk names the catalog model"
+            );
+        }
+    }
+}

@@ -33,10 +33,16 @@ async fn assert_fails_over(fault: &str) {
         assert_eq!(resp.status(), 200, "{fault} stream={stream}");
         assert_eq!(resp.headers()["x-switchyard-provider"], "second", "{fault}");
         assert_eq!(resp.headers()["x-switchyard-attempts"], "2", "{fault}");
-        let log = resp.headers()["x-switchyard-attempt-log"].to_str().unwrap().to_string();
+        let log = resp.headers()["x-switchyard-attempt-log"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let entries: Vec<&str> = log.split(", ").collect();
         assert_eq!(entries.len(), 2, "{log}");
-        assert!(entries[0].starts_with("first;") && entries[1].starts_with("second;200;"), "{fault}: {log}");
+        assert!(
+            entries[0].starts_with("first;") && entries[1].starts_with("second;200;"),
+            "{fault}: {log}"
+        );
         let text = resp.text().await.unwrap();
         assert!(text.contains("mock"), "{fault}: {text}");
         if stream {
@@ -189,15 +195,26 @@ async fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_chunk() {
 
 #[tokio::test]
 async fn fails_over_with_a_body_larger_than_pingoras_retry_buffer() {
-    let (a, b) = (MockServer::start("127.0.0.1:0").unwrap(), MockServer::start("127.0.0.1:0").unwrap());
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
     let gw = Gateway::start(&config(&a, &b, "status=503"));
     let long = "token ".repeat(50_000); // ~300 KB, far over the 64 KiB retry buffer
-    let resp = chat(&gw, json!({"model": "test/model", "provider": {"order": ["first", "second"]},
-                                "messages": [{"role": "user", "content": long}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "test/model", "provider": {"order": ["first", "second"]},
+                                "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-provider"], "second");
     for mock in [&a, &b] {
         let seen = mock.requests().pop().unwrap().json().unwrap();
-        assert_eq!(seen["messages"][0]["content"].as_str().unwrap().len(), long.len(), "each attempt sent the whole body");
+        assert_eq!(
+            seen["messages"][0]["content"].as_str().unwrap().len(),
+            long.len(),
+            "each attempt sent the whole body"
+        );
     }
 }

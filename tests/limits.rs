@@ -140,7 +140,7 @@ async fn concurrent_requests_never_settle_above_the_limit_plus_one_reservation()
         match status {
             200 => ok += 1,
             402 => refused += 1,
-            other => panic!("unexpected status {other}"),
+            other => panic!("unexpected status {other} ({ok} answered, {refused} refused so far)"),
         }
         spent += cost;
     }
@@ -152,22 +152,31 @@ async fn concurrent_requests_never_settle_above_the_limit_plus_one_reservation()
         "spent {spent} with {ok} answered"
     );
     assert!(refused > 0 && ok > 0, "{ok} answered, {refused} refused");
-    let key: Value = client()
-        .get(gw.url("/v1/key"))
-        .bearer_auth("sk-limited-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        (key["data"]["usage"].as_f64().unwrap() - spent).abs() < 1e-9,
-        "the key's usage is what responses charged"
-    );
+    // A request settles just after its last byte reaches the client: wait (bounded) for the
+    // last settlements before reading the key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let key = loop {
+        let key: Value = client()
+            .get(gw.url("/v1/key"))
+            .bearer_auth("sk-limited-key")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if key["data"]["reserved"] == 0.0 || std::time::Instant::now() > deadline {
+            break key;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(
         key["data"]["reserved"], 0.0,
         "every reservation was settled"
+    );
+    assert!(
+        (key["data"]["usage"].as_f64().unwrap() - spent).abs() < 1e-9,
+        "the key's usage is what responses charged"
     );
 }
 

@@ -269,7 +269,7 @@ async fn reloading_twenty_times_under_load_never_fails_a_request_or_mixes_config
         "invalid files are refused and logged"
     );
     assert!(
-        log.contains("config.yaml:3:1:"),
+        log.contains("config.yaml:3:"),
         "the refusal names a line and column: {log}"
     );
 }
@@ -302,6 +302,31 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
             .replace("{key_sha256}", &sha256_hex(KEY)),
     )
     .unwrap();
+    // A dry run reports the change and applies nothing.
+    let r = client()
+        .post(format!("{admin}?dry_run=1"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let dry: Value = r.json().await.unwrap();
+    assert_eq!(dry["reloaded"], false);
+    assert!(
+        dry["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "model test/second added"),
+        "{dry}"
+    );
+    assert_eq!(
+        chat(&gw, json!({"model": "test/second", "messages": []}))
+            .await
+            .status(),
+        404
+    );
+
     let r = client()
         .post(&admin)
         .bearer_auth("adm")
@@ -555,4 +580,51 @@ fn the_systemd_unit_verifies() {
     ] {
         assert!(unit.contains(directive), "{directive}");
     }
+}
+
+#[test]
+fn check_validates_and_reports_what_a_reload_would_change() {
+    let dir = std::env::temp_dir().join(format!("switchyard-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
+    let (old, new, bad) = (
+        dir.join("old.yaml"),
+        dir.join("new.yaml"),
+        dir.join("bad.yaml"),
+    );
+    std::fs::write(&old, &demo).unwrap();
+    std::fs::write(&new, demo.replace("demo/smart:", "demo/smarter:")).unwrap();
+    std::fs::write(&bad, "server:\n  listen: [nowhere]\nmodels:\n  a/b:\n    endpoints:\n      - { provider: none, model: m, extra: 1 }\n").unwrap();
+    let check = |args: &[&std::path::Path]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.arg("check").arg("-c").arg(args[0]);
+        if let Some(against) = args.get(1) {
+            cmd.arg("--against").arg(against);
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(&[&new, &old]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("would change: model demo/smarter added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would change: model demo/smart removed"),
+        "{stdout}"
+    );
+    let out = check(&[&bad]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:2:12: server.listen[0]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:6:"),
+        "every error, with its position: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

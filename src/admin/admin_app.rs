@@ -140,8 +140,20 @@ impl ServeHttp for AdminApp {
         match (method.as_str(), path.as_str()) {
             ("POST", "/admin/reload") => {
                 let reloader = self.reloader.clone();
-                match tokio::task::spawn_blocking(move || reloader.reload()).await {
-                    Ok(Ok(report)) => json_response(200, Bytes::from(json!({"reloaded": true, "changes": report.changes, "warnings": report.warnings}).to_string())),
+                // `?dry_run=1` validates and reports the changes without applying them.
+                let dry_run = session.req_header().uri.query().is_some_and(|q| {
+                    q.split('&')
+                        .any(|kv| kv == "dry_run=1" || kv == "dry_run=true")
+                });
+                let work = move || {
+                    if dry_run {
+                        reloader.check()
+                    } else {
+                        reloader.reload()
+                    }
+                };
+                match tokio::task::spawn_blocking(work).await {
+                    Ok(Ok(report)) => json_response(200, Bytes::from(json!({"reloaded": !dry_run, "changes": report.changes, "warnings": report.warnings}).to_string())),
                     Ok(Err(errors)) => {
                         let mut e = ApiError::bad_request("the config file is invalid; the running config stays");
                         e.metadata = Some(Box::new(json!({ "errors": errors.lines().collect::<Vec<_>>() })));

@@ -1,10 +1,13 @@
 //! Client-facing wire types: request parsing per front door and the one error type.
 
 pub mod chat;
+pub mod embeddings;
 pub mod error;
 pub mod fields;
 pub mod key;
+pub mod messages;
 pub mod models;
+pub mod responses;
 
 pub use chat::ChatRequest;
 pub use error::{ApiError, FrontDoor};

@@ -39,7 +39,7 @@ impl Dialect {
     /// Dialects the proxy can send chat requests to today; the router skips the others and
     /// says why, rather than sending a provider a format it does not speak.
     pub fn is_served(self) -> bool {
-        !matches!(self, Dialect::Bedrock)
+        true
     }
 
     /// Dialects whose chat requests and streams the gateway forwards byte for byte.

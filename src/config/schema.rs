@@ -12,6 +12,9 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Catalog files to merge in, as globs relative to this file (`catalog/*.yaml`).
+    #[serde(default)]
+    pub include: Vec<String>,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
@@ -48,6 +51,8 @@ pub struct RawServer {
 pub struct RawStorage {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// `open` (default) or `closed`: what admissions get while Redis is unreachable.
+    pub redis_failure: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,11 +67,42 @@ pub struct RawMock {
     pub listen: String,
 }
 
+/// An included catalog file: models and, optionally, the providers they need.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalogFile {
+    #[serde(default)]
+    pub providers: IndexMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub models: IndexMap<String, serde_yaml::Value>,
+}
+
+/// The same file read in one typed pass: no intermediate YAML tree for thousands of models.
+/// Only when this fails is the file read again as [`RawCatalogFile`], so that every bad
+/// entry gets its own error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedCatalogFile {
+    #[serde(default)]
+    pub providers: IndexMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub models: IndexMap<String, RawModel>,
+}
+
+/// The `models:` of one file, typed already or still raw.
+pub enum ModelEntries {
+    Typed(IndexMap<String, RawModel>),
+    Raw(IndexMap<String, serde_yaml::Value>),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
-    pub dialect: String,
-    pub base_url: String,
+    /// A known provider (`openai`, `groq`, ...) whose dialect, base URL, key variable, data
+    /// policy and health-check path fill every field this entry leaves out.
+    pub preset: Option<String>,
+    pub dialect: Option<String>,
+    pub base_url: Option<String>,
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
@@ -112,6 +148,12 @@ pub struct RawModel {
     pub name: Option<String>,
     pub context_length: Option<u64>,
     pub max_output: Option<u64>,
+    /// Defaults to `[text]` for both.
+    pub input_modalities: Option<Vec<String>>,
+    pub output_modalities: Option<Vec<String>>,
+    pub categories: Option<Vec<String>>,
+    /// May be empty in one file when another file (an include) brings the endpoints.
+    #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
 }
 
@@ -124,6 +166,9 @@ pub struct RawEndpoint {
     pub quantization: Option<String>,
     #[serde(default)]
     pub supports: Vec<String>,
+    /// This provider's limits, when they differ from the model's.
+    pub context_length: Option<u64>,
+    pub max_output: Option<u64>,
 }
 
 /// USD per one million tokens, as providers publish them.

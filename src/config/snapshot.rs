@@ -48,6 +48,8 @@ impl Default for ServerSettings {
 pub struct StorageSettings {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// What admissions get while Redis is unreachable (only read with `redis_url`).
+    pub redis_failure: crate::limits::RedisFailure,
 }
 
 #[derive(Debug, Default)]
@@ -71,4 +73,7 @@ pub struct Snapshot {
     pub mock: Option<MockSettings>,
     /// The file this snapshot came from, when it came from one.
     pub source: Option<PathBuf>,
+    /// The catalog files its `include` globs matched, in load order: a reload must notice a
+    /// change to any of them, not only to `source`.
+    pub included_files: Vec<PathBuf>,
 }

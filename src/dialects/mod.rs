@@ -2,6 +2,7 @@
 //! conversions; they are pure functions over bytes and types (no session, no I/O).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod common;
 pub mod gemini;
 pub mod openai;
@@ -43,9 +44,7 @@ pub fn chat_request(
             gemini::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
         }
         Dialect::Bedrock => {
-            return Err(ApiError::bad_gateway(
-                "the bedrock dialect is not supported by this build",
-            ))
+            bedrock::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
         }
     };
     Ok(UpstreamChat {
@@ -64,6 +63,7 @@ pub fn chat_response(
     let (value, usage) = match dialect {
         Dialect::Anthropic => anthropic::chat_response_at(body, created)?,
         Dialect::Gemini => gemini::chat_response_at(body, created)?,
+        Dialect::Bedrock => bedrock::chat_response_at(body, created)?,
         _ => {
             let value: Value = serde_json::from_slice(body)
                 .ok()
@@ -86,6 +86,7 @@ pub fn error_status(dialect: Dialect, status: u16, body: &[u8]) -> u16 {
     match dialect {
         Dialect::Anthropic => anthropic::error_status(status, body).0,
         Dialect::Gemini => gemini::error_status(status, body).0,
+        Dialect::Bedrock => bedrock::error_status(status, body).0,
         _ => status,
     }
 }

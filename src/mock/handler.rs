@@ -1,5 +1,6 @@
 //! One request: record it, check the key, apply the chosen fault, then route to an endpoint
-//! (OpenAI here; Anthropic and Gemini in their own modules, told apart by the path).
+//! (OpenAI here; Anthropic, Gemini, Bedrock and Azure in their own modules, told apart by the
+//! path).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use super::faults::{self, Fault, Reset};
 use super::openai::{self, Answer, Chat, Usage};
 use super::text;
 use super::State;
-use super::{anthropic, gemini};
+use super::{anthropic, azure, bedrock, gemini, gemini_embed};
 
 /// How long `silence` holds a connection before cutting it.
 const SILENCE: Duration = Duration::from_secs(120);
@@ -42,6 +43,19 @@ pub(super) async fn handle(
     };
     // Recorded before any fault so tests can assert what the upstream saw even when it failed.
     state.record(&parts, body.clone());
+    // Bedrock and Azure are served whole by their modules (their own keys and error shapes).
+    if let Some(target) = bedrock::target(parts.uri.path()) {
+        return Ok(bedrock::serve(&state, &ctl, &parts.headers, target, &body).await);
+    }
+    if let Some(target) = azure::target(parts.uri.path()) {
+        let query = parts.uri.query();
+        return Ok(azure::serve(&state, &ctl, &parts.headers, query, target, &body).await);
+    }
+    // So are Gemini's embeddings (`:embedContent`, `:batchEmbedContents`).
+    if let Some(target) = gemini_embed::target(parts.uri.path()) {
+        let query = parts.uri.query();
+        return Ok(gemini_embed::serve(&state, &ctl, &parts.headers, query, target, &body).await);
+    }
     let dialect = Dialect::of(parts.uri.path());
     let denied = match dialect {
         Dialect::OpenAi => check_key(state.key.as_deref(), &parts.headers),
@@ -64,15 +78,8 @@ pub(super) async fn handle(
         None => faults::choose(header, json.as_ref(), state.default_fault().as_ref()),
     };
 
-    if fault.delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-    }
-    if fault.silence {
-        tokio::time::sleep(SILENCE).await;
-        return Ok(hang_up(&ctl).await);
-    }
-    if fault.reset == Some(Reset::Before) {
-        return Ok(hang_up(&ctl).await);
+    if let Some(resp) = before_answer(&fault, &ctl).await {
+        return Ok(resp);
     }
     if let Some(status) = fault.status {
         if dialect != Dialect::OpenAi {
@@ -111,6 +118,21 @@ pub(super) async fn handle(
     Ok(resp)
 }
 
+/// The faults that act before any answer: `delay_ms`, `silence`, `reset=before`.
+pub(super) async fn before_answer(fault: &Fault, ctl: &ConnCtl) -> Option<Response<MockBody>> {
+    if fault.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    }
+    if fault.silence {
+        tokio::time::sleep(SILENCE).await;
+        return Some(hang_up(ctl).await);
+    }
+    if fault.reset == Some(Reset::Before) {
+        return Some(hang_up(ctl).await);
+    }
+    None
+}
+
 /// Cuts the connection (RST) and never answers.
 async fn hang_up(ctl: &ConnCtl) -> Response<MockBody> {
     ctl.abort();
@@ -138,7 +160,7 @@ fn check_key(key: Option<&str>, headers: &HeaderMap) -> Option<Response<MockBody
     }
 }
 
-fn chat(
+pub(super) fn chat(
     state: &State,
     json: Option<Value>,
     fault: &Fault,
@@ -240,7 +262,11 @@ fn stream(chat: Chat, fault: &Fault, ctl: &Arc<ConnCtl>) -> Response<MockBody> {
     )
 }
 
-fn embeddings(json: Option<Value>, fault: &Fault, ctl: &Arc<ConnCtl>) -> Response<MockBody> {
+pub(super) fn embeddings(
+    json: Option<Value>,
+    fault: &Fault,
+    ctl: &Arc<ConnCtl>,
+) -> Response<MockBody> {
     let Some(req) = json.filter(Value::is_object) else {
         return invalid_json();
     };

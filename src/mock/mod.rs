@@ -1,24 +1,36 @@
 //! A fake model provider speaking OpenAI Chat Completions (whole and SSE), Embeddings and
-//! Models, Anthropic Messages (`.../messages`) and Gemini (`.../models/{model}:generateContent`,
-//! `:streamGenerateContent?alt=sse`), with faults chosen per request (errors come in each
-//! provider's own shape). Used by integration tests, benches and the demo.
+//! Models, Anthropic Messages (`.../messages`), Gemini (`.../models/{model}:generateContent`,
+//! `:streamGenerateContent?alt=sse`), Bedrock Converse (`.../model/{id}/converse`,
+//! `/converse-stream` in binary event-stream framing) and Azure OpenAI
+//! (`.../openai/deployments/{deployment}/chat/completions?api-version=`), with faults chosen
+//! per request (errors come in each provider's own shape). Used by integration tests, benches
+//! and the demo.
 //!
 //! It shares no gateway internals on purpose: it must behave like a foreign upstream.
 //!
 //! Faults come from (first found wins) the `x-mock-fault` header, the model string's `+knob`
-//! suffix (`mock-small+status=429+retry_after=2`; for Gemini, the model in the path), a body
-//! `"mock": {..}` object, or the server's default fault. Knobs: `status=N`, `retry_after=S`,
-//! `delay_ms=N`, `chunk_delay_ms=N`, `chunks=N`, `reset=before|mid`, `silence`, `malformed`,
-//! `no_usage`, `truncated`, `reply=TEXT`, `tool_call`, `huge=N`, `usage_prompt=N`,
-//! `usage_completion=N`, `usage_cached=N`, `usage_reasoning=N`.
+//! suffix (`mock-small+status=429+retry_after=2`; for Gemini and Bedrock the model in the
+//! path, for Azure the deployment), a body `"mock": {..}` object, or the server's default
+//! fault. Knobs: `status=N`, `retry_after=S`, `delay_ms=N`, `chunk_delay_ms=N`, `chunks=N`,
+//! `reset=before|mid`, `silence`, `malformed`, `no_usage`, `truncated`, `reply=TEXT`,
+//! `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`, `usage_cached=N`,
+//! `usage_reasoning=N`.
 
 mod anthropic;
+mod azure;
+mod bedrock;
+#[cfg(test)]
+mod bedrock_tests;
 mod body;
+mod converse;
 mod dialect;
 #[cfg(test)]
 mod dialect_tests;
+// Crate-visible so the gateway's decoder is tested against an encoder it does not share.
+pub(crate) mod eventstream;
 mod faults;
 mod gemini;
+mod gemini_embed;
 mod handler;
 mod openai;
 #[cfg(test)]
@@ -93,7 +105,8 @@ impl MockServer {
     }
 
     /// Like [`MockServer::start`], but every request needs the key where its provider wants
-    /// it: `Authorization: Bearer <key>`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`.
+    /// it: `Authorization: Bearer <key>`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`,
+    /// Azure's `api-key`, or for Bedrock a SigV4 `authorization` whose access key id is the key.
     pub fn start_with_key(listen: &str, key: &str) -> io::Result<MockServer> {
         Self::spawn(listen, Some(key.to_string()))
     }

@@ -4,9 +4,11 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::frontdoor::{FrontEnd, FrontStream};
 use super::response::ResponseMode;
 use super::routes::Route;
-use crate::api::{ApiError, ChatRequest, FrontDoor};
+use crate::api::embeddings::EmbeddingsRequest;
+use crate::api::{ApiError, ChatRequest, FrontDoor, TopLevelFields};
 use crate::auth::ApiKey;
 use crate::catalog::Backend;
 use crate::config::Snapshot;
@@ -83,9 +85,21 @@ pub struct RequestCtx {
     /// The provider's finish reason, once known.
     pub finish_reason: Option<String>,
     pub route: Route,
+    /// Which API the client speaks; `door` is the error shape that goes with it.
+    pub front: FrontEnd,
     pub door: FrontDoor,
     pub key: Option<Arc<ApiKey>>,
+    /// The request as OpenAI chat (what chat, Messages and Responses requests route as).
     pub chat: Option<ChatRequest>,
+    /// The client's own body when it is not OpenAI chat (Anthropic passthrough).
+    pub original: Option<TopLevelFields>,
+    pub embeddings: Option<EmbeddingsRequest>,
+    /// What the front door could not express in OpenAI chat.
+    pub front_dropped: Vec<String>,
+    /// This attempt forwards the client's Anthropic request to an Anthropic provider as is.
+    pub passthrough: bool,
+    /// The last stage of a streamed answer for doors that do not speak OpenAI chunks.
+    pub front_stream: Option<FrontStream>,
     pub plan: Option<RoutePlan>,
     /// The candidate of the attempt in progress.
     pub current: Option<Candidate>,
@@ -137,9 +151,15 @@ impl RequestCtx {
             created_unix_ms,
             finish_reason: None,
             route: Route::NotFound,
+            front: FrontEnd::Chat,
             door: FrontDoor::OpenAi,
             key: None,
             chat: None,
+            original: None,
+            embeddings: None,
+            front_dropped: Vec::new(),
+            passthrough: false,
+            front_stream: None,
             plan: None,
             current: None,
             backend: None,
@@ -187,6 +207,15 @@ impl RequestCtx {
 
     pub fn is_stream(&self) -> bool {
         self.chat.as_ref().is_some_and(|c| c.stream)
+    }
+
+    /// The model id the client asked for.
+    pub fn requested_model(&self) -> &str {
+        match (&self.chat, &self.embeddings) {
+            (Some(c), _) => &c.model,
+            (None, Some(e)) => &e.model,
+            _ => "",
+        }
     }
 }
 

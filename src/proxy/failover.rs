@@ -21,11 +21,24 @@ pub fn is_failover_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
 }
 
+/// SSE, or Bedrock's binary event stream.
 pub fn is_event_stream(resp: &ResponseHeader) -> bool {
     resp.headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
+        .is_some_and(|ct| {
+            ct.trim_start().starts_with("text/event-stream")
+                || crate::dialects::bedrock::is_event_stream(ct)
+        })
+}
+
+/// The provider's id for this request (`x-request-id`, or Bedrock's `x-amzn-requestid`).
+pub fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
+    ["x-request-id", "x-amzn-requestid", "request-id"]
+        .iter()
+        .find_map(|h| resp.headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// `Retry-After` in seconds, when the upstream gave one.
@@ -43,11 +56,7 @@ const PASSED_HEADERS: &[&str] = &["content-type", "cache-control"];
 /// The response head the client gets: the upstream's status and content type, the gateway's
 /// framing (the body is always rewritten, so chunked), and the generation id.
 pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
-    let upstream_request_id = resp
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let upstream_request_id = upstream_request_id(resp);
     let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
     for name in names {
         if !PASSED_HEADERS.contains(&name.as_str()) {
@@ -55,13 +64,20 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         }
     }
     resp.insert_header("transfer-encoding", "chunked")?;
+    if matches!(ctx.response, ResponseMode::Stream(_)) {
+        // Converted streams (Bedrock's binary framing included) reach the client as SSE.
+        resp.insert_header("content-type", "text/event-stream")?;
+    }
     resp.insert_header("x-generation-id", ctx.generation_id.as_str())?;
     if let Some(c) = &ctx.current {
         resp.insert_header("x-switchyard-provider", c.provider().id.as_str())?;
         resp.insert_header("x-switchyard-model", c.model.id.as_str())?;
     }
     resp.insert_header("x-switchyard-attempts", ctx.attempts.len().to_string())?;
-    resp.insert_header("x-switchyard-attempt-log", attempt_log(ctx, resp.status.as_u16()))?;
+    resp.insert_header(
+        "x-switchyard-attempt-log",
+        attempt_log(ctx, resp.status.as_u16()),
+    )?;
     if let Some(rate) = &ctx.rate_status {
         super::respond::rate_limit_headers(rate, |name, value| resp.insert_header(name, value))?;
     }
@@ -82,7 +98,10 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
     } = &ctx.response
     {
         let error = ctx.upstream_error(*status, b"");
-        resp.set_status(error.status)?;
+        // A passthrough client gets the provider's own status and body.
+        if !ctx.passthrough {
+            resp.set_status(error.status)?;
+        }
         resp.insert_header("content-type", "application/json")?;
         if error.status == 429 {
             resp.insert_header("retry-after", retry_after.unwrap_or(1).to_string())?;
@@ -103,7 +122,9 @@ fn attempt_log(ctx: &RequestCtx, answered_status: u16) -> String {
                 AttemptOutcome::InFlight | AttemptOutcome::Succeeded => answered_status.to_string(),
                 other => crate::access_log::outcome_label(other).to_string(),
             };
-            let ms = a.latency_ms.unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
+            let ms = a
+                .latency_ms
+                .unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
             format!("{};{status};{ms}", a.provider)
         })
         .collect::<Vec<_>>()
@@ -210,18 +231,31 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
         can_reuse_downstream: false,
     };
     if session.response_written().is_some() {
-        // Mid-response: a stream ends with an error chunk, its usage chunk and [DONE].
-        if let ResponseMode::Stream(tap) = std::mem::replace(&mut ctx.response, ResponseMode::None)
-        {
-            let error = ApiError::bad_gateway(format!(
-                "the provider's stream broke: {}",
-                e.etype().as_str()
-            ));
-            let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
-            out.extend_from_slice(&ctx.stream_tail(&tap));
+        // Mid-response: a stream ends with an error chunk, its usage chunk and [DONE] (in the
+        // client's own format); an Anthropic passthrough stream with an `error` event.
+        let error = ApiError::bad_gateway(format!(
+            "the provider's stream broke: {}",
+            e.etype().as_str()
+        ));
+        let out = match std::mem::replace(&mut ctx.response, ResponseMode::None) {
+            ResponseMode::Stream(stream) => {
+                let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
+                out.extend_from_slice(&ctx.stream_tail(&stream));
+                Some(ctx.front_stage(out.freeze(), true))
+            }
+            ResponseMode::Passthrough(tap) => {
+                ctx.usage = Some(
+                    tap.usage()
+                        .unwrap_or_else(|| ctx.estimate_usage(tap.content_deltas())),
+                );
+                Some(crate::api::messages::error_event(&error))
+            }
+            _ => None,
+        };
+        if let Some(out) = out {
             ctx.error = Some(error);
             // The response ends well-framed; Pingora still closes the connection after it.
-            let _ = session.write_response_body(Some(out.freeze()), true).await;
+            let _ = session.write_response_body(Some(out), true).await;
         }
         return gone;
     }

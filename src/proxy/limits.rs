@@ -13,6 +13,15 @@ pub fn prompt_estimate(chat: &ChatRequest) -> u64 {
     (chat.fields.body().len() as u64).div_ceil(ESTIMATED_BYTES_PER_TOKEN)
 }
 
+/// The most a request of known `usage` (embeddings: prompt only) can cost on this plan.
+pub fn worst_case_of(usage: &Usage, plan: &RoutePlan, fee_percent: f64) -> Cost {
+    plan.candidates()
+        .iter()
+        .map(|c| Cost::with_fee(usage.cost_pico(&c.endpoint().price), fee_percent))
+        .max()
+        .unwrap_or_default()
+}
+
 /// The most this request can cost: the prompt estimate plus its maximum output, at the
 /// priciest candidate it may fail over to, plus the fee.
 pub fn worst_case_cost(chat: &ChatRequest, plan: &RoutePlan, fee_percent: f64) -> Cost {

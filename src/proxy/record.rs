@@ -10,7 +10,9 @@ use crate::ledger::{Attempt, GenerationRecord};
 /// The record of `ctx`, if the request belongs in the ledger (a chat request by a known key).
 pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<GenerationRecord> {
     let key = ctx.key.as_ref()?;
-    let chat = ctx.chat.as_ref()?;
+    if ctx.chat.is_none() && ctx.embeddings.is_none() {
+        return None;
+    }
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let attempts = ctx
         .attempts
@@ -34,7 +36,11 @@ pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<Generati
             c.provider().id.clone(),
             c.endpoint().upstream_model.clone(),
         ),
-        None => (chat.model.clone(), String::new(), String::new()),
+        None => (
+            ctx.requested_model().to_string(),
+            String::new(),
+            String::new(),
+        ),
     };
     let cancelled = ctx
         .attempts
@@ -59,7 +65,7 @@ pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<Generati
             .clone()
             .or_else(|| ctx.error.as_ref().map(|_| "error".to_string())),
         status,
-        streamed: chat.stream,
+        streamed: ctx.is_stream(),
         cancelled,
         error: ctx.error.as_ref().map(|e| e.message.clone()),
         created_at: (ctx.created_unix_ms) as i64,

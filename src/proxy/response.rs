@@ -25,6 +25,8 @@ pub enum ResponseMode {
     /// Not proxying (local answer) or no upstream answer yet.
     None,
     Stream(Box<ChatStream>),
+    /// An Anthropic client's stream from an Anthropic provider: forwarded as is, metered.
+    Passthrough(Box<crate::api::messages::AnthropicStreamTap>),
     Json(BytesMut),
     UpstreamError {
         status: u16,
@@ -179,6 +181,7 @@ impl RequestCtx {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
         let message = raw
             .pointer("/error/message")
+            .or_else(|| raw.pointer("/message"))
             .and_then(Value::as_str)
             .map_or_else(
                 || format!("provider {provider} answered HTTP {status}"),

@@ -6,6 +6,11 @@ use http::Method;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     ChatCompletions,
+    /// Anthropic Messages front door.
+    Messages,
+    /// OpenAI Responses front door (stateless).
+    Responses,
+    Embeddings,
     Models,
     /// `/models/{author}/{slug}/endpoints`: the model id is the part between.
     ModelEndpoints,
@@ -34,6 +39,9 @@ pub fn route(method: &Method, path: &str) -> Route {
     };
     match api_path.trim_end_matches('/') {
         "/chat/completions" => only(method, Method::POST, Route::ChatCompletions),
+        "/messages" => only(method, Method::POST, Route::Messages),
+        "/responses" => only(method, Method::POST, Route::Responses),
+        "/embeddings" => only(method, Method::POST, Route::Embeddings),
         "/models" => only(method, Method::GET, Route::Models),
         "/key" | "/auth/key" => only(method, Method::GET, Route::Key),
         "/generation" => only(method, Method::GET, Route::Generation),

@@ -6,18 +6,30 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::catalog::Dialect;
-use crate::dialects::{anthropic, gemini};
+use crate::dialects::{anthropic, bedrock, gemini};
 use crate::metering::{OpenAiStreamTap, Usage};
 
 pub enum ChatStream {
     Passthrough(OpenAiStreamTap),
     Anthropic(anthropic::StreamConverter),
     Gemini(gemini::StreamConverter),
+    Bedrock(bedrock::StreamConverter),
 }
 
 impl ChatStream {
-    pub fn new(dialect: Dialect, created_unix: u64) -> ChatStream {
+    /// `request_id` and `upstream_model` name the chunks of dialects whose streams carry
+    /// neither (Bedrock).
+    pub fn new(
+        dialect: Dialect,
+        created_unix: u64,
+        request_id: &str,
+        upstream_model: &str,
+    ) -> ChatStream {
         match dialect {
+            Dialect::Bedrock => ChatStream::Bedrock(
+                bedrock::StreamConverter::new(created_unix)
+                    .with_identity(request_id, upstream_model),
+            ),
             Dialect::Anthropic => {
                 ChatStream::Anthropic(anthropic::StreamConverter::new(created_unix))
             }
@@ -32,6 +44,7 @@ impl ChatStream {
             ChatStream::Passthrough(tap) => tap.on_chunk(chunk),
             ChatStream::Anthropic(c) => c.on_chunk(&chunk),
             ChatStream::Gemini(c) => c.on_chunk(&chunk),
+            ChatStream::Bedrock(c) => c.on_chunk(&chunk),
         }
     }
 
@@ -41,6 +54,7 @@ impl ChatStream {
             ChatStream::Passthrough(tap) => tap.finish(),
             ChatStream::Anthropic(c) => c.finish(),
             ChatStream::Gemini(c) => c.finish(),
+            ChatStream::Bedrock(c) => c.finish(),
         }
     }
 
@@ -50,6 +64,7 @@ impl ChatStream {
             ChatStream::Passthrough(tap) => tap.usage,
             ChatStream::Anthropic(c) => c.usage().filter(|u| !u.estimated),
             ChatStream::Gemini(c) => c.usage().filter(|u| !u.estimated),
+            ChatStream::Bedrock(c) => c.usage().filter(|u| !u.estimated),
         }
     }
 
@@ -58,6 +73,7 @@ impl ChatStream {
             ChatStream::Passthrough(tap) => tap.finish_reason.clone(),
             ChatStream::Anthropic(c) => c.finish_reason().map(str::to_string),
             ChatStream::Gemini(c) => c.finish_reason().map(str::to_string),
+            ChatStream::Bedrock(c) => c.finish_reason().map(str::to_string),
         }
     }
 
@@ -67,6 +83,7 @@ impl ChatStream {
             ChatStream::Passthrough(tap) => tap.upstream_error.clone(),
             ChatStream::Anthropic(c) => c.error().cloned(),
             ChatStream::Gemini(c) => c.error().cloned(),
+            ChatStream::Bedrock(c) => c.error().cloned(),
         }
     }
 }

@@ -10,7 +10,7 @@ use rand::Rng;
 use std::net::SocketAddr;
 
 use crate::catalog::{Backend, Dialect, Provider};
-use crate::dialects::{anthropic, gemini};
+use crate::dialects::{anthropic, bedrock, gemini};
 use crate::routing::Candidate;
 
 /// A weighted random backend of the provider (`backends:` in the config).
@@ -41,38 +41,80 @@ pub fn peer(provider: &Provider, backend: &Backend, addr: SocketAddr) -> Box<Htt
     Box::new(peer)
 }
 
-/// The request head for a chat completion at this candidate.
-pub fn chat_request_head(
+/// What an attempt asks the provider for.
+#[derive(Clone, Copy, Debug)]
+pub enum UpstreamCall {
+    Chat { stream: bool },
+    Embeddings { batch: bool },
+}
+
+/// The provider path for an embeddings call.
+fn embeddings_path(provider: &Provider, prefix: &str, upstream_model: &str, batch: bool) -> String {
+    match provider.dialect {
+        Dialect::Azure => format!(
+            "{prefix}/openai/deployments/{upstream_model}/embeddings?api-version={}",
+            provider.api_version.as_deref().unwrap_or_default()
+        ),
+        Dialect::Gemini => format!(
+            "{prefix}{}",
+            gemini::embeddings::path(upstream_model, batch)
+        ),
+        _ => format!("{prefix}/embeddings"),
+    }
+}
+
+/// The request head for one attempt at this candidate.
+pub fn request_head(
     candidate: &Candidate,
     backend: &Backend,
     body_len: usize,
-    stream: bool,
+    call: UpstreamCall,
     anthropic_beta: Option<&str>,
 ) -> pingora::Result<RequestHeader> {
     let provider = candidate.provider();
     let prefix = &backend.url.path_prefix;
     let upstream_model = &candidate.endpoint().upstream_model;
-    let path = match provider.dialect {
+    let stream = matches!(call, UpstreamCall::Chat { stream: true });
+    let path = match call {
+        UpstreamCall::Embeddings { batch } => {
+            embeddings_path(provider, prefix, upstream_model, batch)
+        }
+        UpstreamCall::Chat { .. } => chat_path(provider, prefix, upstream_model, stream),
+    };
+    build_head(provider, backend, path, body_len, stream, anthropic_beta)
+}
+
+fn chat_path(provider: &Provider, prefix: &str, upstream_model: &str, stream: bool) -> String {
+    match provider.dialect {
         Dialect::Azure => format!(
             "{prefix}/openai/deployments/{upstream_model}/chat/completions?api-version={}",
             provider.api_version.as_deref().unwrap_or_default()
         ),
         Dialect::Anthropic => format!("{prefix}{}", anthropic::MESSAGES_PATH),
         Dialect::Gemini => format!("{prefix}{}", gemini::chat_path(upstream_model, stream)),
+        Dialect::Bedrock => format!("{prefix}{}", bedrock::chat_path(upstream_model, stream)),
         _ => format!("{prefix}/chat/completions"),
-    };
+    }
+}
+
+fn build_head(
+    provider: &Provider,
+    backend: &Backend,
+    path: String,
+    body_len: usize,
+    stream: bool,
+    anthropic_beta: Option<&str>,
+) -> pingora::Result<RequestHeader> {
     let mut head = RequestHeader::build("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
     head.insert_header("host", backend.url.host_header())?;
     head.insert_header("content-type", "application/json")?;
     head.insert_header("content-length", body_len.to_string())?;
-    head.insert_header(
-        "accept",
-        if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-    )?;
+    let accept = match (stream, provider.dialect) {
+        (true, Dialect::Bedrock) => bedrock::STREAM_CONTENT_TYPE,
+        (true, _) => "text/event-stream",
+        (false, _) => "application/json",
+    };
+    head.insert_header("accept", accept)?;
     // Metering reads the body as it passes: it must not be compressed.
     head.insert_header("accept-encoding", "identity")?;
     head.insert_header(
@@ -84,6 +126,8 @@ pub fn chat_request_head(
             Dialect::Azure => head.insert_header("api-key", key.expose())?,
             Dialect::Anthropic => head.insert_header("x-api-key", key.expose())?,
             Dialect::Gemini => head.insert_header("x-goog-api-key", key.expose())?,
+            // Bedrock authenticates by SigV4 over the final request (`sign_bedrock`).
+            Dialect::Bedrock => {}
             _ => head.insert_header("authorization", format!("Bearer {}", key.expose()))?,
         }
     }
@@ -97,4 +141,44 @@ pub fn chat_request_head(
         head.insert_header(name.clone(), value.clone())?;
     }
     Ok(head)
+}
+
+/// Adds the SigV4 headers Bedrock authenticates with, over exactly the path and body sent.
+/// Runs on every attempt, so each try is signed with a fresh date.
+pub fn sign_bedrock(
+    head: &mut RequestHeader,
+    provider: &Provider,
+    backend: &Backend,
+    body: &[u8],
+) -> pingora::Result<()> {
+    let Some((key_id, secret)) = &provider.aws_credentials else {
+        return Ok(());
+    };
+    let path_and_query = head
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let region = provider.region.as_deref().unwrap_or("us-east-1");
+    let headers = bedrock::sign(
+        "POST",
+        &backend.url.host_header(),
+        &path_and_query,
+        body,
+        region,
+        key_id.expose(),
+        secret.expose(),
+        None,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| {
+        pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            format!("signing the Bedrock request: {e}"),
+        )
+    })?;
+    for (name, value) in headers {
+        head.insert_header(name, value)?;
+    }
+    Ok(())
 }

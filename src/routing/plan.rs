@@ -69,6 +69,14 @@ impl RoutePlan {
         c
     }
 
+    /// Keeps only the candidates not yet tried that satisfy `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&Candidate) -> bool) {
+        let tried = self.candidates.drain(..self.next).collect::<Vec<_>>();
+        self.candidates.retain(|c| keep(c));
+        self.next = tried.len();
+        self.candidates.splice(0..0, tried);
+    }
+
     pub fn has_more(&self) -> bool {
         self.next < self.candidates.len()
     }

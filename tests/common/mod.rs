@@ -235,3 +235,66 @@ pub fn config_head() -> String {
         + &sha256_hex("sk-limited")
         + "\"\n    allowed_models: [\"test/other\"]\n"
 }
+
+/// One row of the ledger's `generations` table, read straight from the SQLite file.
+#[derive(Clone, Debug)]
+pub struct LedgerRow {
+    pub id: String,
+    pub key_hash: String,
+    pub model: String,
+    pub provider: String,
+    pub status: i64,
+    pub streamed: bool,
+    pub cancelled: bool,
+    pub estimated: bool,
+    pub finish_reason: Option<String>,
+    pub error: Option<String>,
+    pub tokens_completion: i64,
+    pub cost_pico: String,
+}
+
+/// Every generation record in the ledger at `database_url`, oldest first.
+pub async fn read_ledger(database_url: &str) -> Vec<LedgerRow> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await
+        .expect("open the ledger");
+    let rows = sqlx::query(
+        "SELECT id, key_hash, model, provider, status, streamed, cancelled, estimated, \
+         finish_reason, error, tokens_completion, cost_pico FROM generations ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read the generations");
+    pool.close().await;
+    rows.iter()
+        .map(|r| LedgerRow {
+            id: r.get(0),
+            key_hash: r.get(1),
+            model: r.get(2),
+            provider: r.get(3),
+            status: r.get(4),
+            streamed: r.get::<i64, _>(5) != 0,
+            cancelled: r.get::<i64, _>(6) != 0,
+            estimated: r.get::<i64, _>(7) != 0,
+            finish_reason: r.get(8),
+            error: r.get(9),
+            tokens_completion: r.get(10),
+            cost_pico: r.get(11),
+        })
+        .collect()
+}
+
+/// Stops the gateway gracefully (SIGTERM flushes the ledger) and reads every record it wrote.
+pub async fn stop_and_read_ledger(gw: &mut Gateway) -> Vec<LedgerRow> {
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(20)).is_some(),
+        "the gateway did not stop:\n{}",
+        gw.log_text()
+    );
+    read_ledger(&gw.ledger_url()).await
+}

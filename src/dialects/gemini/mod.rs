@@ -6,6 +6,7 @@
 //! `x-goog-api-key` header (never in the query string, where it would reach access logs).
 
 mod contents;
+pub mod embeddings;
 mod request;
 mod response;
 mod stream;

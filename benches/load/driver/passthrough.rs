@@ -1,0 +1,42 @@
+//! The baseline of "Pingora used naively": a `ProxyHttp` with only `upstream_peer`, every
+//! other hook at its default (upstream keep-alive pool included). Whatever Switchyard costs
+//! above this is the price of its own features.
+//!
+//! Run by the driver as a child process of itself (`load_driver passthrough ...`), so its CPU
+//! and memory are read from /proc apart from the load generator's.
+
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::server::configuration::{Opt, ServerConf};
+use std::net::SocketAddr;
+
+struct Passthrough {
+    upstream: SocketAddr,
+}
+
+#[async_trait]
+impl ProxyHttp for Passthrough {
+    type CTX = ();
+
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+}
+
+/// Serves until killed. `dir` holds Pingora's pid file and upgrade socket.
+pub fn serve(listen: &str, upstream: SocketAddr, threads: usize, dir: &str) -> ! {
+    let conf = ServerConf {
+        threads,
+        pid_file: format!("{dir}/passthrough.pid"),
+        upgrade_sock: format!("{dir}/passthrough-upgrade.sock"),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+    let mut proxy = http_proxy_service(&server.configuration, Passthrough { upstream });
+    proxy.add_tcp(listen);
+    server.add_service(proxy);
+    server.run_forever()
+}

@@ -1,0 +1,87 @@
+//! What a target process costs, read from /proc: CPU time (utime + stime of the whole thread
+//! group, children included for multi-process servers such as nginx) and memory (VmRSS now,
+//! VmHWM the peak).
+
+use std::time::Duration;
+
+/// Clock ticks per second for /proc's utime and stime (`getconf CLK_TCK`; 100 on Linux).
+pub fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// utime + stime of one process, in ticks.
+fn ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(3) ... utime(14) stime(15), numbered from 1 with pid and comm.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The live children of `pid` (nginx's workers under its master).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A process whose cost is measured; `tree` adds its children (nginx workers).
+#[derive(Clone, Copy, Debug)]
+pub struct Watched {
+    pub pid: u32,
+    pub tree: bool,
+}
+
+impl Watched {
+    fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid];
+        if self.tree {
+            pids.extend(children(self.pid));
+        }
+        pids
+    }
+
+    /// CPU time used so far by the process (and its live children).
+    pub fn cpu(&self, ticks_per_sec: u64) -> Duration {
+        let total: u64 = self.pids().into_iter().filter_map(ticks).sum();
+        Duration::from_nanos(total * 1_000_000_000 / ticks_per_sec.max(1))
+    }
+
+    /// Resident memory now, in KiB (summed over the tree).
+    pub fn rss_kib(&self) -> u64 {
+        self.pids()
+            .into_iter()
+            .filter_map(|p| status_kib(p, "VmRSS:"))
+            .sum()
+    }
+
+    /// Peak resident memory, in KiB (summed over the tree: an upper bound for nginx).
+    pub fn hwm_kib(&self) -> u64 {
+        self.pids()
+            .into_iter()
+            .filter_map(|p| status_kib(p, "VmHWM:"))
+            .sum()
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}

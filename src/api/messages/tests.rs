@@ -1,0 +1,347 @@
+//! Golden cases (`tests/golden/front/messages/`: Messages request -> chat body, chat completion
+//! -> message, chat stream -> Anthropic events) and the behaviour files cannot show.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::api::TopLevelFields;
+use crate::dialects::common::golden::{self, Case, Kind};
+use crate::metering::Cost;
+
+const DIR: &str = "front/messages";
+
+impl golden::StreamUnderTest for ChatToMessagesStream {
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.on_chunk(chunk)
+    }
+    fn end(&mut self) -> Bytes {
+        self.finish()
+    }
+    fn usage(&self) -> Option<crate::metering::Usage> {
+        ChatToMessagesStream::usage(self)
+    }
+    fn finish_reason(&self) -> Option<&str> {
+        self.stop_reason()
+    }
+    fn error(&self) -> Option<&Value> {
+        ChatToMessagesStream::error(self)
+    }
+}
+
+/// Every event is named after its data's `type`, as Anthropic's SDKs dispatch on the name.
+fn assert_named_events(out: &str) -> Result<(), String> {
+    for event in out.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        if event.starts_with(':') {
+            continue;
+        }
+        let (name, data) = event
+            .strip_prefix("event: ")
+            .and_then(|e| e.split_once("\ndata: "))
+            .ok_or_else(|| format!("not an Anthropic event: {event:?}"))?;
+        let data: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
+        if data["type"] != name {
+            return Err(format!("event {name} holds type {}", data["type"]));
+        }
+    }
+    Ok(())
+}
+
+fn run(case: &Case) -> Result<(), String> {
+    match case.kind {
+        Kind::Request => {
+            let r = to_chat_request(&Bytes::from(case.input.clone())).map_err(|e| e.to_string())?;
+            let body: Value = serde_json::from_slice(&r.chat_body).map_err(|e| e.to_string())?;
+            crate::api::ChatRequest::parse(r.chat_body.clone())
+                .map_err(|e| format!("the pipeline refuses the chat body: {e}"))?;
+            case.check("expected.json", &golden::pretty(&body))?;
+            let dropped = (!r.dropped.is_empty()).then(|| golden::pretty(&json!(r.dropped)));
+            case.check_optional("dropped.json", dropped.as_deref())
+        }
+        Kind::Response => {
+            let completion: Value =
+                serde_json::from_slice(&case.input).map_err(|e| e.to_string())?;
+            case.check(
+                "expected.json",
+                &golden::pretty(&from_chat_completion(&completion)),
+            )
+        }
+        Kind::Stream => {
+            let (out, summary) = golden::run_stream(ChatToMessagesStream::new(), &[&case.input]);
+            assert_named_events(&out)?;
+            case.check("expected.sse", &out)?;
+            case.check("summary.json", &golden::pretty(&summary))
+        }
+    }
+}
+
+#[test]
+fn golden_cases_convert_as_checked_in() {
+    let cases = golden::cases(DIR);
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| run(c).err().map(|e| format!("{}: {e}", c.name)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for kind in [Kind::Request, Kind::Response, Kind::Stream] {
+        let n = cases.iter().filter(|c| c.kind == kind).count();
+        assert!(n >= 5, "too few {kind:?} cases: {n}");
+    }
+}
+
+#[test]
+fn streams_split_at_every_byte_boundary_convert_identically() {
+    golden::assert_split_anywhere_converts_identically(DIR, ChatToMessagesStream::new);
+}
+
+#[test]
+fn the_gateway_identity_names_the_message() {
+    let input = br#"data: {"id":"chatcmpl-1","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"x"}}]}
+
+data: [DONE]
+
+"#;
+    let mut s = ChatToMessagesStream::new().with_identity("gen-9", "openai/gpt-4o");
+    let out = String::from_utf8(s.on_chunk(input).to_vec()).unwrap();
+    let start: Value = serde_json::from_str(
+        out.split("\n\n")
+            .next()
+            .unwrap()
+            .split_once("data: ")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    assert_eq!(start["message"]["id"], "gen-9");
+    assert_eq!(start["message"]["model"], "openai/gpt-4o");
+    assert!(s.finish().is_empty(), "[DONE] already ended the message");
+}
+
+#[test]
+fn invalid_shapes_are_anthropic_invalid_request_errors() {
+    let cases = [
+        (r#"{"max_tokens":1,"messages":[]}"#, "model"),
+        (r#"{"model":"","messages":[]}"#, "model"),
+        (r#"{"model":"m","max_tokens":1}"#, "messages"),
+        (r#"{"model":"m","messages":"not a list"}"#, "messages"),
+        (
+            r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"content":"no role"}]}"#,
+            "messages",
+        ),
+        (r#"{"model":"m","messages":[{"role":"user"}]}"#, "messages"),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"text":"no type"}]}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":7}]}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64"}}]}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"tool_result"}]}]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f"}]}]}"#,
+            "messages",
+        ),
+        (r#"{"model":"m","system":5,"messages":[]}"#, "system"),
+        (
+            r#"{"model":"m","system":[{"type":"text"}],"messages":[]}"#,
+            "system",
+        ),
+        (
+            r#"{"model":"m","messages":[],"max_tokens":-5}"#,
+            "max_tokens",
+        ),
+        (
+            r#"{"model":"m","messages":[],"temperature":"hot"}"#,
+            "temperature",
+        ),
+        (
+            r#"{"model":"m","messages":[],"stop_sequences":"END"}"#,
+            "stop_sequences",
+        ),
+        (r#"{"model":"m","messages":[],"stream":"yes"}"#, "stream"),
+        (
+            r#"{"model":"m","messages":[],"tools":[{"description":"no name"}]}"#,
+            "tools",
+        ),
+        (r#"{"model":"m","messages":[],"tools":[5]}"#, "tools"),
+    ];
+    for (body, param) in cases {
+        let e = to_chat_request(&Bytes::from(body)).expect_err(body);
+        assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{body}");
+        let rendered = e.to_json(crate::api::FrontDoor::Anthropic);
+        assert_eq!(rendered["error"]["type"], "invalid_request_error");
+    }
+    for body in ["", "[]", "{", "{\"model\":\"m\"} x"] {
+        assert_eq!(to_chat_request(&Bytes::from(body)).unwrap_err().status, 400);
+    }
+}
+
+#[test]
+fn passthrough_rewrites_only_the_model_and_gateway_fields() {
+    let body = r#"{"model":"anthropic/claude-sonnet-4.5","max_tokens":5,"models":["x/y"],"provider":{"only":["anthropic"]},"session_id":"s",
+        "messages":[{"role":"user","content":[{"type":"text","text":"hi \u00e9","cache_control":{"type":"ephemeral"}}]}],
+        "thinking":{"type":"enabled","budget_tokens":2048},"context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]},"stream":true}"#;
+    let fields = TopLevelFields::parse(Bytes::from(body)).unwrap();
+    let out = passthrough_body(&fields, "claude-sonnet-4-5-20250929");
+    let text = std::str::from_utf8(&out).unwrap();
+    assert!(
+        text.contains(r#""messages":[{"role":"user","content":[{"type":"text","text":"hi \u00e9","cache_control":{"type":"ephemeral"}}]}]"#),
+        "messages are copied byte for byte: {text}"
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(v["stream"], true);
+    assert_eq!(
+        v["context_management"]["edits"][0]["type"],
+        "clear_tool_uses_20250919"
+    );
+    for gone in ["models", "provider", "session_id", "stream_options"] {
+        assert!(v.get(gone).is_none(), "{gone} must not reach Anthropic");
+    }
+}
+
+/// The tap reads the same usage from Anthropic streams as the Anthropic dialect's converter
+/// (whose golden summaries are checked in), and forwards every byte unchanged.
+#[test]
+fn the_tap_meters_anthropic_streams_without_changing_them() {
+    let cases = golden::cases("anthropic");
+    let streams: Vec<_> = cases.iter().filter(|c| c.kind == Kind::Stream).collect();
+    assert!(streams.len() >= 4);
+    for case in streams {
+        let summary: Value = serde_json::from_slice(
+            &std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("tests/golden/anthropic/{}.summary.json", case.name)),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for cut in 0..=case.input.len() {
+            let mut tap = AnthropicStreamTap::new();
+            let (a, b) = case.input.split_at(cut);
+            let mut forwarded = tap.on_chunk(Bytes::copy_from_slice(a)).to_vec();
+            forwarded.extend_from_slice(&tap.on_chunk(Bytes::copy_from_slice(b)));
+            tap.finish();
+            assert_eq!(forwarded, case.input, "{} cut at {cut}", case.name);
+            let usage = tap.usage().map(|u| {
+                json!({ "prompt": u.prompt, "completion": u.completion, "cached_prompt": u.cached_prompt,
+                        "reasoning": u.reasoning, "estimated": u.estimated })
+            });
+            assert_eq!(json!(usage), summary["usage"], "{} cut at {cut}", case.name);
+            assert_eq!(
+                json!(tap.finish_reason()),
+                summary["finish_reason"],
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                tap.error().cloned().unwrap_or(Value::Null),
+                summary["error"],
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_tap_counts_deltas_and_sees_the_end() {
+    let mut tap = AnthropicStreamTap::new();
+    let input = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,\"output_tokens\":1}}}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"b\"}}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let out = tap.on_chunk(Bytes::from(input));
+    assert_eq!(out, input.as_bytes());
+    assert_eq!(tap.content_deltas(), 2);
+    assert!(tap.saw_message_stop());
+    assert_eq!(
+        (tap.stop_reason(), tap.finish_reason()),
+        (Some("tool_use"), Some("tool_calls"))
+    );
+    let u = tap.usage().unwrap();
+    assert_eq!((u.prompt, u.cached_prompt, u.completion), (12, 7, 9));
+}
+
+#[test]
+fn a_passthrough_message_is_stamped_and_metered() {
+    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi"}],
+        "stop_reason":"max_tokens","usage":{"input_tokens":3,"cache_creation_input_tokens":2,"output_tokens":4}}"#;
+    let m = passthrough_message(body).unwrap();
+    let u = m.usage.unwrap();
+    assert_eq!((u.prompt, u.completion), (5, 4));
+    assert_eq!(m.finish_reason, Some("length"));
+    let out: Value = serde_json::from_slice(&m.stamp(
+        "gen-1",
+        "anthropic/claude-x",
+        "anthropic",
+        Cost(2_500_000),
+    ))
+    .unwrap();
+    assert_eq!(
+        (&out["id"], &out["model"], &out["provider"]),
+        (
+            &json!("gen-1"),
+            &json!("anthropic/claude-x"),
+            &json!("anthropic")
+        )
+    );
+    assert_eq!(out["usage"]["cost"], 0.0000025);
+    assert_eq!(
+        out["usage"]["input_tokens"], 3,
+        "the provider's counts stay as they were"
+    );
+    for bad in [&b"nope"[..], b"[]", br#"{"type":"error","error":{}}"#] {
+        assert_eq!(passthrough_message(bad).unwrap_err().status, 502);
+    }
+}
+
+#[test]
+fn error_events_name_the_anthropic_error_type() {
+    let cases = [
+        (crate::api::ApiError::unavailable("x"), "overloaded_error"),
+        (
+            crate::api::ApiError::rate_limited("x", 1),
+            "rate_limit_error",
+        ),
+        (crate::api::ApiError::gateway_timeout("x"), "timeout_error"),
+        (crate::api::ApiError::bad_gateway("x"), "api_error"),
+    ];
+    for (error, kind) in cases {
+        let event = String::from_utf8(error_event(&error).to_vec()).unwrap();
+        assert!(event.starts_with("event: error\ndata: "), "{event}");
+        assert!(event.ends_with("\n\n"));
+        let data: Value =
+            serde_json::from_str(event.trim_end().split_once("data: ").unwrap().1).unwrap();
+        assert_eq!(data["error"]["type"], kind, "{error}");
+        assert_eq!(data["error"]["message"], "x");
+    }
+}
+
+#[test]
+fn garbage_streams_end_without_panicking() {
+    let mut s = ChatToMessagesStream::new();
+    let out = s.on_chunk(b"data: {nope\n\ndata: [1,2]\n\n\xff\xfe\n\ndata: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":99}]}}]}\n\n");
+    let out = String::from_utf8_lossy(&out).into_owned() + &String::from_utf8_lossy(&s.finish());
+    assert_named_events(&out).unwrap();
+    assert!(out.contains("message_stop"), "{out}");
+    let mut empty = ChatToMessagesStream::new();
+    assert!(empty.finish().is_empty(), "no input, no message");
+}

@@ -1,0 +1,405 @@
+//! The OpenAI chat stream the proxy would send -> Responses SSE events, each
+//! `event: <type>\ndata: {..., "sequence_number": n}\n\n`:
+//!
+//! | OpenAI chat stream | Responses events |
+//! |---|---|
+//! | first chunk | `response.created`, `response.in_progress` (status in_progress) |
+//! | `delta.content` | `output_item.added` (message), `content_part.added`, `output_text.delta`s |
+//! | `delta.reasoning` | `output_item.added` (reasoning), `reasoning_text.delta`s |
+//! | `delta.tool_calls[i]` | `output_item.added` (function_call), `function_call_arguments.delta`s |
+//! | another kind starts, or `finish_reason` | the open item's `*.done` events and `output_item.done` |
+//! | usage chunk | kept for the final response |
+//! | `data: [DONE]` | `response.completed`, or `response.incomplete` (length, content filter) |
+//! | error chunk | `error`, then `response.failed`; nothing after |
+//! | `: keep-alive` | passed on as it is |
+//!
+//! Item ids are fixed when an item is added and repeated in every later event and in the
+//! final response (the SDK refuses a stream whose identities change).
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::items::{error_code, item_id, status_of, usage_json, Envelope, Item};
+use crate::api::messages::chunks::{ChatChunkReader, ChatEvent, StreamUsage};
+use crate::dialects::common::{now_unix, MAX_EVENT_BYTES};
+use crate::metering::Usage;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    NotStarted,
+    Started,
+    Ended,
+}
+
+#[derive(Debug)]
+pub struct ChatToResponsesStream {
+    reader: ChatChunkReader,
+    identity: Option<(String, String)>,
+    created_at: u64,
+    phase: Phase,
+    sequence: u64,
+    items: Vec<Item>,
+    /// Position in `items` of the item still streaming.
+    open: Option<usize>,
+    /// OpenAI tool call index -> position in `items`.
+    calls: Vec<(usize, usize)>,
+    finish_reason: Option<String>,
+    usage: Option<StreamUsage>,
+    error: Option<Value>,
+}
+
+impl Default for ChatToResponsesStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChatToResponsesStream {
+    pub fn new() -> Self {
+        ChatToResponsesStream {
+            reader: ChatChunkReader::default(),
+            identity: None,
+            created_at: 0,
+            phase: Phase::NotStarted,
+            sequence: 0,
+            items: Vec::new(),
+            open: None,
+            calls: Vec::new(),
+            finish_reason: None,
+            usage: None,
+            error: None,
+        }
+    }
+
+    /// Names the response after the generation id and the catalog model (the upstream's chunks
+    /// carry the provider's own).
+    pub fn with_identity(mut self, id: &str, model: &str) -> Self {
+        self.identity = Some((id.to_string(), model.to_string()));
+        self
+    }
+
+    /// Responses events for every OpenAI event this chunk completes.
+    pub fn on_chunk(&mut self, openai_sse: &[u8]) -> Bytes {
+        let mut events = Vec::new();
+        let fits = self.reader.feed(openai_sse, &mut events);
+        let mut out = Vec::new();
+        for e in events {
+            self.on_event(e, &mut out);
+        }
+        if !fits {
+            let error = json!({ "message": format!("a stream event was larger than {MAX_EVENT_BYTES} bytes") });
+            self.on_event(ChatEvent::Error(error), &mut out);
+        }
+        Bytes::from(out)
+    }
+
+    /// The input ended: a stream that ended without `[DONE]` is still completed, so a client
+    /// sees a terminal event; one that never started stays empty.
+    pub fn finish(&mut self) -> Bytes {
+        let mut events = Vec::new();
+        self.reader.finish(&mut events);
+        let mut out = Vec::new();
+        for e in events {
+            self.on_event(e, &mut out);
+        }
+        if self.phase == Phase::Started {
+            self.end(&mut out);
+        }
+        Bytes::from(out)
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(|u| u.usage)
+    }
+
+    /// The chat finish reason the response ended with.
+    pub fn finish_reason(&self) -> Option<&str> {
+        self.finish_reason.as_deref()
+    }
+
+    /// The `error` event's object, if the stream failed.
+    pub fn error(&self) -> Option<&Value> {
+        self.error.as_ref()
+    }
+
+    fn on_event(&mut self, event: ChatEvent, out: &mut Vec<u8>) {
+        if let ChatEvent::Usage(u) = event {
+            self.usage = Some(u);
+            return;
+        }
+        if self.phase == Phase::Ended {
+            return;
+        }
+        match event {
+            ChatEvent::Comment(c) => {
+                out.extend_from_slice(c.as_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+            ChatEvent::Text(text) => {
+                let at = self.open_text_item(false, out);
+                self.append_text(at, &text, out);
+            }
+            ChatEvent::Reasoning(text) => {
+                let at = self.open_text_item(true, out);
+                self.append_text(at, &text, out);
+            }
+            // Signed or encrypted reasoning belongs to another API; Responses input drops it.
+            ChatEvent::ReasoningSignature(_) | ChatEvent::ReasoningEncrypted(_) => {}
+            ChatEvent::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => self.tool_call(index, id, name, arguments, out),
+            ChatEvent::Finish { reason, .. } => {
+                self.finish_reason = Some(reason);
+                self.close(out);
+            }
+            ChatEvent::Error(error) => self.fail(&error, out),
+            ChatEvent::Done => self.end(out),
+            ChatEvent::Usage(_) => {}
+        }
+    }
+
+    /// The open message (or reasoning) item's position; another open item is closed first.
+    fn open_text_item(&mut self, reasoning: bool, out: &mut Vec<u8>) -> usize {
+        let same_kind = |item: &Item| match item {
+            Item::Reasoning { .. } => reasoning,
+            Item::Message { .. } => !reasoning,
+            Item::FunctionCall { .. } => false,
+        };
+        if let Some(at) = self.open.filter(|at| same_kind(&self.items[*at])) {
+            return at;
+        }
+        self.ensure_started(out);
+        self.close(out);
+        let prefix = if reasoning { "rs" } else { "msg" };
+        let id = item_id(prefix, &self.response_id(), self.items.len());
+        let text = String::new();
+        let item = match reasoning {
+            true => Item::Reasoning { id, text },
+            false => Item::Message {
+                id,
+                text,
+                refusal: false,
+            },
+        };
+        self.add_item(item, out)
+    }
+
+    fn add_item(&mut self, item: Item, out: &mut Vec<u8>) -> usize {
+        let at = self.items.len();
+        self.emit(out, json!({ "type": "response.output_item.added", "output_index": at, "item": item.to_json("in_progress") }));
+        if let Item::Message { id, .. } = &item {
+            self.emit(
+                out,
+                json!({ "type": "response.content_part.added", "item_id": id, "output_index": at,
+                                   "content_index": 0, "part": Item::part("", false) }),
+            );
+        }
+        self.items.push(item);
+        self.open = Some(at);
+        at
+    }
+
+    fn append_text(&mut self, at: usize, delta: &str, out: &mut Vec<u8>) {
+        let (kind, id) = match &mut self.items[at] {
+            Item::Message { id, text, .. } => {
+                text.push_str(delta);
+                ("response.output_text.delta", id.clone())
+            }
+            Item::Reasoning { id, text } => {
+                text.push_str(delta);
+                ("response.reasoning_text.delta", id.clone())
+            }
+            Item::FunctionCall { .. } => return,
+        };
+        let mut event = json!({ "type": kind, "item_id": id, "output_index": at, "content_index": 0, "delta": delta });
+        if kind == "response.output_text.delta" {
+            event["logprobs"] = json!([]);
+        }
+        self.emit(out, event);
+    }
+
+    fn tool_call(
+        &mut self,
+        index: usize,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+        out: &mut Vec<u8>,
+    ) {
+        let at = match self.calls.iter().find(|(call, _)| *call == index) {
+            // Later arguments of a call already added (a host may interleave parallel calls).
+            Some((_, at)) => *at,
+            None => {
+                self.ensure_started(out);
+                self.close(out);
+                let at = self.items.len();
+                let response_id = self.response_id();
+                let item = Item::FunctionCall {
+                    id: item_id("fc", &response_id, at),
+                    call_id: id.unwrap_or_else(|| format!("call_{response_id}_{index}")),
+                    name: name.unwrap_or_default(),
+                    arguments: String::new(),
+                };
+                self.calls.push((index, at));
+                self.add_item(item, out)
+            }
+        };
+        if arguments.is_empty() {
+            return;
+        }
+        let Item::FunctionCall {
+            id, arguments: all, ..
+        } = &mut self.items[at]
+        else {
+            return;
+        };
+        all.push_str(&arguments);
+        let id = id.clone();
+        self.emit(
+            out,
+            json!({ "type": "response.function_call_arguments.delta", "item_id": id,
+                               "output_index": at, "delta": arguments }),
+        );
+    }
+
+    /// Ends the open item with its `done` events.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        let Some(at) = self.open.take() else { return };
+        let item = self.items[at].clone();
+        let status = self.item_status();
+        match &item {
+            Item::Message { id, text, refusal } => {
+                if !refusal {
+                    self.emit(out, json!({ "type": "response.output_text.done", "item_id": id, "output_index": at,
+                                           "content_index": 0, "text": text, "logprobs": [] }));
+                }
+                self.emit(
+                    out,
+                    json!({ "type": "response.content_part.done", "item_id": id, "output_index": at,
+                                       "content_index": 0, "part": Item::part(text, *refusal) }),
+                );
+            }
+            Item::Reasoning { id, text } => {
+                self.emit(out, json!({ "type": "response.reasoning_text.done", "item_id": id, "output_index": at,
+                                       "content_index": 0, "text": text }));
+            }
+            Item::FunctionCall {
+                id,
+                name,
+                arguments,
+                ..
+            } => {
+                self.emit(
+                    out,
+                    json!({ "type": "response.function_call_arguments.done", "item_id": id,
+                                       "output_index": at, "name": name, "arguments": arguments }),
+                );
+            }
+        }
+        self.emit(out, json!({ "type": "response.output_item.done", "output_index": at, "item": item.to_json(status) }));
+    }
+
+    fn item_status(&self) -> &'static str {
+        match (
+            self.finish_reason.as_deref(),
+            status_of(self.finish_reason.as_deref()).0,
+        ) {
+            (Some("error"), _) | (_, "incomplete") => "incomplete",
+            _ => "completed",
+        }
+    }
+
+    fn response_id(&self) -> String {
+        match &self.identity {
+            Some((id, _)) => id.clone(),
+            None => self.reader.id.clone().unwrap_or_else(|| "resp".into()),
+        }
+    }
+
+    /// The `response` object in its current state.
+    fn response(&self, status: &str, output: Vec<Value>) -> Value {
+        let id = self.response_id();
+        let model = match &self.identity {
+            Some((_, m)) => m.clone(),
+            None => self.reader.model.clone().unwrap_or_default(),
+        };
+        let provider = self.usage.as_ref().and_then(|u| u.provider.clone());
+        let envelope = Envelope {
+            id: &id,
+            created_at: self.created_at,
+            model: &model,
+            provider: provider.as_deref(),
+        };
+        envelope.response(status, output, self.usage.as_ref().map(usage_json))
+    }
+
+    fn ensure_started(&mut self, out: &mut Vec<u8>) {
+        if self.phase != Phase::NotStarted {
+            return;
+        }
+        self.phase = Phase::Started;
+        self.created_at = self.reader.created.unwrap_or_else(now_unix);
+        let response = self.response("in_progress", Vec::new());
+        self.emit(
+            out,
+            json!({ "type": "response.created", "response": response }),
+        );
+        self.emit(
+            out,
+            json!({ "type": "response.in_progress", "response": response }),
+        );
+    }
+
+    fn output(&self, status: &str) -> Vec<Value> {
+        self.items.iter().map(|i| i.to_json(status)).collect()
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        self.close(out);
+        let (status, incomplete) = status_of(self.finish_reason.as_deref());
+        let mut response = self.response(status, self.output(self.item_status()));
+        response["incomplete_details"] = incomplete;
+        let kind = format!("response.{status}");
+        self.emit(out, json!({ "type": kind, "response": response }));
+        self.phase = Phase::Ended;
+    }
+
+    fn fail(&mut self, error: &Value, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        // Items cut short by the failure are incomplete (the chat stream's own word: `error`).
+        self.finish_reason = Some("error".into());
+        self.close(out);
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the upstream stream failed");
+        let code = error_code(error);
+        self.emit(
+            out,
+            json!({ "type": "error", "code": code, "message": message, "param": null }),
+        );
+        let mut response = self.response("failed", self.output(self.item_status()));
+        response["error"] = json!({ "code": code, "message": message });
+        self.emit(
+            out,
+            json!({ "type": "response.failed", "response": response }),
+        );
+        self.error = Some(json!({ "code": code, "message": message }));
+        self.phase = Phase::Ended;
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, mut data: Value) {
+        data["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        let kind = data["type"].as_str().unwrap_or("message").to_string();
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(data.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+}

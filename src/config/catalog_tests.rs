@@ -1,0 +1,263 @@
+//! Presets, `include:` and the catalog merge.
+
+use super::*;
+use crate::catalog::{DataCollection, Dialect};
+use std::path::PathBuf;
+
+fn env(var: &str) -> Option<String> {
+    (var.ends_with("_KEY") || var.starts_with("AWS_") || var == "CUSTOM_VAR")
+        .then(|| format!("secret-{var}"))
+}
+
+/// A scratch directory with the given files; removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str, files: &[(&str, &str)]) -> Dir {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Dir(dir)
+    }
+
+    fn load(&self) -> Result<Loaded, LoadError> {
+        load_file_with_env(&self.0.join("main.yaml"), &env)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn presets_fill_every_field_the_entry_leaves_out() {
+    let text = "providers:\n  openai: { preset: openai }\n  claude: { preset: anthropic }\n  local: { preset: ollama }\n  aws: { preset: bedrock, region: eu-west-1 }\n";
+    let loaded = load_str(text, "t.yaml", &env).unwrap();
+    let p = &loaded.snapshot.catalog.providers;
+    let openai = &p["openai"];
+    assert_eq!(openai.dialect, Dialect::OpenAi);
+    assert_eq!(openai.backends[0].url.host, "api.openai.com");
+    assert_eq!(openai.backends[0].url.path_prefix, "/v1");
+    assert_eq!(
+        openai.backends[0].api_key.as_ref().unwrap().expose(),
+        "secret-OPENAI_API_KEY"
+    );
+    assert_eq!(openai.data_collection, DataCollection::Deny);
+    assert_eq!(p["claude"].dialect, Dialect::Anthropic);
+    let local = &p["local"];
+    assert_eq!((local.backends[0].url.port, local.zdr), (11434, true));
+    assert!(local.backends[0].api_key.is_none() && local.unavailable.is_none());
+    let aws = &p["aws"];
+    assert_eq!(aws.dialect, Dialect::Bedrock);
+    assert_eq!(
+        aws.backends[0].url.host,
+        "bedrock-runtime.eu-west-1.amazonaws.com"
+    );
+    assert!(aws.aws_credentials.is_some());
+}
+
+#[test]
+fn explicit_fields_override_the_preset() {
+    let text = "providers:\n  groq:\n    preset: groq\n    base_url: \"http://127.0.0.1:9/v1\"\n    api_key_env: CUSTOM_VAR\n    data_collection: allow\n    zdr: true\n    health_check: { interval: 30s }\n  vllm:\n    preset: vllm\n    base_url: \"http://10.0.0.2:8000/v1\"\n    health_check: { path: /health }\n";
+    let loaded = load_str(text, "t.yaml", &env).unwrap();
+    let groq = &loaded.snapshot.catalog.providers["groq"];
+    assert_eq!(groq.backends[0].url.host, "127.0.0.1");
+    assert_eq!(
+        groq.backends[0].api_key.as_ref().unwrap().expose(),
+        "secret-CUSTOM_VAR"
+    );
+    assert_eq!(
+        (groq.data_collection, groq.zdr),
+        (DataCollection::Allow, true)
+    );
+    // The preset's probe path fills a health check that names none.
+    assert_eq!(groq.health_check.as_ref().unwrap().path, "/models");
+    assert_eq!(
+        loaded.snapshot.catalog.providers["vllm"]
+            .health_check
+            .as_ref()
+            .unwrap()
+            .path,
+        "/health"
+    );
+}
+
+#[test]
+fn presets_without_a_default_url_say_what_they_need() {
+    let text = "providers:\n  a: { preset: azure, api_version: \"2024-10-21\" }\n  b: { preset: bedrock }\n  c: { preset: klingon }\n  d: { api_key_env: X }\n";
+    let err = load_str(text, "t.yaml", &env).unwrap_err();
+    let find = |needle: &str| {
+        err.errors
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {err}"))
+    };
+    assert!(find("`azure` preset needs base_url")
+        .message
+        .contains("openai.azure.com"));
+    assert!(find("`bedrock` preset needs base_url")
+        .message
+        .contains("region"));
+    let unknown = find("unknown preset `klingon`");
+    assert_eq!((unknown.line, unknown.column), (Some(4), Some(8)));
+    assert!(unknown.message.contains("openai, anthropic"));
+    assert!(find("needs `dialect`").line == Some(5));
+}
+
+const MAIN: &str = "include: [\"catalog/*.yaml\"]\nproviders:\n  groq: { preset: groq }\n  together: { preset: together }\nmodels:\n  meta-llama/llama-3.3-70b-instruct:\n    name: Llama (operator's name)\n    endpoints:\n      - { provider: groq, model: llama-3.3-70b-versatile, price: { prompt: 0.5, completion: 0.7 } }\n";
+
+const GROQ: &str = "models:\n  meta-llama/llama-3.3-70b-instruct:\n    name: Llama (catalog name)\n    endpoints:\n      - { provider: groq, model: llama-3.3-70b-versatile, price: { prompt: 0.59, completion: 0.79 }, context_length: 131072 }\n  meta-llama/llama-3.1-8b-instruct:\n    endpoints:\n      - { provider: groq, model: llama-3.1-8b-instant, price: { prompt: 0.05, completion: 0.08 } }\n";
+
+const TOGETHER: &str = "models:\n  meta-llama/llama-3.3-70b-instruct:\n    input_modalities: [text]\n    endpoints:\n      - { provider: together, model: meta-llama/Llama-3.3-70B-Instruct-Turbo, price: { prompt: 0.88, completion: 0.88 }, context_length: 131072, quantization: fp8 }\n  mistralai/mistral-small:\n    endpoints:\n      - { provider: mistral, model: mistral-small-latest, price: { prompt: 0.1, completion: 0.3 } }\n";
+
+#[test]
+fn included_catalogs_merge_endpoints_into_one_model() {
+    let dir = Dir::new(
+        "merge",
+        &[
+            ("main.yaml", MAIN),
+            ("catalog/groq.yaml", GROQ),
+            ("catalog/together.yaml", TOGETHER),
+            ("catalog/notes.txt", "not yaml: ["),
+        ],
+    );
+    let loaded = dir.load().unwrap();
+    let catalog = &loaded.snapshot.catalog;
+    let llama = catalog.model("meta-llama/llama-3.3-70b-instruct").unwrap();
+    let endpoints: Vec<(&str, &str)> = llama
+        .endpoints
+        .iter()
+        .map(|e| (e.provider.id.as_str(), e.upstream_model.as_str()))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("groq", "llama-3.3-70b-versatile"),
+            ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo")
+        ]
+    );
+    // The operator's file comes first: its name and its price for groq win.
+    assert_eq!(llama.name, "Llama (operator's name)");
+    assert_eq!(llama.endpoints[0].price.prompt, 500_000);
+    assert_eq!(llama.context_length, Some(131_072));
+    assert_eq!(llama.endpoints[1].quantization.as_deref(), Some("fp8"));
+    assert!(catalog.model("meta-llama/llama-3.1-8b-instruct").is_some());
+    // No `mistral` provider here: its endpoint is skipped, the model dropped, once said.
+    assert!(catalog.model("mistralai/mistral-small").is_none());
+    let skipped: Vec<_> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("not configured"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{:?}", loaded.warnings);
+    assert!(skipped[0].message.contains("mistral (1)"));
+    assert_eq!(loaded.snapshot.included_files.len(), 2);
+}
+
+#[test]
+fn errors_in_an_included_file_name_that_file_line_and_column() {
+    let bad = "models:\n  a/b:\n    endpoints:\n      - { provider: groq, model: x, price: { prompt: -1 } }\n  c/d:\n    endpoints:\n      - provider: groq\n        model: y\n        bogus: 1\n";
+    let dir = Dir::new("errors", &[("main.yaml", MAIN), ("catalog/bad.yaml", bad)]);
+    let err = dir.load().unwrap_err();
+    let bad_file = dir.0.join("catalog/bad.yaml").display().to_string();
+    let price = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains("non-negative"))
+        .unwrap();
+    assert_eq!(price.file.as_deref(), Some(bad_file.as_str()));
+    assert_eq!(price.line, Some(4));
+    let bogus = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains("bogus"))
+        .unwrap();
+    assert_eq!((bogus.line, bogus.column), (Some(9), Some(9)));
+    let rendered = err.to_string();
+    assert!(rendered.contains(&format!("{bad_file}:9:9:")), "{rendered}");
+    // On its own (as a reload logs it), an included file's problem names its file too.
+    assert!(bogus.to_string().starts_with(&format!("{bad_file}:9:9:")));
+    assert!(!rendered.contains("main.yaml:"), "{rendered}");
+    // Syntax errors too.
+    let dir = Dir::new(
+        "syntax",
+        &[
+            ("main.yaml", MAIN),
+            ("catalog/broken.yaml", "models:\n  a/b: [\n"),
+        ],
+    );
+    let err = dir.load().unwrap_err();
+    assert!(err.errors[0]
+        .file
+        .as_deref()
+        .unwrap()
+        .ends_with("broken.yaml"));
+    assert!(err.errors[0].line.is_some());
+}
+
+#[test]
+fn include_problems_point_at_the_include_entry() {
+    let text = "include:\n  - missing.yaml\n  - \"*/x.yaml\"\n  - \"empty/*.yaml\"\n";
+    let dir = Dir::new("missing", &[("main.yaml", text), ("empty/readme.txt", "")]);
+    let err = dir.load().unwrap_err();
+    assert_eq!(err.errors.len(), 2, "{err}");
+    assert_eq!(err.errors[0].line, Some(2));
+    assert!(err.errors[1].message.contains("file name only"));
+    let dir = Dir::new(
+        "nomatch",
+        &[
+            ("main.yaml", "include: [\"none/*.yaml\"]\n"),
+            ("none/a.txt", ""),
+        ],
+    );
+    let loaded = dir.load().unwrap();
+    assert!(loaded.warnings[0].message.contains("matches no file"));
+}
+
+#[test]
+fn a_provider_defined_twice_is_an_error_at_the_second() {
+    let dup = "providers:\n  groq: { preset: groq }\nmodels: {}\n";
+    let dir = Dir::new("dup", &[("main.yaml", MAIN), ("catalog/dup.yaml", dup)]);
+    let err = dir.load().unwrap_err();
+    let e = &err.errors[0];
+    assert!(
+        e.message.contains("already defined in the main file"),
+        "{e}"
+    );
+    assert_eq!((e.file.is_some(), e.line), (true, Some(2)));
+}
+
+#[test]
+fn modalities_and_unknown_providers_in_the_main_file_are_checked() {
+    let text = "providers:\n  p: { preset: openai }\nmodels:\n  a/b:\n    input_modalities: [text, smell]\n    endpoints:\n      - { provider: nobody, model: x }\n    output_modalities: []\n";
+    let err = load_str(text, "t.yaml", &env).unwrap_err();
+    assert!(err
+        .errors
+        .iter()
+        .any(|e| e.message.contains("at least one") && e.line == Some(8)));
+    assert!(err
+        .errors
+        .iter()
+        .any(|e| e.message.contains("`smell`") && e.line == Some(5)));
+    assert!(err
+        .errors
+        .iter()
+        .any(|e| e.message.contains("unknown provider") && e.line == Some(7)));
+    // One error per cause: no extra "needs at least one endpoint".
+    assert_eq!(err.errors.len(), 3, "{err}");
+}
+
+#[test]
+fn supports_flags_imply_their_parameters() {
+    let text = "providers:\n  p: { preset: openai }\nmodels:\n  a/b:\n    endpoints:\n      - { provider: p, model: x, supports: [tools, response_format] }\n";
+    let loaded = load_str(text, "t.yaml", &env).unwrap();
+    let ep = &loaded.snapshot.catalog.model("a/b").unwrap().endpoints[0];
+    assert!(ep.supports("tool_choice") && ep.supports("structured_outputs"));
+}

@@ -1,0 +1,268 @@
+//! Lowering of `providers:` entries, presets applied first (see `presets.rs`).
+
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::locate::PathSeg;
+use super::lower::{child, key, valid_id, Lowering};
+use super::presets;
+use super::schema::RawProvider;
+use crate::catalog::*;
+
+impl Lowering<'_> {
+    /// Lowers the providers of every source (the main file first); an id defined twice is
+    /// an error at the second definition.
+    pub(super) fn providers(
+        &mut self,
+        sources: Vec<(usize, IndexMap<String, serde_yaml::Value>)>,
+    ) -> IndexMap<String, Arc<Provider>> {
+        let mut out = IndexMap::new();
+        let mut defined_in: HashMap<String, usize> = HashMap::new();
+        for (source, raw) in sources {
+            self.current = source;
+            for (id, value) in raw {
+                let path = [key("providers"), key(&id)];
+                if !valid_id(&id) {
+                    self.error(
+                        &path,
+                        format!(
+                            "provider id `{id}` may only use letters, digits, `-`, `_` and `.`"
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(&first) = defined_in.get(&id) {
+                    let message = format!(
+                        "provider `{id}` is already defined in {}",
+                        self.file_name(first)
+                    );
+                    self.error(&path, message);
+                    continue;
+                }
+                defined_in.insert(id.clone(), source);
+                let Some(mut raw) = self.entry::<RawProvider>(value, &path) else {
+                    continue;
+                };
+                if !self.apply_preset(&mut raw, &path) {
+                    continue;
+                }
+                if let Some(p) = self.provider(&id, raw, &path) {
+                    out.insert(id, Arc::new(p));
+                }
+            }
+        }
+        self.current = 0;
+        out
+    }
+
+    /// Fills what the entry leaves out from its `preset`, then checks that the fields every
+    /// provider needs are there. False when the entry cannot be lowered.
+    fn apply_preset(&mut self, raw: &mut RawProvider, path: &[PathSeg]) -> bool {
+        let preset = match raw.preset.as_deref() {
+            None => None,
+            Some(name) => match presets::find(name) {
+                Some(p) => Some(p),
+                None => {
+                    self.error(
+                        &child(path, key("preset")),
+                        format!("unknown preset `{name}` (known: {})", presets::names()),
+                    );
+                    return false;
+                }
+            },
+        };
+        if let Some(p) = preset {
+            raw.dialect.get_or_insert_with(|| p.dialect.to_string());
+            if raw.base_url.is_none() {
+                raw.base_url = p.base_url(raw.region.as_deref());
+            }
+            if raw.api_key_env.is_none() {
+                raw.api_key_env = p.api_key_env.map(str::to_string);
+            }
+            raw.data_collection
+                .get_or_insert_with(|| p.data_collection.to_string());
+            raw.zdr.get_or_insert(p.zdr);
+            if let (Some(h), Some(default_path)) = (raw.health_check.as_mut(), p.health_path) {
+                h.path.get_or_insert_with(|| default_path.to_string());
+            }
+            if p.aws
+                && raw.aws_access_key_id_env.is_none()
+                && raw.aws_secret_access_key_env.is_none()
+            {
+                raw.aws_access_key_id_env = Some("AWS_ACCESS_KEY_ID".into());
+                raw.aws_secret_access_key_env = Some("AWS_SECRET_ACCESS_KEY".into());
+            }
+        }
+        let mut complete = true;
+        if raw.dialect.is_none() {
+            self.error(path, "a provider needs `dialect` (or a `preset`)");
+            complete = false;
+        }
+        if raw.base_url.is_none() && raw.backends.is_empty() {
+            let hint = match preset {
+                Some(p) => format!("the `{}` preset needs base_url: {}", p.id, p.base_url_hint),
+                None => "a provider needs `base_url` (or a `preset`)".to_string(),
+            };
+            self.error(path, hint);
+            complete = false;
+        }
+        complete
+    }
+
+    fn provider(&mut self, id: &str, raw: RawProvider, path: &[PathSeg]) -> Option<Provider> {
+        let dialect_name = raw.dialect.clone().unwrap_or_default();
+        let Some(dialect) = Dialect::parse(&dialect_name) else {
+            self.error(
+                &child(path, key("dialect")),
+                format!(
+                    "dialect `{dialect_name}` is not one of openai, anthropic, gemini, bedrock, azure"
+                ),
+            );
+            return None;
+        };
+        let mut unavailable = None;
+        let mut backends = Vec::new();
+        let entries: Vec<(Vec<PathSeg>, String, Option<String>, u32)> = if raw.backends.is_empty() {
+            vec![(
+                path.to_vec(),
+                raw.base_url.clone().unwrap_or_default(),
+                raw.api_key_env.clone(),
+                1,
+            )]
+        } else {
+            raw.backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let bp = child(&child(path, key("backends")), PathSeg::Index(i));
+                    let env = b.api_key_env.clone().or_else(|| raw.api_key_env.clone());
+                    (bp, b.base_url.clone(), env, b.weight.unwrap_or(1))
+                })
+                .collect()
+        };
+        for (bpath, base_url, key_env, weight) in entries {
+            let url = match UpstreamUrl::parse(&base_url) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.error(&child(&bpath, key("base_url")), e);
+                    continue;
+                }
+            };
+            if weight == 0 {
+                self.error(&child(&bpath, key("weight")), "weight must be at least 1");
+            }
+            let api_key = match &key_env {
+                Some(var) => {
+                    let secret = self.env_secret(&child(&bpath, key("api_key_env")), var);
+                    if secret.is_none() {
+                        unavailable = Some(format!("environment variable `{var}` is not set"));
+                    }
+                    secret
+                }
+                None => None,
+            };
+            backends.push(Backend {
+                url,
+                api_key,
+                weight,
+            });
+        }
+        if backends.is_empty() {
+            return None;
+        }
+        let data_collection = match raw.data_collection.as_deref() {
+            None | Some("allow") => DataCollection::Allow,
+            Some("deny") => DataCollection::Deny,
+            Some(other) => {
+                self.error(
+                    &child(path, key("data_collection")),
+                    format!("`{other}` is not allow or deny"),
+                );
+                DataCollection::Allow
+            }
+        };
+        let defaults = Timeouts::default();
+        let t = raw.timeouts.as_ref();
+        let tpath = child(path, key("timeouts"));
+        let timeouts = Timeouts {
+            connect: self.duration(
+                &child(&tpath, key("connect")),
+                t.and_then(|t| t.connect.as_ref()),
+                defaults.connect,
+            ),
+            first_byte: self.duration(
+                &child(&tpath, key("first_byte")),
+                t.and_then(|t| t.first_byte.as_ref()),
+                defaults.first_byte,
+            ),
+            idle: self.duration(
+                &child(&tpath, key("idle")),
+                t.and_then(|t| t.idle.as_ref()),
+                defaults.idle,
+            ),
+        };
+        let health_check = raw.health_check.as_ref().map(|h| HealthCheck {
+            interval: self.duration(
+                &child(path, key("health_check")),
+                h.interval.as_ref(),
+                Duration::from_secs(10),
+            ),
+            path: h.path.clone().unwrap_or_else(|| "/models".to_string()),
+        });
+        let mut headers = Vec::new();
+        for (name, value) in &raw.headers {
+            let hpath = child(&child(path, key("headers")), key(name));
+            match (
+                http::HeaderName::try_from(name.as_str()),
+                http::HeaderValue::try_from(value.as_str()),
+            ) {
+                (Ok(n), Ok(v)) => headers.push((n, v)),
+                _ => self.error(
+                    &hpath,
+                    format!("`{name}: {value}` is not a valid HTTP header"),
+                ),
+            }
+        }
+        let aws_credentials = match (&raw.aws_access_key_id_env, &raw.aws_secret_access_key_env) {
+            (Some(id_var), Some(secret_var)) => {
+                let id = self.env_secret(&child(path, key("aws_access_key_id_env")), id_var);
+                let secret =
+                    self.env_secret(&child(path, key("aws_secret_access_key_env")), secret_var);
+                if id.is_none() || secret.is_none() {
+                    unavailable = Some("AWS credentials are not set".into());
+                }
+                id.zip(secret)
+            }
+            (None, None) => None,
+            _ => {
+                self.error(
+                    path,
+                    "set both aws_access_key_id_env and aws_secret_access_key_env",
+                );
+                None
+            }
+        };
+        if dialect == Dialect::Azure && raw.api_version.is_none() {
+            self.error(
+                &child(path, key("api_version")),
+                "azure providers need api_version",
+            );
+        }
+        Some(Provider {
+            id: id.to_string(),
+            dialect,
+            backends,
+            data_collection,
+            zdr: raw.zdr.unwrap_or(false),
+            timeouts,
+            health_check,
+            headers,
+            api_version: raw.api_version,
+            region: raw.region,
+            aws_credentials,
+            unavailable,
+        })
+    }
+}

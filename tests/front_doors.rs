@@ -1,0 +1,321 @@
+//! The Anthropic Messages, OpenAI Responses and embeddings front doors, each against OpenAI-
+//! and Anthropic-dialect providers (and Gemini for embeddings) in the mock.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(mock: &MockServer) -> String {
+    let base = mock.base_url();
+    format!(
+        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
+        config_head()
+    )
+}
+
+fn start() -> (MockServer, Gateway) {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&config(&mock));
+    (mock, gw)
+}
+
+async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(gw.url(path))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn anthropic_events(text: &str) -> Vec<(String, Value)> {
+    sse_events(text)
+        .iter()
+        .filter_map(|e| {
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))?
+                .to_string();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn messages_to_an_openai_provider_answer_in_anthropic_shape() {
+    let (mock, gw) = start();
+    let r = post(
+        &gw,
+        "/v1/messages?beta=true",
+        json!({"model": "openai/gpt", "max_tokens": 100, "system": "be brief",
+        "messages": [{"role": "user", "content": "Hello there"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["role"], "assistant");
+    assert_eq!(body["model"], "openai/gpt");
+    assert_eq!(body["id"], id.as_str());
+    assert!(
+        body["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Hello there"),
+        "{body}"
+    );
+    assert_eq!(body["stop_reason"], "end_turn");
+    assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    let up = mock.requests().pop().unwrap();
+    assert_eq!(up.path, "/v1/chat/completions");
+    let up = up.json().unwrap();
+    assert_eq!(up["model"], "gpt-up");
+    assert_eq!(up["messages"][0]["role"], "system");
+
+    // Streaming: Anthropic's event sequence.
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "openai/gpt", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "Hello stream"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = anthropic_events(&r.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert!(
+        names.contains(&"content_block_delta") && names.contains(&"message_delta"),
+        "{names:?}"
+    );
+    let text: String = events
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect();
+    assert!(text.contains("Hello stream"), "{text}");
+    let delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert!(delta.1["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn messages_to_an_anthropic_provider_pass_through() {
+    let (mock, gw) = start();
+    let r = post(&gw, "/v1/messages", json!({"model": "anthropic/claude", "max_tokens": 100, "context_management": {"edits": []},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi passthrough", "cache_control": {"type": "ephemeral"}}]}]})).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["model"], "anthropic/claude");
+    assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.path, "/v1/messages");
+    let up = seen.json().unwrap();
+    assert_eq!(up["model"], "claude-up");
+    assert_eq!(
+        up["context_management"],
+        json!({"edits": []}),
+        "unknown fields reach an Anthropic upstream"
+    );
+    assert_eq!(
+        up["messages"][0]["content"][0]["cache_control"]["type"],
+        "ephemeral"
+    );
+
+    // The stream passes through byte for byte apart from nothing: Anthropic's own events.
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "anthropic/claude", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "Hi stream"}]}),
+    )
+    .await;
+    let text = r.text().await.unwrap();
+    let names: Vec<String> = anthropic_events(&text)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    assert!(
+        !text.contains("[DONE]"),
+        "no OpenAI framing on an Anthropic stream"
+    );
+
+    // The provider's own error body reaches the client unchanged.
+    let r = post(&gw, "/v1/messages", json!({"model": "anthropic/broken", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn the_anthropic_door_answers_errors_in_anthropic_shape() {
+    let (_mock, gw) = start();
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .json(&json!({"model": "openai/gpt", "max_tokens": 1, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let r = client().post(gw.url("/v1/messages")).bearer_auth(KEY).json(&json!({"model": "nope/x", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "not_found_error"
+    );
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "openai/gpt", "messages": "not a list"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
+}
+
+#[tokio::test]
+async fn responses_work_against_openai_and_anthropic_providers() {
+    let (_mock, gw) = start();
+    for model in ["openai/gpt", "anthropic/claude"] {
+        let r = client()
+            .post(gw.url("/v1/responses"))
+            .bearer_auth(KEY)
+            .json(&json!({"model": model, "instructions": "be brief", "input": "Hello responses"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["object"], "response");
+        assert_eq!(body["status"], "completed");
+        assert_eq!(body["model"], model);
+        let text = body["output"][0]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("Hello responses"), "{body}");
+        assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
+
+        let r = client().post(gw.url("/v1/responses")).bearer_auth(KEY)
+            .json(&json!({"model": model, "input": [{"role": "user", "content": "Hello stream"}], "stream": true})).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        let names: Vec<String> = anthropic_events(&text)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some("response.created"),
+            "{model}: {text}"
+        );
+        assert_eq!(names.last().map(String::as_str), Some("response.completed"));
+        assert!(names.iter().any(|n| n == "response.output_text.delta"));
+    }
+    let r = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "openai/gpt", "input": "x", "previous_response_id": "resp_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("previous_response_id"));
+}
+
+#[tokio::test]
+async fn embeddings_are_routed_metered_and_recorded() {
+    let (mock, gw) = start();
+    for model in ["openai/embed", "google/embed"] {
+        let r = client()
+            .post(gw.url("/v1/embeddings"))
+            .bearer_auth(KEY)
+            .json(&json!({"model": model, "input": ["first text", "second text"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["data"].as_array().unwrap().len(), 2);
+        assert!(body["data"][0]["embedding"].as_array().unwrap().len() >= 8);
+        assert_eq!(body["model"], model);
+        assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+        assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+        let seen = mock.requests().pop().unwrap();
+        match model {
+            "openai/embed" => assert_eq!(seen.path, "/v1/embeddings"),
+            _ => assert_eq!(
+                seen.path,
+                "/v1/models/text-embedding-004:batchEmbedContents"
+            ),
+        }
+        let rec: Value = client()
+            .get(gw.url(&format!("/v1/generation?id={id}")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rec["data"]["model"], model);
+    }
+    // A model with no embeddings-capable provider is a clear 404.
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "anthropic/claude", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn routing_extensions_work_on_every_door() {
+    let (_mock, gw) = start();
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "anthropic/broken", "models": ["openai/gpt"], "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    // A 400 from the first model is the client's error, not a reason to fall back...
+    assert_eq!(r.status(), 400);
+    let r = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "openai/gpt", "provider": {"only": ["nobody"]}, "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "provider preferences apply to the Responses door"
+    );
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "openai/gpt", "provider": {"only": ["nobody"]}, "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 404, "and to the Messages door");
+}
