@@ -102,7 +102,7 @@ impl Reloader {
 pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
     let mut report = ReloadReport {
         changes: diff(current, &next.snapshot),
-        warnings: next.warnings.iter().map(|w| w.to_string()).collect(),
+        warnings: next.warnings.iter().map(|w| w.located(&next_source(next))).collect(),
     };
     if next.snapshot.server.listen != current.server.listen {
         report.warnings.push(
@@ -110,6 +110,10 @@ pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
         );
     }
     report
+}
+
+fn next_source(next: &config::Loaded) -> String {
+    next.snapshot.source.as_ref().map_or_else(String::new, |p| p.display().to_string())
 }
 
 /// Models and providers added, removed or changed between two snapshots.
@@ -179,29 +183,46 @@ impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
         // Watch the directory: editors replace files by rename, which a file watch misses.
+        // Watch the main file's directory and those of its included files: editors replace
+        // files by rename, which a watch on the file itself misses. A change to the main file
+        // or to any YAML file in an include directory triggers a reload (include globs that
+        // gain a new directory need a SIGHUP or a restart to be watched).
         let _watcher = self.reloader.path.as_ref().and_then(|path| {
             let file = path.file_name()?.to_owned();
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."))
-                .to_path_buf();
+            let dir_of = |p: &std::path::Path| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf()
+            };
+            let main_dir = dir_of(path);
+            let mut include_dirs: Vec<std::path::PathBuf> =
+                self.reloader.store.current().included_files.iter().map(|f| dir_of(f)).collect();
+            include_dirs.sort();
+            include_dirs.dedup();
+            let watched_includes = include_dirs.clone();
             let mut watcher =
                 notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                    if let Ok(event) = event {
-                        if event.paths.iter().any(|p| p.file_name() == Some(&file))
-                            && !event.kind.is_access()
-                        {
-                            let _ = tx.try_send(());
-                        }
+                    let Ok(event) = event else { return };
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    let relevant = event.paths.iter().any(|p| {
+                        p.file_name() == Some(&file)
+                            || (p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                                && watched_includes.iter().any(|d| p.starts_with(d)))
+                    });
+                    if relevant {
+                        let _ = tx.try_send(());
                     }
                 })
                 .map_err(|e| log::warn!("config file watch unavailable: {e}"))
                 .ok()?;
-            watcher
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .map_err(|e| log::warn!("cannot watch {}: {e}", dir.display()))
-                .ok()?;
+            for dir in std::iter::once(main_dir).chain(include_dirs) {
+                if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                    log::warn!("cannot watch {}: {e}", dir.display());
+                }
+            }
             Some(watcher)
         });
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
