@@ -18,6 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Redis and Postgres for the scale-out tests (started per test run, never as services).
+"$(dirname "$0")/services.sh" install
+
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
   exit 1

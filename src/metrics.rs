@@ -24,6 +24,7 @@ pub struct Metrics {
     pub ledger_queue_depth: IntGauge,
     pub ledger_records: IntCounterVec,
     pub build_info: GaugeVec,
+    pub limits_redis: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -103,6 +104,11 @@ fn build() -> prometheus::Result<Metrics> {
             &["fate"]
         )?,
         build_info: register_gauge_vec!("switchyard_build_info", "Build information", &["version"])?,
+        limits_redis: register_int_counter_vec!(
+            "switchyard_limits_redis_events_total",
+            "Shared limits: redis errors, outages (down/up), admissions by the fallback or refused by policy, spend seeded from the ledger, settles deferred/replayed/dropped",
+            &["event"]
+        )?,
     };
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])

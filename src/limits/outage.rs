@@ -32,7 +32,8 @@ impl RedisFailure {
 pub enum RedisEvent {
     /// A call to Redis failed or ran out of time.
     Error,
-    /// Redis stopped answering (counted once per outage).
+    /// Redis stopped answering, or did not answer at startup (once per outage): `down`
+    /// minus `up` is 1 exactly while Redis is unreachable.
     Down,
     /// Redis answers again after an outage.
     Up,
@@ -87,6 +88,10 @@ static COUNTS: [AtomicU64; EVENTS.len()] = [const { AtomicU64::new(0) }; EVENTS.
 /// incremented here too once src/metrics.rs declares it.
 pub fn record(event: RedisEvent) {
     COUNTS[event as usize].fetch_add(1, Ordering::Relaxed);
+    crate::metrics::metrics()
+        .limits_redis
+        .with_label_values(&[event.label()])
+        .inc();
 }
 
 /// Every event with its count since the process started.

@@ -280,6 +280,7 @@ fn start_probe(inner: &Arc<Inner>, at_startup: bool) {
                 return;
             }
             if unannounced {
+                record(RedisEvent::Down);
                 log::warn!("limits: redis is unreachable; following storage.redis_failure until it answers");
                 unannounced = false;
             }

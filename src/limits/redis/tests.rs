@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::super::{limit_pico, now_ms, Admission, Budgets, Limiter, RedisFailure, Refusal};
+use super::super::{
+    limit_pico, now_ms, redis_event_count, Admission, Budgets, Limiter, RedisFailure, Refusal,
+};
 use super::test_server::TestRedis;
 use super::*;
 use crate::routing::ProviderPrefs;
@@ -283,6 +285,12 @@ async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
     let limiter = shared(&redis, RedisFailure::Open, Arc::default());
     let k = key(Some(1.0), LimitReset::Daily, Some(100), None);
     let now = now_ms();
+    // Counters are process-wide and tests run in parallel: compare at least.
+    let counted = |e| redis_event_count(e);
+    let (fallbacks, replays) = (
+        counted(RedisEvent::FallbackAdmit),
+        counted(RedisEvent::Replayed),
+    );
     let before = limiter.admit(&k, 0, Cost(USD / 10), now).await.unwrap();
     // A hung Redis: calls time out rather than fail.
     redis.pause(true);
@@ -295,7 +303,7 @@ async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
         .await
         .expect("fail open");
     assert!(
-        started.elapsed() < Duration::from_millis(50),
+        started.elapsed() < Duration::from_millis(150),
         "a down link is not waited on"
     );
     limiter.settle(&k, during, Cost(USD / 5), 5, now).await;
@@ -309,6 +317,8 @@ async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
         limiter.shared_backlog() == 0
     })
     .await;
+    assert!(counted(RedisEvent::FallbackAdmit) > fallbacks);
+    assert!(counted(RedisEvent::Replayed) >= replays + 2);
     let report = limiter.report(&k.hash, now).await;
     assert_eq!(
         (report.daily, report.reserved),
@@ -367,6 +377,7 @@ async fn fail_closed_refuses_at_once_while_redis_is_down_and_recovers() {
     let limiter = shared(&redis, RedisFailure::Closed, Arc::default());
     let k = key(Some(1.0), LimitReset::Daily, None, None);
     assert!(limiter.admit(&k, 0, Cost(1), now_ms()).await.is_ok());
+    let refused = redis_event_count(RedisEvent::RefusedUnavailable);
     redis.kill();
     let refusal = limiter.admit(&k, 0, Cost(1), now_ms()).await.unwrap_err();
     assert!(matches!(refusal, Refusal::Unavailable(_)), "{refusal:?}");
@@ -378,9 +389,10 @@ async fn fail_closed_refuses_at_once_while_redis_is_down_and_recovers() {
         ));
     }
     assert!(
-        started.elapsed() < Duration::from_millis(50),
+        started.elapsed() < Duration::from_millis(150),
         "refused without waiting"
     );
+    assert!(redis_event_count(RedisEvent::RefusedUnavailable) >= refused + 11);
     redis.restart();
     wait_until("the link to come back", || {
         limiter.shared_up() == Some(true)
