@@ -102,7 +102,11 @@ impl Reloader {
 pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
     let mut report = ReloadReport {
         changes: diff(current, &next.snapshot),
-        warnings: next.warnings.iter().map(|w| w.located(&next_source(next))).collect(),
+        warnings: next
+            .warnings
+            .iter()
+            .map(|w| w.located(&next_source(next)))
+            .collect(),
     };
     if next.snapshot.server.listen != current.server.listen {
         report.warnings.push(
@@ -113,7 +117,10 @@ pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
 }
 
 fn next_source(next: &config::Loaded) -> String {
-    next.snapshot.source.as_ref().map_or_else(String::new, |p| p.display().to_string())
+    next.snapshot
+        .source
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string())
 }
 
 /// Models and providers added, removed or changed between two snapshots.
@@ -196,8 +203,14 @@ impl BackgroundService for ReloadService {
                     .to_path_buf()
             };
             let main_dir = dir_of(path);
-            let mut include_dirs: Vec<std::path::PathBuf> =
-                self.reloader.store.current().included_files.iter().map(|f| dir_of(f)).collect();
+            let mut include_dirs: Vec<std::path::PathBuf> = self
+                .reloader
+                .store
+                .current()
+                .included_files
+                .iter()
+                .map(|f| dir_of(f))
+                .collect();
             include_dirs.sort();
             include_dirs.dedup();
             let watched_includes = include_dirs.clone();

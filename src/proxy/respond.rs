@@ -58,7 +58,8 @@ pub async fn send_error(
             headers.push(("allow", allowed.to_string()));
         }
     }
-    if ctx.chat.is_some() || ctx.key.is_some() {
+    // Only requests that leave a generation record (see `record.rs`) name one.
+    if ctx.key.is_some() && (ctx.chat.is_some() || ctx.embeddings.is_some()) {
         headers.push(("x-generation-id", ctx.generation_id.clone()));
     }
     if let Some(rate) = &ctx.rate_status {
