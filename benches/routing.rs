@@ -12,6 +12,7 @@ use switchyard::routing::{HealthBook, ProviderPrefs, RoutePlan, RouteRequest};
 
 const MODELS: usize = 1_000;
 const PROVIDERS: usize = 10;
+const WARM_SAMPLES: u64 = 512;
 
 fn catalog_yaml() -> String {
     let mut y = String::from(
@@ -67,16 +68,19 @@ fn bench_plans(c: &mut Criterion) {
     let snapshot = snapshot();
     let key = snapshot.keys.iter().next().expect("one key").clone();
     let empty_health = HealthBook::default();
+    // As after a few minutes of traffic: every endpoint of the planned models holds a full
+    // window of samples (the health book keeps up to 512 per endpoint).
     let warm_health = HealthBook::default();
-    for m in 0..MODELS {
+    for m in 500..=502 {
         let model = snapshot
             .catalog
             .model(&format!("author{}/model-{m}", m % 25))
             .expect("generated model");
         for ep in &model.endpoints {
-            warm_health
-                .endpoint(&ep.provider.id, &ep.upstream_model)
-                .record_success(Some(300), Some(80.0));
+            let health = warm_health.endpoint(&ep.provider.id, &ep.upstream_model);
+            for i in 0..WARM_SAMPLES {
+                health.record_success(Some(200 + i % 300), Some(40.0 + (i % 50) as f64));
+            }
         }
     }
     let no_prefs = ProviderPrefs::default();

@@ -513,8 +513,18 @@ async fn a_graceful_upgrade_under_load_drops_nothing() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut new = old.spawn_upgrade();
-    // The new process listens on the upgrade socket before the old one may hand over.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The new process must listen on the upgrade socket before the old one hands over: wait
+    // (bounded) for the socket, then a little for its accept loop.
+    let sock = old.dir.join("upgrade.sock");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the new process never opened the upgrade socket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     old.signal("QUIT");
     assert!(
         old.wait_exit(Duration::from_secs(15)).is_some(),

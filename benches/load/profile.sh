@@ -25,7 +25,7 @@ if [ "$what" = all ] || [ "$what" = callgrind ]; then
     --wrap "valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out/callgrind.out.%p" \
     --on-ready "callgrind_control -i on {pid} >/dev/null" 2>&1 | tee "$out/callgrind-driver.txt"
   for f in "$out"/callgrind.out.*; do
-    callgrind_annotate --inclusive=yes "$f" 2>/dev/null | head -80 > "$f.inclusive.txt" || true
+    callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null > "$f.inclusive.txt" || true
     callgrind_annotate "$f" 2>/dev/null | head -60 > "$f.self.txt" || true
     echo "$f: $(grep -m1 -E '^(PROGRAM TOTALS|Ir)' -A0 "$f.self.txt" || true)"
   done
@@ -35,10 +35,11 @@ if [ "$what" = all ] || [ "$what" = perf ]; then
   command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; exit 1; }
   cargo bench --bench load_driver -- --runs 1 --only pingora,switchyard --threads 1 \
     --levels 32 --warmup-ms 1000 --seconds 12 --streams 0 \
-    --on-ready "perf record -q -e cpu-clock -F 1999 -g -p {pid} -o $out/perf-{pid}.data -- sleep 10 2>/dev/null" \
+    --on-ready "perf record -q -e cpu-clock -F 1999 -p {pid} -o $out/perf-{pid}.data -- sleep 10 2>/dev/null; perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p {pid} -o $out/perf-stat-{pid}.txt -- sleep 0.8" \
     2>&1 | tee "$out/perf-driver.txt"
   for f in "$out"/perf-*.data; do
-    perf report -i "$f" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -v '^$' | head -120 > "${f%.data}.report.txt" || true
+    perf report -i "$f" --sort dso --stdio 2>/dev/null | grep -v "^$" | head -30 > "${f%.data}.dso.txt" || true
+    perf report -i "$f" --sort dso,symbol --stdio 2>/dev/null | grep -v "^$" | head -80 > "${f%.data}.symbols.txt" || true
   done
 fi
 echo "profile output: $out" >&2

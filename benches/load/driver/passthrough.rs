@@ -31,6 +31,9 @@ pub fn serve(listen: &str, upstream: SocketAddr, threads: usize, dir: &str) -> !
         threads,
         pid_file: format!("{dir}/passthrough.pid"),
         upgrade_sock: format!("{dir}/passthrough-upgrade.sock"),
+        // SIGTERM ends the process at once (a wrapping profiler then writes its output).
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);

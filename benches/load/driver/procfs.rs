@@ -77,6 +77,32 @@ impl Watched {
     }
 }
 
+impl Watched {
+    /// Context switches so far (voluntary and not), summed over every live thread: each is a
+    /// thread going to sleep or being preempted, so per request they show cross-thread
+    /// hand-offs (a wake-up of another thread costs a switch on each side).
+    pub fn context_switches(&self) -> u64 {
+        self.pids()
+            .into_iter()
+            .flat_map(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|task| task.path().join("status"))
+            })
+            .filter_map(|status| std::fs::read_to_string(status).ok())
+            .map(|status| {
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status

@@ -138,11 +138,11 @@ impl Results {
             let _ = writeln!(out, "### Non-stream chat, concurrency {c}\n");
             let _ = writeln!(
                 out,
-                "| target | RPS | p50 us | p99 us | added p50 us | added p99 us | CPU us/req | CPU x nginx | CPU x Pingora | RPS x nginx | errors |"
+                "| target | RPS | p50 us | p99 us | added p50 us | added p99 us | CPU us/req | CPU x nginx | CPU x Pingora | RPS x nginx | ctx sw/req | errors |"
             );
             let _ = writeln!(
                 out,
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             let nginx_cpu = self.level_median(NGINX, c, |l| l.cpu_us_per_req);
             let nginx_rps = self.level_median(NGINX, c, |l| Some(l.rps));
@@ -158,7 +158,7 @@ impl Results {
                 let direct = t == DIRECT;
                 let _ = writeln!(
                     out,
-                    "| {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
+                    "| {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
                     num(rps, 0),
                     num(self.level_median(t, c, |l| Some(l.p50_us)), 0),
                     num(self.level_median(t, c, |l| Some(l.p99_us)), 0),
@@ -176,6 +176,7 @@ impl Results {
                     ratio(cpu, nginx_cpu),
                     ratio(cpu, pingora_cpu),
                     ratio(rps, nginx_rps),
+                    num(self.level_median(t, c, |l| l.ctx_switches_per_req), 2),
                 );
             }
             let _ = writeln!(out);

@@ -24,6 +24,8 @@ pub struct Level {
     pub p99_us: f64,
     /// CPU time of the proxy process per request (None for the mock directly).
     pub cpu_us_per_req: Option<f64>,
+    /// Context switches of the proxy's threads per request.
+    pub ctx_switches_per_req: Option<f64>,
     /// CPU time of the mock per request, as a check that the upstream's share is constant.
     pub mock_cpu_us_per_req: f64,
 }
@@ -86,10 +88,12 @@ pub async fn closed_loop(
     }
     sleep_until(win_start).await;
     let cpu0 = watched.map(|w| w.cpu(ticks));
+    let cs0 = watched.map(|w| w.context_switches());
     let mock0 = mock.cpu(ticks);
     let t0 = Instant::now();
     sleep_until(win_end).await;
     let cpu1 = watched.map(|w| w.cpu(ticks));
+    let cs1 = watched.map(|w| w.context_switches());
     let mock1 = mock.cpu(ticks);
     let seconds = t0.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
@@ -112,6 +116,9 @@ pub async fn closed_loop(
         p50_us: percentile(&latencies, 0.50),
         p99_us: percentile(&latencies, 0.99),
         cpu_us_per_req: cpu0.zip(cpu1).map(|(a, b)| per_req(b.saturating_sub(a))),
+        ctx_switches_per_req: cs0
+            .zip(cs1)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / requests.max(1) as f64),
         mock_cpu_us_per_req: per_req(mock1.saturating_sub(mock0)),
     }
 }
