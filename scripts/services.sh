@@ -90,21 +90,28 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-REDIS_PORT=$(free_port)
+# A port found free may be taken before the server binds it: try a few.
 mkdir -p "$TMP/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$TMP/redis" --logfile "$TMP/redis/redis.log" --daemonize yes --pidfile "$TMP/redis/redis.pid"
-wait_port "$REDIS_PORT" || { echo "services: redis did not start:" >&2; cat "$TMP/redis/redis.log" >&2; exit 1; }
+for attempt in 1 2 3 4 5; do
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$TMP/redis" --logfile "$TMP/redis/redis.log" --daemonize yes --pidfile "$TMP/redis/redis.pid"
+  if wait_port "$REDIS_PORT"; then break; fi
+  if [ "$attempt" = 5 ]; then echo "services: redis did not start:" >&2; cat "$TMP/redis/redis.log" >&2; exit 1; fi
+done
 REDIS_PID=$(cat "$TMP/redis/redis.pid")
 
-PG_PORT=$(free_port)
 mkdir -p "$TMP/pg"
 [ "$(id -u)" = 0 ] && chown postgres: "$TMP/pg"
 as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U switchyard -A trust -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 ||
   { echo "services: initdb failed:" >&2; cat "$TMP/initdb.log" >&2; exit 1; }
-as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$TMP/pg/postgres.log" -w -t 30 start \
-  -o "-p $PG_PORT -k $TMP/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-  >/dev/null || { echo "services: postgres did not start:" >&2; cat "$TMP/pg/postgres.log" >&2; exit 1; }
+for attempt in 1 2 3 4 5; do
+  PG_PORT=$(free_port)
+  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$TMP/pg/postgres.log" -w -t 30 start \
+    -o "-p $PG_PORT -k $TMP/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    >/dev/null; then break; fi
+  if [ "$attempt" = 5 ]; then echo "services: postgres did not start:" >&2; cat "$TMP/pg/postgres.log" >&2; exit 1; fi
+done
 
 export SWITCHYARD_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export SWITCHYARD_TEST_POSTGRES_URL="postgres://switchyard@127.0.0.1:$PG_PORT/postgres"
