@@ -210,14 +210,13 @@ async fn provider_and_client_keys_never_appear_in_responses_errors_logs_or_metri
     assert_no_secret("the gateway log", &log);
 }
 
-#[tokio::test]
-
-async fn a_debug_log_shows_no_secret_either() {
+/// Drives traffic through a gateway logging at `rust_log`; the secrets its log shows.
+async fn secrets_in_a_log_at(rust_log: &str) -> Vec<String> {
     let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
     let wrong = MockServer::start_with_key("127.0.0.1:0", "sk-the-right-one").unwrap();
     let gw = Gateway::start_with_env(
         &config(&mock, &wrong, Some(free_port()), free_port()),
-        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("RUST_LOG", "debug")],
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("RUST_LOG", rust_log)],
     );
     for model in [
         "test/model",
@@ -233,14 +232,33 @@ async fn a_debug_log_shows_no_secret_either() {
     }
     let log = gw.log_text();
     assert!(log.contains("DEBUG"), "debug logging is on");
-    let leaked: Vec<String> = [UPSTREAM_KEY, KEY, ADMIN_TOKEN]
+    [UPSTREAM_KEY, KEY, ADMIN_TOKEN]
         .iter()
         .filter(|s| log.contains(**s))
         .map(|s| format!("{s}: ...{}...", excerpt_around(&log, s)))
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_debug_log_shows_no_secret_either() {
+    for rust_log in ["debug", "trace"] {
+        let leaked = secrets_in_a_log_at(rust_log).await;
+        assert!(
+            leaked.is_empty(),
+            "RUST_LOG={rust_log}: the log shows secrets:\n{}",
+            leaked.join("\n\n")
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "bug: RUST_LOG naming a pingora module (pingora_proxy::proxy_h1=debug) overrides main.rs's cap and logs provider keys"]
+async fn no_log_directive_shows_a_secret() {
+    let rust_log = "debug,pingora_proxy::proxy_h1=debug,pingora_core::protocols=trace";
+    let leaked = secrets_in_a_log_at(rust_log).await;
     assert!(
         leaked.is_empty(),
-        "the debug log shows secrets:\n{}",
+        "RUST_LOG={rust_log}: the log shows secrets:\n{}",
         leaked.join("\n\n")
     );
 }
