@@ -96,7 +96,7 @@ fn bench_plans(c: &mut Criterion) {
     let no_fallbacks: Vec<String> = Vec::new();
     let parameters = ["tools"];
 
-    let cases: [(&str, &ProviderPrefs, &Vec<String>, &HealthBook); 5] = [
+    let cases: [(&str, &ProviderPrefs, &Vec<String>, &HealthBook); 7] = [
         ("default_draw", &no_prefs, &no_fallbacks, &empty_health),
         (
             "prefs_filter_and_sort",
@@ -110,6 +110,18 @@ fn bench_plans(c: &mut Criterion) {
             "default_draw_warm_health",
             &no_prefs,
             &no_fallbacks,
+            &warm_health,
+        ),
+        (
+            "prefs_filter_and_sort_warm_health",
+            &filtering,
+            &no_fallbacks,
+            &warm_health,
+        ),
+        (
+            "two_fallbacks_warm_health",
+            &no_prefs,
+            &fallbacks,
             &warm_health,
         ),
     ];

@@ -348,9 +348,9 @@ async fn measure(
             target,
             Some((opts.deltas, opts.delay_ms)),
         ));
-        let s = work::paced_streams(target.addr, request, &plan, target.watched).await;
+        let s = work::paced_streams(target.addr, request, &plan, target.watched, ticks).await;
         eprintln!(
-            "  streams: {}/{} stall-free ({} stalls at the end), {} complete, ttft p50 {:.2} ms p99 {:.2} ms, worst gap {:.1} ms, {} KiB/stream",
+            "  streams: {}/{} stall-free ({} stalls at the end), {} complete, ttft p50 {:.2} ms p99 {:.2} ms, worst gap {:.1} ms, {} KiB/stream, {} us cpu/event",
             s.stall_free,
             s.streams,
             s.stalls_at_end,
@@ -358,7 +358,8 @@ async fn measure(
             s.ttft_p50_ms,
             s.ttft_p99_ms,
             s.max_gap_ms,
-            s.rss_per_stream_kib.map_or("-".into(), |k| format!("{k:.1}"))
+            s.rss_per_stream_kib.map_or("-".into(), |k| format!("{k:.1}")),
+            s.cpu_us_per_event.map_or("-".into(), |c| format!("{c:.2}"))
         );
         Some(s)
     } else {

@@ -27,7 +27,7 @@ fn ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// The live children of `pid` (nginx's workers under its master).
+/// The live children of `pid`.
 fn children(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .map(|s| {
@@ -46,10 +46,17 @@ pub struct Watched {
 }
 
 impl Watched {
+    /// The process, and with `tree` its descendants (npx -> node, nginx master -> workers).
     fn pids(&self) -> Vec<u32> {
         let mut pids = vec![self.pid];
         if self.tree {
-            pids.extend(children(self.pid));
+            let mut at = 0;
+            // Bounded: no process tree under test is anywhere near this deep or wide.
+            while at < pids.len() && pids.len() < 256 {
+                let kids = children(pids[at]);
+                pids.extend(kids);
+                at += 1;
+            }
         }
         pids
     }
@@ -75,9 +82,7 @@ impl Watched {
             .filter_map(|p| status_kib(p, "VmHWM:"))
             .sum()
     }
-}
 
-impl Watched {
     /// Context switches so far (voluntary and not), summed over every live thread: each is a
     /// thread going to sleep or being preempted, so per request they show cross-thread
     /// hand-offs (a wake-up of another thread costs a switch on each side).

@@ -187,11 +187,11 @@ impl Results {
             let _ = writeln!(out, "### {n} concurrent paced streams; memory\n");
             let _ = writeln!(
                 out,
-                "| target | stall-free (min of runs) | TTFT p50 ms | TTFT p99 ms | added TTFT p50 ms | added TTFT p99 ms | worst gap p99 ms | idle RSS MB | RSS/open stream KB | RSS/stream x nginx | RSS/stream x Pingora | peak RSS MB |"
+                "| target | stall-free (min of runs) | TTFT p50 ms | TTFT p99 ms | added TTFT p50 ms | added TTFT p99 ms | worst gap p99 ms | idle RSS MB | RSS/open stream KB | RSS/stream x nginx | RSS/stream x Pingora | peak RSS MB | CPU us/event |"
             );
             let _ = writeln!(
                 out,
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             let per_stream = |t: &str| self.stream_median(t, |s| s.rss_per_stream_kib);
             for t in &self.order {
@@ -203,7 +203,7 @@ impl Results {
                 let direct = t == DIRECT;
                 let _ = writeln!(
                     out,
-                    "| {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     stall_free.map_or("-".into(), |s| format!("{s}/{n}")),
                     num(self.stream_median(t, |s| Some(s.ttft_p50_ms)), 2),
                     num(self.stream_median(t, |s| Some(s.ttft_p99_ms)), 2),
@@ -229,6 +229,7 @@ impl Results {
                         self.run_median(t, |r| r.peak_rss_kib.map(|k| k as f64 / 1024.0)),
                         1
                     ),
+                    num(self.stream_median(t, |s| s.cpu_us_per_event), 2),
                 );
             }
             let _ = writeln!(out);

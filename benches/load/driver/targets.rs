@@ -357,16 +357,26 @@ pub fn litellm(env: &Env) -> Result<Target, String> {
     Ok(target)
 }
 
-/// Portkey's open-source gateway (npm `@portkey-ai/gateway`), if its `portkey-gateway`
-/// command is installed. It routes by headers: provider `openai` at the mock's URL.
+/// Portkey's open-source gateway (npm `@portkey-ai/gateway`), when it is installed globally;
+/// `npx --no` refuses to download it. It routes by headers: provider `openai` at the mock.
 pub fn portkey(env: &Env) -> Result<Target, String> {
-    let bin = which("portkey-gateway")
-        .ok_or("the Portkey gateway is not installed (npm install -g @portkey-ai/gateway)")?;
+    let npx = which("npx").ok_or("npx is not installed")?;
+    let installed = Command::new("npm")
+        .args(["ls", "-g", "--depth=0", "@portkey-ai/gateway"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("@portkey-ai/gateway")
+        });
+    if !installed {
+        return Err(
+            "the Portkey gateway is not installed (npm install -g @portkey-ai/gateway)".into(),
+        );
+    }
     let dir = env.tmp.join("portkey");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let port = free_port();
-    let child = Command::new(bin)
-        .arg(format!("--port={port}"))
+    let child = Command::new(npx)
+        .args(["--no", "@portkey-ai/gateway", &format!("--port={port}")])
         .stdout(Stdio::null())
         .stderr(log_file(&dir, "portkey"))
         .spawn()

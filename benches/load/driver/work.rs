@@ -151,6 +151,9 @@ pub struct Streams {
     pub rss_before_kib: Option<u64>,
     pub rss_open_kib: Option<u64>,
     pub rss_per_stream_kib: Option<f64>,
+    /// Proxy CPU over the whole phase divided by the upstream events relayed (each stream is
+    /// `deltas` content events plus role, finish, usage and `[DONE]`).
+    pub cpu_us_per_event: Option<f64>,
 }
 
 pub struct StreamPlan {
@@ -175,8 +178,10 @@ pub async fn paced_streams(
     request: Rc<Vec<u8>>,
     plan: &StreamPlan,
     watched: Option<Watched>,
+    ticks: u64,
 ) -> Streams {
     let rss_before = watched.map(|w| w.rss_kib());
+    let cpu_before = watched.map(|w| w.cpu(ticks));
     // Connections first, a batch at a time, so that the timed part starts with them open.
     let mut conns = Vec::with_capacity(plan.streams);
     let mut connect_errors = 0;
@@ -244,6 +249,11 @@ pub async fn paced_streams(
             outcomes.push(o);
         }
     }
+    let cpu_used = watched
+        .map(|w| w.cpu(ticks))
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let events = outcomes.len() as f64 * (plan.deltas as f64 + 4.0);
     let stall_limit = plan.delay * 2;
     let mut ttft: Vec<u32> = outcomes
         .iter()
@@ -279,5 +289,6 @@ pub async fn paced_streams(
         rss_per_stream_kib: rss_before
             .zip(rss_open)
             .map(|(b, o)| o.saturating_sub(b) as f64 / plan.streams as f64),
+        cpu_us_per_event: cpu_used.map(|c| c.as_secs_f64() * 1e6 / events.max(1.0)),
     }
 }
