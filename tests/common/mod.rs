@@ -14,7 +14,18 @@ pub const KEY: &str = "sk-test-key";
 /// The secret the gateway sends upstream (`api_key_env: UPSTREAM_KEY`).
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
+/// A port free now, below Linux's ephemeral range (32768+): ports the OS hands out as client
+/// source ports (every test's outgoing connections) can then never take it before the
+/// gateway binds it.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
