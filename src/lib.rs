@@ -13,6 +13,7 @@ pub mod dialects;
 pub mod keystore;
 pub mod ledger;
 pub mod limits;
+pub mod logging;
 pub mod metering;
 pub mod metrics;
 pub mod mock;

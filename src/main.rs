@@ -66,11 +66,9 @@ enum Command {
 
 fn init_logging() {
     // Pingora logs whole upstream request heads at debug level, provider keys included: its
-    // modules stay at info whatever RUST_LOG says, so no log level can leak a secret.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .filter_module("pingora_proxy", log::LevelFilter::Info)
-        .filter_module("pingora_core", log::LevelFilter::Info)
-        .init();
+    // modules stay at info whatever RUST_LOG says (directives naming them included), so no log
+    // setting can leak a secret.
+    switchyard::logging::init();
 }
 
 fn print_warnings(file: &str, loaded: &Loaded) {

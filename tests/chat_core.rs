@@ -412,3 +412,37 @@ async fn garbage_never_gets_a_5xx_and_never_stops_the_gateway() {
     assert_eq!(r.status(), 200, "still serving");
     let _ = mock;
 }
+
+/// A provider slow to close its response after its last event: the client gets the usage
+/// chunk and `[DONE]` as soon as the provider's answer has ended, not when it closes.
+#[tokio::test]
+async fn a_stream_ends_for_the_client_when_the_answer_ends_not_when_the_provider_closes() {
+    let (_mock, gw) = start();
+    let mut body = hello(true);
+    body["mock"] = json!({"hang": true});
+    let mut resp = chat(&gw, body).await;
+    assert_eq!(resp.status(), 200);
+    let mut got = Vec::new();
+    // The mock keeps its response open for 30 s after `[DONE]`.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            got.extend_from_slice(&chunk);
+            if got.ends_with(b"data: [DONE]\n\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        read.is_ok(),
+        "the client waited for the provider to close: {text}"
+    );
+    let events = sse_events(&text);
+    assert_eq!(events.last().map(String::as_str), Some("data: [DONE]"));
+    assert!(!text.contains("\"error\""), "{text}");
+    let usage: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}

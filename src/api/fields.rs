@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -28,11 +29,7 @@ impl TopLevelFields {
             ));
         }
         let base = body.as_ptr() as usize;
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        let pairs = de
-            .deserialize_map(FieldsVisitor)
-            .and_then(|pairs| de.end().map(|_| pairs))
-            .map_err(json_error)?;
+        let pairs = raw_fields(&body).map_err(json_error)?;
         let mut fields = Vec::with_capacity(pairs.len());
         for (key, raw) in pairs {
             let start = raw.get().as_ptr() as usize - base;
@@ -46,7 +43,7 @@ impl TopLevelFields {
                     format!("field `{key}` appears twice in the JSON body"),
                 ));
             }
-            fields.push((key, range));
+            fields.push((key.into_owned(), range));
         }
         Ok(TopLevelFields { body, fields })
     }
@@ -92,18 +89,49 @@ fn json_error(e: serde_json::Error) -> ApiError {
     ApiError::bad_request(format!("the request body is not valid JSON: {msg}"))
 }
 
+/// A JSON object's top-level keys (borrowed unless they hold escapes) and raw values, in
+/// order. Fails on anything that is not one JSON object.
+pub fn raw_fields(body: &[u8]) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValue)>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let pairs = de.deserialize_map(FieldsVisitor)?;
+    de.end()?;
+    Ok(pairs)
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Vec<(String, &'de RawValue)>;
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(Key(key)) = map.next_key()? {
             let value: &'de RawValue = map.next_value()?;
             out.push((key, value));
         }

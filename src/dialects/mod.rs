@@ -55,6 +55,15 @@ pub fn chat_request(
 
 /// A provider's complete (non-stream) chat answer as an OpenAI `chat.completion` and its
 /// usage (`None` when the provider reported none).
+/// Whether a dialect's chat answers need converting to OpenAI's shape (the others are
+/// OpenAI's shape already and are stamped in place).
+pub fn converts_responses(dialect: Dialect) -> bool {
+    matches!(
+        dialect,
+        Dialect::Anthropic | Dialect::Gemini | Dialect::Bedrock
+    )
+}
+
 pub fn chat_response(
     dialect: Dialect,
     body: &[u8],

@@ -38,6 +38,9 @@ pub struct OpenAiStreamTap {
     /// Events with non-empty content or tool-call arguments (the estimate's basis).
     pub content_deltas: u64,
     pub saw_done: bool,
+    /// The provider's usage-only chunk (`choices: []`) went by: by OpenAI's contract the
+    /// last event before `[DONE]`, so the answer is whole.
+    pub saw_usage_chunk: bool,
 }
 
 /// What to do with one event.
@@ -146,6 +149,7 @@ impl OpenAiStreamTap {
                 .get("choices")
                 .is_none_or(|c| c.as_array().is_some_and(Vec::is_empty));
             if no_choices {
+                self.saw_usage_chunk = true;
                 return Disposition::Drop;
             }
         }

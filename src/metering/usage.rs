@@ -1,6 +1,7 @@
 //! Token usage as providers report it, normalised, and its cost.
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
 
 use crate::catalog::{Price, PICO_USD_PER_USD};
 
@@ -38,6 +39,28 @@ impl Usage {
         })
     }
 
+    /// Reads the raw text of OpenAI's `usage` object without building a tree; `None` if it
+    /// is not an object. Odd field types read as 0, as in `from_openai`.
+    pub fn from_openai_raw(raw: &[u8]) -> Option<Usage> {
+        // serde would also read a struct from an array: only an object is usage.
+        if raw.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        match serde_json::from_slice::<WireUsage>(raw) {
+            Ok(w) => {
+                let n = |n: Option<Number>| n.and_then(|n| n.as_u64()).unwrap_or(0);
+                Some(Usage {
+                    prompt: n(w.prompt_tokens),
+                    completion: n(w.completion_tokens),
+                    cached_prompt: n(w.prompt_tokens_details.and_then(|d| d.cached_tokens)),
+                    reasoning: n(w.completion_tokens_details.and_then(|d| d.reasoning_tokens)),
+                    estimated: false,
+                })
+            }
+            Err(_) => Usage::from_openai(&serde_json::from_slice(raw).ok()?),
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.prompt.saturating_add(self.completion)
     }
@@ -55,19 +78,67 @@ impl Usage {
 
     /// OpenAI's usage object plus `cost` in USD (OpenRouter's extension).
     pub fn to_openai_json(&self, cost: Cost) -> Value {
-        let mut v = json!({
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "total_tokens": self.total(),
-            "prompt_tokens_details": { "cached_tokens": self.cached_prompt },
-            "completion_tokens_details": { "reasoning_tokens": self.reasoning },
-            "cost": cost.usd(),
-        });
-        if self.estimated {
-            v["estimated"] = json!(true);
-        }
-        v
+        serde_json::to_value(self.to_openai(cost)).unwrap_or(Value::Null)
     }
+
+    /// OpenAI's `usage` object with the gateway's `cost` (and `estimated` when it is),
+    /// serialisable straight into a body.
+    pub fn to_openai(&self, cost: Cost) -> OpenAiUsage {
+        OpenAiUsage {
+            prompt_tokens: self.prompt,
+            completion_tokens: self.completion,
+            total_tokens: self.total(),
+            prompt_tokens_details: CachedTokens {
+                cached_tokens: self.cached_prompt,
+            },
+            completion_tokens_details: ReasoningTokens {
+                reasoning_tokens: self.reasoning,
+            },
+            cost: cost.usd(),
+            estimated: self.estimated,
+        }
+    }
+}
+
+/// OpenAI's usage object as providers send it (numbers read leniently by the caller).
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<Number>,
+    completion_tokens: Option<Number>,
+    prompt_tokens_details: Option<WireCached>,
+    completion_tokens_details: Option<WireReasoning>,
+}
+
+#[derive(Deserialize)]
+struct WireCached {
+    cached_tokens: Option<Number>,
+}
+
+#[derive(Deserialize)]
+struct WireReasoning {
+    reasoning_tokens: Option<Number>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenAiUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+    completion_tokens_details: ReasoningTokens,
+    cost: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    estimated: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
 }
 
 /// An amount charged, in pico-USD (exact integer arithmetic end to end).
@@ -94,6 +165,7 @@ impl Cost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_openai_usage() {
@@ -105,6 +177,43 @@ mod tests {
             (10, 5, 4, 2)
         );
         assert!(Usage::from_openai(&Value::Null).is_none());
+    }
+
+    #[test]
+    fn reads_raw_usage_like_the_tree_reader() {
+        for raw in [
+            r#"{"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": null, "extra": [1]}"#,
+            r#"{"prompt_tokens": "10", "completion_tokens": 5.5, "prompt_tokens_details": null}"#,
+            r#"{}"#,
+            r#"null"#,
+            r#"[1]"#,
+            r#"[1, 2, null, null]"#,
+        ] {
+            let tree: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(
+                Usage::from_openai_raw(raw.as_bytes()),
+                Usage::from_openai(&tree),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_openai_usage_with_cost() {
+        let u = Usage {
+            prompt: 3,
+            completion: 2,
+            estimated: true,
+            ..Usage::default()
+        };
+        assert_eq!(
+            u.to_openai_json(Cost(1_500_000)),
+            json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                   "prompt_tokens_details": {"cached_tokens": 0},
+                   "completion_tokens_details": {"reasoning_tokens": 0},
+                   "cost": 0.0000015, "estimated": true})
+        );
     }
 
     #[test]

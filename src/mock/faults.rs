@@ -32,6 +32,9 @@ pub struct Fault {
     pub malformed: bool,
     pub no_usage: bool,
     pub truncated: bool,
+    /// A stream's body stays open after its last event (until the client leaves, 30 s at
+    /// most), as a provider that is slow to close its response.
+    pub hang: bool,
     pub reply: Option<String>,
     pub tool_call: bool,
     /// Reply content of this many bytes.
@@ -108,6 +111,7 @@ impl Fault {
             "malformed" => self.malformed = on,
             "no_usage" => self.no_usage = on,
             "truncated" => self.truncated = on,
+            "hang" => self.hang = on,
             "tool_call" => self.tool_call = on,
             "reply" => self.reply = value.map(String::from),
             "usage_prompt" => self.usage_prompt = num,

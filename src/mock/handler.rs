@@ -251,7 +251,13 @@ fn stream(chat: Chat, fault: &Fault, ctl: &Arc<ConnCtl>) -> Response<MockBody> {
         .map(move |event| renderer.render(event));
     let (tx, body) = MockBody::channel();
     let gap = Duration::from_millis(fault.chunk_delay_ms);
-    tokio::spawn(pump(tx, frames, gap, abort));
+    let hang = fault.hang.then(|| tx.clone());
+    tokio::spawn(async move {
+        pump(tx, frames, gap, abort).await;
+        if let Some(open) = hang {
+            let _ = tokio::time::timeout(Duration::from_secs(30), open.closed()).await;
+        }
+    });
     respond(
         200,
         &[

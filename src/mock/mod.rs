@@ -12,7 +12,8 @@
 //! suffix (`mock-small+status=429+retry_after=2`; for Gemini and Bedrock the model in the
 //! path, for Azure the deployment), a body `"mock": {..}` object, or the server's default
 //! fault. Knobs: `status=N`, `retry_after=S`, `delay_ms=N`, `chunk_delay_ms=N`, `chunks=N`,
-//! `reset=before|mid`, `silence`, `malformed`, `no_usage`, `truncated`, `reply=TEXT`,
+//! `reset=before|mid`, `silence`, `malformed`, `no_usage`, `truncated`, `hang` (OpenAI
+//! streams: the body stays open after `[DONE]`), `reply=TEXT`,
 //! `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`, `usage_cached=N`,
 //! `usage_reasoning=N`.
 

@@ -62,8 +62,9 @@ impl RequestCtx {
                 }
                 _ if !end => Ok(None),
                 _ => {
+                    let out = self.finish_body(buf);
                     self.finish_attempt();
-                    Ok(Some(self.finish_body(buf)))
+                    Ok(Some(out))
                 }
             },
             ResponseMode::UpstreamError { status, body, .. } => {
@@ -88,18 +89,33 @@ impl RequestCtx {
         out
     }
 
+    /// The upstream answer is complete: the attempt succeeded, unless the answer turned out
+    /// unreadable, cut short or an error (then it counts against the provider's health).
     fn finish_attempt(&mut self) {
         self.finished_at = Some(Instant::now());
-        self.end_attempt(AttemptOutcome::Succeeded);
+        self.end_attempt(if self.error.is_some() {
+            AttemptOutcome::Failed
+        } else {
+            AttemptOutcome::Succeeded
+        });
     }
 
     /// A converted or passed-through OpenAI stream, then the front door's last stage.
     fn stream_chunk(&mut self, stream: &mut ChatStream, chunk: Option<Bytes>, end: bool) -> Bytes {
+        if self.stream_finished {
+            // The answer already ended with the gateway's tail; a provider sends nothing
+            // after its own end marker, and anything it does is not the client's.
+            return Bytes::new();
+        }
         let mut out = chunk.map(|b| stream.on_chunk(b)).unwrap_or_default();
         if !matches!(stream, ChatStream::Passthrough(_)) {
             self.stream_events += stream::count_events(&out);
         }
+        // The tail goes out as soon as the provider marks its answer's end (`[DONE]`,
+        // `message_stop`), not when it gets round to closing the response.
+        let end = end || stream.has_ended();
         if end {
+            self.stream_finished = true;
             let mut parts = vec![out.clone(), stream.finish()];
             if let Some(raw) = stream.error() {
                 // The provider reported an error inside its 200 stream.
@@ -110,6 +126,14 @@ impl RequestCtx {
                     .unwrap_or("the provider reported an error mid-stream")
                     .to_string();
                 let error = ApiError::bad_gateway(message).with_metadata(json!({ "raw": raw }));
+                parts.push(self.stream_error_chunk(&error));
+                self.error = Some(error);
+            } else if !stream.is_complete() {
+                // The provider closed its stream cleanly, but before the answer ended.
+                let error = ApiError::bad_gateway(format!(
+                    "provider {}: the stream ended before the answer finished",
+                    self.served().1
+                ));
                 parts.push(self.stream_error_chunk(&error));
                 self.error = Some(error);
             }

@@ -129,6 +129,9 @@ pub struct RequestCtx {
     pub dropped: Vec<String>,
     /// Events a converted stream has produced (the usage estimate's basis).
     pub stream_events: u64,
+    /// The stream's last chunk (usage, `[DONE]`) has been produced: the provider said its
+    /// answer ended, so the client need not wait for the provider to close.
+    pub stream_finished: bool,
     /// The client's `anthropic-beta` header, forwarded to Anthropic upstreams.
     pub anthropic_beta: Option<String>,
     /// A client error found only once a candidate's dialect was known (a request the
@@ -177,6 +180,7 @@ impl RequestCtx {
             rate_status: None,
             dropped: Vec::new(),
             stream_events: 0,
+            stream_finished: false,
             anthropic_beta: None,
             client_error: None,
         }

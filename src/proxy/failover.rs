@@ -2,8 +2,9 @@
 //!
 //! The invariant: a request fails over only while nothing has been sent to the client. Once
 //! the response head is out, an upstream failure ends the stream with an error chunk (or the
-//! connection, for a non-stream body) and is never retried.
+//! connection, for a non-stream body) and is never retried; the record says it failed.
 
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -56,39 +57,50 @@ const PASSED_HEADERS: &[&str] = &["content-type", "cache-control"];
 /// The response head the client gets: the upstream's status and content type, the gateway's
 /// framing (the body is always rewritten, so chunked), and the generation id.
 pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
-    let upstream_request_id = upstream_request_id(resp);
-    let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
-    for name in names {
-        if !PASSED_HEADERS.contains(&name.as_str()) {
-            resp.remove_header(&name);
+    // A fresh head without Pingora's case map: the provider's headers are mostly dropped,
+    // and inserting into a case-less head costs a fraction of editing the upstream's.
+    let mut head = ResponseHeader::build_no_case(resp.status, Some(16))?;
+    head.set_version(resp.version);
+    for name in PASSED_HEADERS {
+        if let Some(value) = resp.headers.get(*name) {
+            head.insert_header(*name, value.clone())?;
         }
     }
-    resp.insert_header("transfer-encoding", "chunked")?;
+    head.insert_header(
+        http::header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    )?;
     if matches!(ctx.response, ResponseMode::Stream(_)) {
         // Converted streams (Bedrock's binary framing included) reach the client as SSE.
-        resp.insert_header("content-type", "text/event-stream")?;
+        head.insert_header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        )?;
     }
-    resp.insert_header("x-generation-id", ctx.generation_id.as_str())?;
+    head.insert_header("x-generation-id", ctx.generation_id.as_str())?;
     if let Some(c) = &ctx.current {
-        resp.insert_header("x-switchyard-provider", c.provider().id.as_str())?;
-        resp.insert_header("x-switchyard-model", c.model.id.as_str())?;
+        head.insert_header("x-switchyard-provider", c.provider().id.as_str())?;
+        head.insert_header("x-switchyard-model", c.model.id.as_str())?;
     }
-    resp.insert_header("x-switchyard-attempts", ctx.attempts.len().to_string())?;
-    resp.insert_header(
+    head.insert_header(
+        "x-switchyard-attempts",
+        HeaderValue::from(ctx.attempts.len()),
+    )?;
+    head.insert_header(
         "x-switchyard-attempt-log",
         attempt_log(ctx, resp.status.as_u16()),
     )?;
     if let Some(rate) = &ctx.rate_status {
-        super::respond::rate_limit_headers(rate, |name, value| resp.insert_header(name, value))?;
+        super::respond::rate_limit_headers(rate, |name, value| head.insert_header(name, value))?;
     }
-    if let Some(id) = upstream_request_id {
-        resp.insert_header("x-upstream-request-id", id)?;
+    if let Some(id) = upstream_request_id(resp) {
+        head.insert_header("x-upstream-request-id", id)?;
     }
     if !ctx.dropped.is_empty() {
         // DESIGN §3: what the provider's dialect could not express is said, never failed on.
         let dropped = ctx.dropped.join(", ");
-        if let Ok(value) = http::HeaderValue::from_str(&dropped) {
-            resp.insert_header("x-switchyard-dropped", value)?;
+        if let Ok(value) = HeaderValue::from_str(&dropped) {
+            head.insert_header("x-switchyard-dropped", value)?;
         }
     }
     if let ResponseMode::UpstreamError {
@@ -100,13 +112,20 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         let error = ctx.upstream_error(*status, b"");
         // A passthrough client gets the provider's own status and body.
         if !ctx.passthrough {
-            resp.set_status(error.status)?;
+            head.set_status(error.status)?;
         }
-        resp.insert_header("content-type", "application/json")?;
+        head.insert_header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )?;
         if error.status == 429 {
-            resp.insert_header("retry-after", retry_after.unwrap_or(1).to_string())?;
+            head.insert_header(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.unwrap_or(1)),
+            )?;
         }
     }
+    *resp = head;
     Ok(())
 }
 
@@ -224,6 +243,62 @@ fn final_error(e: &Error, ctx: &RequestCtx) -> ApiError {
     error.with_metadata(metadata)
 }
 
+/// The upstream (or the client) failed after the response head went out: nothing can be
+/// retried and the status cannot change. A stream ends with an error chunk, its usage chunk
+/// and `[DONE]` (in the client's own format); an Anthropic passthrough stream with an `error`
+/// event; a non-stream body stays cut off. Whatever the response mode, `ctx.error` says what
+/// happened, so the record and the access log do not show a plain success.
+async fn broke_after_head(session: &mut Session, e: &Error, ctx: &mut RequestCtx) {
+    if ctx.stream_finished {
+        // The provider had ended its answer and the client has all of it, tail included:
+        // a connection lost after that takes nothing from anyone.
+        return;
+    }
+    let client_left = e.esource() == &ErrorSource::Downstream;
+    let error = if client_left {
+        ApiError::bad_request("the client closed the connection")
+    } else {
+        ApiError::bad_gateway(format!(
+            "the provider's answer broke: {}",
+            e.etype().as_str()
+        ))
+    };
+    let out = match std::mem::replace(&mut ctx.response, ResponseMode::None) {
+        ResponseMode::Stream(stream) => {
+            let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
+            out.extend_from_slice(&ctx.stream_tail(&stream));
+            Some(ctx.front_stage(out.freeze(), true))
+        }
+        ResponseMode::Passthrough(tap) => {
+            ctx.usage = Some(
+                tap.usage()
+                    .unwrap_or_else(|| ctx.estimate_usage(tap.content_deltas())),
+            );
+            Some(crate::api::messages::error_event(&error))
+        }
+        ResponseMode::UpstreamError { status, body, .. } if !client_left => {
+            // The provider's error answer itself broke off: record what it said so far.
+            ctx.error = Some(ctx.upstream_error(status, &body));
+            None
+        }
+        _ => {
+            // A non-stream answer: the prompt was processed, so it is charged as for an
+            // answer that cannot be read (the documented estimate).
+            if ctx.usage.is_none() && ctx.chat.is_some() {
+                ctx.usage = Some(ctx.estimate_usage(0));
+            }
+            None
+        }
+    };
+    if ctx.error.is_none() {
+        ctx.error = Some(error);
+    }
+    if let Some(out) = out.filter(|_| !client_left) {
+        // The response ends well-framed; Pingora still closes the connection after it.
+        let _ = session.write_response_body(Some(out), true).await;
+    }
+}
+
 /// `fail_to_proxy`: tell the client, in its own format, that the request failed.
 pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let gone = FailToProxy {
@@ -231,32 +306,7 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
         can_reuse_downstream: false,
     };
     if session.response_written().is_some() {
-        // Mid-response: a stream ends with an error chunk, its usage chunk and [DONE] (in the
-        // client's own format); an Anthropic passthrough stream with an `error` event.
-        let error = ApiError::bad_gateway(format!(
-            "the provider's stream broke: {}",
-            e.etype().as_str()
-        ));
-        let out = match std::mem::replace(&mut ctx.response, ResponseMode::None) {
-            ResponseMode::Stream(stream) => {
-                let mut out = bytes::BytesMut::from(&ctx.stream_error_chunk(&error)[..]);
-                out.extend_from_slice(&ctx.stream_tail(&stream));
-                Some(ctx.front_stage(out.freeze(), true))
-            }
-            ResponseMode::Passthrough(tap) => {
-                ctx.usage = Some(
-                    tap.usage()
-                        .unwrap_or_else(|| ctx.estimate_usage(tap.content_deltas())),
-                );
-                Some(crate::api::messages::error_event(&error))
-            }
-            _ => None,
-        };
-        if let Some(out) = out {
-            ctx.error = Some(error);
-            // The response ends well-framed; Pingora still closes the connection after it.
-            let _ = session.write_response_body(Some(out), true).await;
-        }
+        broke_after_head(session, e, ctx).await;
         return gone;
     }
     if e.esource() == &ErrorSource::Downstream

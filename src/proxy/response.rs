@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::ctx::RequestCtx;
 use super::stream::ChatStream;
+use crate::api::stamp::{Completion, Stamp};
 use crate::api::ApiError;
 use crate::catalog::Dialect;
 use crate::metering::{Cost, Usage, ESTIMATED_BYTES_PER_TOKEN};
@@ -138,21 +139,34 @@ impl RequestCtx {
     /// that cannot be read becomes a 502-shaped error body (the status line has already gone
     /// out with the upstream's 200).
     pub fn finish_json(&mut self, body: &[u8]) -> Bytes {
+        if !crate::dialects::converts_responses(self.dialect()) {
+            // OpenAI's own shape: stamped in place, the provider's bytes copied as they are.
+            return match Completion::parse(body) {
+                Some(completion) => {
+                    let peek = completion.peek();
+                    let usage = peek.usage.unwrap_or_else(|| {
+                        self.estimate_usage(
+                            (peek.content_bytes as u64).div_ceil(ESTIMATED_BYTES_PER_TOKEN),
+                        )
+                    });
+                    self.usage = Some(usage);
+                    self.finish_reason = peek.finish_reason;
+                    completion.stamp(&Stamp {
+                        id: &self.generation_id,
+                        model: self.served_model(),
+                        provider: self.served_provider(),
+                        usage: usage.to_openai(self.cost_of(&usage)),
+                    })
+                }
+                None => self.unreadable_answer(ApiError::bad_gateway(
+                    "the provider answered with a body that is not a JSON object",
+                )),
+            };
+        }
         let (mut value, reported) =
             match crate::dialects::chat_response(self.dialect(), body, self.created_unix) {
                 Ok(parsed) => parsed,
-                Err(e) => {
-                    let error = ApiError::bad_gateway(format!(
-                        "provider {}: {}",
-                        self.served_provider(),
-                        e.message
-                    ))
-                    .with_metadata(json!({ "provider_name": self.served_provider() }));
-                    let out = error.body(self.door);
-                    self.error = Some(error);
-                    self.usage = Some(self.estimate_usage(0));
-                    return out;
-                }
+                Err(e) => return self.unreadable_answer(e),
             };
         let usage = reported.unwrap_or_else(|| {
             let text_len = value
@@ -171,6 +185,20 @@ impl RequestCtx {
         value["provider"] = json!(self.served_provider());
         value["usage"] = usage.to_openai_json(self.cost_of(&usage));
         Bytes::from(value.to_string())
+    }
+
+    /// The 502 body for a completion the gateway cannot read, recorded as the request's error.
+    fn unreadable_answer(&mut self, e: ApiError) -> Bytes {
+        let error = ApiError::bad_gateway(format!(
+            "provider {}: {}",
+            self.served_provider(),
+            e.message
+        ))
+        .with_metadata(json!({ "provider_name": self.served_provider() }));
+        let out = error.body(self.door);
+        self.error = Some(error);
+        self.usage = Some(self.estimate_usage(0));
+        out
     }
 
     /// The client-facing error for an upstream error answer that is not failed over.

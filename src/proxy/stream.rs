@@ -77,6 +77,32 @@ impl ChatStream {
         }
     }
 
+    /// Whether the provider ended its stream as a whole answer ends: an OpenAI stream with a
+    /// finish reason or `[DONE]`, an Anthropic one with `message_stop`, a Gemini or Bedrock
+    /// one with its finish reason (`finishReason`, `messageStop`). A stream closed cleanly
+    /// without it was cut off.
+    pub fn is_complete(&self) -> bool {
+        match self {
+            ChatStream::Passthrough(tap) => tap.saw_done || tap.finish_reason.is_some(),
+            ChatStream::Anthropic(c) => c.saw_message_stop(),
+            ChatStream::Gemini(c) => c.finish_reason().is_some(),
+            ChatStream::Bedrock(c) => c.finish_reason().is_some(),
+        }
+    }
+
+    /// Whether the provider has sent its answer's last event, after which nothing of the
+    /// answer follows: OpenAI's usage-only chunk or `[DONE]`, Anthropic's `message_stop`.
+    /// (Gemini and Bedrock streams end when the provider closes them.)
+    pub fn has_ended(&self) -> bool {
+        match self {
+            ChatStream::Passthrough(tap) => {
+                tap.saw_done || (tap.saw_usage_chunk && tap.finish_reason.is_some())
+            }
+            ChatStream::Anthropic(c) => c.saw_message_stop(),
+            ChatStream::Gemini(_) | ChatStream::Bedrock(_) => false,
+        }
+    }
+
     /// An error the provider reported inside the stream.
     pub fn error(&self) -> Option<Value> {
         match self {

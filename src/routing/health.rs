@@ -106,25 +106,26 @@ impl EndpointHealth {
         let Ok(samples) = self.samples.lock() else {
             return EndpointStats::default();
         };
-        let recent: Vec<Sample> = samples
-            .iter()
-            .filter(|s| s.at.elapsed() <= STATS_WINDOW)
-            .copied()
-            .collect();
-        if recent.is_empty() {
+        // Samples are pushed in time order: the window is a suffix.
+        let now = Instant::now();
+        let first = samples.partition_point(|s| now.duration_since(s.at) > STATS_WINDOW);
+        let recent = samples.range(first..);
+        let requests = recent.len();
+        if requests == 0 {
             return EndpointStats::default();
         }
-        let ok = recent.iter().filter(|s| s.ok).count();
-        let mut ttft: Vec<u64> = recent.iter().filter_map(|s| s.ttft_ms).collect();
-        let mut tps: Vec<f64> = recent.iter().filter_map(|s| s.tokens_per_sec).collect();
+        let ok = recent.clone().filter(|s| s.ok).count();
+        let mut ttft: Vec<u64> = recent.clone().filter_map(|s| s.ttft_ms).collect();
+        let mut tps: Vec<f64> = recent.filter_map(|s| s.tokens_per_sec).collect();
+        drop(samples);
         ttft.sort_unstable();
-        tps.sort_by(f64::total_cmp);
+        tps.sort_unstable_by(f64::total_cmp);
         let ttft_secs: Vec<f64> = ttft.iter().map(|ms| *ms as f64 / 1000.0).collect();
         // Throughput percentiles read from the slow end: p90 is what 90% of requests beat.
         let tps_desc: Vec<f64> = tps.iter().rev().copied().collect();
         EndpointStats {
-            requests: recent.len(),
-            uptime: ok as f64 / recent.len() as f64,
+            requests,
+            uptime: ok as f64 / requests as f64,
             p50_ttft_ms: ttft.get(ttft.len() / 2).copied(),
             p50_tokens_per_sec: tps.get(tps.len() / 2).copied(),
             ttft_percentiles: percentiles(&ttft_secs),
@@ -133,26 +134,26 @@ impl EndpointHealth {
     }
 }
 
-/// Health of every endpoint the gateway has talked to.
+/// Health of every endpoint the gateway has talked to, by provider id, then the provider's
+/// model id (two levels, so a lookup by `&str` allocates nothing).
 #[derive(Default)]
 pub struct HealthBook {
-    endpoints: RwLock<HashMap<(String, String), Arc<EndpointHealth>>>,
+    endpoints: RwLock<HashMap<String, HashMap<String, Arc<EndpointHealth>>>>,
 }
 
 impl HealthBook {
     /// The entry for (provider id, provider model id), created on first use.
     pub fn endpoint(&self, provider: &str, model: &str) -> Arc<EndpointHealth> {
-        let key = (provider.to_string(), model.to_string());
-        if let Some(h) = self
-            .endpoints
-            .read()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
+        if let Some(h) = self.get(provider, model) {
             return h;
         }
         match self.endpoints.write() {
-            Ok(mut m) => m.entry(key).or_default().clone(),
+            Ok(mut m) => m
+                .entry(provider.to_string())
+                .or_default()
+                .entry(model.to_string())
+                .or_default()
+                .clone(),
             Err(_) => Arc::default(),
         }
     }
@@ -161,14 +162,35 @@ impl HealthBook {
     pub fn breakers(&self) -> Vec<((String, String), bool)> {
         self.endpoints
             .read()
-            .map(|m| m.iter().map(|(k, h)| (k.clone(), h.is_open())).collect())
+            .map(|m| {
+                m.iter()
+                    .flat_map(|(provider, models)| {
+                        models
+                            .iter()
+                            .map(|(model, h)| ((provider.clone(), model.clone()), h.is_open()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Read-only view: `None` for an endpoint never tried (healthy, no statistics).
     pub fn get(&self, provider: &str, model: &str) -> Option<Arc<EndpointHealth>> {
-        let key = (provider.to_string(), model.to_string());
-        self.endpoints.read().ok()?.get(&key).cloned()
+        self.endpoints
+            .read()
+            .ok()?
+            .get(provider)?
+            .get(model)
+            .cloned()
+    }
+
+    /// Whether the endpoint's breaker is open; an endpoint never tried is closed.
+    pub fn is_open(&self, provider: &str, model: &str) -> bool {
+        self.endpoints
+            .read()
+            .ok()
+            .and_then(|m| m.get(provider)?.get(model).map(|h| h.is_open()))
+            .unwrap_or(false)
     }
 }
 

@@ -132,27 +132,28 @@ impl RoutePlan {
             for (i, ep) in model.endpoints.iter().enumerate() {
                 if let Some(why) = exclusion(ep, &prefs, req.parameters) {
                     excluded.push(format!("{id} via {}: {why}", ep.provider.id));
-                } else if req
-                    .health
-                    .get(&ep.provider.id, &ep.upstream_model)
-                    .is_some_and(|h| h.is_open())
-                {
+                } else if req.health.is_open(&ep.provider.id, &ep.upstream_model) {
                     unhealthy.push(format!("{id} via {}", ep.provider.id));
                 } else {
                     eligible.push(i);
                 }
             }
-            let stats: Vec<EndpointStats> = model
-                .endpoints
-                .iter()
-                .map(|ep| {
-                    req.health
-                        .get(&ep.provider.id, &ep.upstream_model)
-                        .map(|h| h.stats())
-                        .unwrap_or_default()
-                })
-                .collect();
             let sort = variant.or(prefs.sort.as_ref().map(|s| s.by()));
+            // Live statistics cost a pass over each endpoint's window: only when read.
+            let stats: Vec<EndpointStats> = if needs_stats(&prefs, sort) {
+                model
+                    .endpoints
+                    .iter()
+                    .map(|ep| {
+                        req.health
+                            .get(&ep.provider.id, &ep.upstream_model)
+                            .map(|h| h.stats())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             order_endpoints(model, &mut eligible, &prefs, sort, &stats);
             // Stickiness replaces the default draw only: an explicit order or sort wins.
             if position == 0 && sort.is_none() && prefs.order.is_none() {
@@ -256,6 +257,17 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
     None
 }
 
+/// Whether ordering reads live statistics: a latency or throughput sort, or a soft
+/// latency/throughput preference (an explicit `order` reads none).
+fn needs_stats(prefs: &ProviderPrefs, sort: Option<SortBy>) -> bool {
+    prefs.order.is_none()
+        && (matches!(sort, Some(SortBy::Throughput | SortBy::Latency))
+            || prefs.preferred_max_latency.is_some()
+            || prefs.preferred_min_throughput.is_some())
+}
+
+/// Orders the eligible endpoints; `stats` is indexed like `model.endpoints` and may be empty
+/// when `needs_stats` says no branch here reads it.
 fn order_endpoints(
     model: &Model,
     eligible: &mut Vec<usize>,

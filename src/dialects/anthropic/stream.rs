@@ -11,7 +11,8 @@
 //! | `thinking_delta` / `signature_delta` | `delta.reasoning` + `reasoning_details` (OpenRouter) |
 //! | `message_delta` | `finish_reason` + `native_finish_reason` (usage recorded) |
 //! | `error` | nothing: recorded for [`StreamConverter::error`]; the proxy ends the stream |
-//! | `ping`, `content_block_stop`, `message_stop`, unknown | nothing |
+//! | `message_stop` | nothing: recorded for [`StreamConverter::saw_message_stop`] |
+//! | `ping`, `content_block_stop`, unknown | nothing |
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
@@ -44,6 +45,7 @@ pub struct StreamConverter {
     reasoning_blocks: usize,
     finish_reason: Option<&'static str>,
     error: Option<Value>,
+    saw_message_stop: bool,
 }
 
 impl StreamConverter {
@@ -60,6 +62,7 @@ impl StreamConverter {
             reasoning_blocks: 0,
             finish_reason: None,
             error: None,
+            saw_message_stop: false,
         }
     }
 
@@ -90,6 +93,11 @@ impl StreamConverter {
 
     pub fn finish_reason(&self) -> Option<&str> {
         self.finish_reason
+    }
+
+    /// Whether the stream ended as Anthropic ends a whole message (`message_stop`).
+    pub fn saw_message_stop(&self) -> bool {
+        self.saw_message_stop
     }
 
     /// The `error` object of an `error` event (`{"type": "overloaded_error", "message": ...}`).
@@ -127,7 +135,8 @@ impl StreamConverter {
                 }
             }
             "error" => self.error = Some(v.get("error").cloned().unwrap_or(v)),
-            _ => {} // ping, content_block_stop, message_stop, and types added later
+            "message_stop" => self.saw_message_stop = true,
+            _ => {} // ping, content_block_stop, and types added later
         }
     }
 

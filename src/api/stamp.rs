@@ -1,0 +1,227 @@
+//! Stamping an OpenAI-shaped chat completion with the gateway's id, catalog model, provider
+//! and usage, without building a tree of it: the provider's other fields are copied as the
+//! raw slices they arrived as, in their order (issue 12: re-serialising the whole answer
+//! cost more than the rest of the response path).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+use super::fields::raw_fields;
+use crate::metering::{OpenAiUsage, Usage};
+
+/// A provider's chat completion, read to its top-level fields.
+pub struct Completion<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// What the gateway reads of a completion: usage, first finish reason, and the first
+/// message's text length (for the usage estimate when the provider reports none).
+#[derive(Debug, Default, PartialEq)]
+pub struct Peek {
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    pub content_bytes: usize,
+}
+
+/// What the gateway writes over the provider's fields.
+pub struct Stamp<'s> {
+    pub id: &'s str,
+    pub model: &'s str,
+    pub provider: &'s str,
+    pub usage: OpenAiUsage,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<MessagePeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MessagePeek<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+}
+
+impl<'a> Completion<'a> {
+    /// `None` when the body is not one JSON object.
+    pub fn parse(body: &'a [u8]) -> Option<Completion<'a>> {
+        raw_fields(body).ok().map(|fields| Completion { fields })
+    }
+
+    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    pub fn peek(&self) -> Peek {
+        let usage = self
+            .raw("usage")
+            .and_then(|raw| Usage::from_openai_raw(raw.get().as_bytes()));
+        // A `choices` of an unexpected shape reads as "no finish reason, no text".
+        let first = self
+            .raw("choices")
+            .and_then(|raw| serde_json::from_str::<Vec<ChoicePeek>>(raw.get()).ok())
+            .and_then(|choices| choices.into_iter().next());
+        let Some(first) = first else {
+            return Peek {
+                usage,
+                ..Peek::default()
+            };
+        };
+        let content_bytes = first
+            .message
+            .and_then(|m| m.content)
+            .and_then(|c| serde_json::from_str::<Cow<str>>(c.get()).ok())
+            .map_or(0, |text| text.len());
+        Peek {
+            usage,
+            finish_reason: first.finish_reason.map(Cow::into_owned),
+            content_bytes,
+        }
+    }
+
+    /// The completion with `id`, `model`, `provider` and `usage` replaced where the provider
+    /// had them and appended (in that order) where it did not.
+    pub fn stamp(&self, stamp: &Stamp<'_>) -> Bytes {
+        let body_len: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
+        let mut out = BytesMut::with_capacity(body_len + 256).writer();
+        let mut seen = [false; 4];
+        out.get_mut().put_u8(b'{');
+        for (key, value) in &self.fields {
+            if out.get_ref().len() > 1 {
+                out.get_mut().put_u8(b',');
+            }
+            write_json(&mut out, key.as_ref());
+            out.get_mut().put_u8(b':');
+            match stamped_index(key) {
+                Some(i) if !seen[i] => {
+                    seen[i] = true;
+                    write_stamped(&mut out, i, stamp);
+                }
+                // A duplicate of a stamped key keeps the stamped value (last wins in most
+                // parsers, so both copies carry it).
+                Some(i) => write_stamped(&mut out, i, stamp),
+                None => out.get_mut().put_slice(value.get().as_bytes()),
+            }
+        }
+        for (i, key) in STAMPED.iter().enumerate() {
+            if !seen[i] {
+                if out.get_ref().len() > 1 {
+                    out.get_mut().put_u8(b',');
+                }
+                write_json(&mut out, key);
+                out.get_mut().put_u8(b':');
+                write_stamped(&mut out, i, stamp);
+            }
+        }
+        out.get_mut().put_u8(b'}');
+        out.into_inner().freeze()
+    }
+}
+
+const STAMPED: [&str; 4] = ["id", "model", "provider", "usage"];
+
+fn stamped_index(key: &str) -> Option<usize> {
+    STAMPED.iter().position(|k| *k == key)
+}
+
+fn write_stamped(out: &mut bytes::buf::Writer<BytesMut>, i: usize, stamp: &Stamp<'_>) {
+    match i {
+        0 => write_json(out, stamp.id),
+        1 => write_json(out, stamp.model),
+        2 => write_json(out, stamp.provider),
+        _ => write_json(out, &stamp.usage),
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut bytes::buf::Writer<BytesMut>, value: &T) {
+    // Writing strings and plain structs into memory cannot fail.
+    let _ = serde_json::to_writer(out, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::Cost;
+    use serde_json::{json, Value};
+
+    fn stamp() -> Stamp<'static> {
+        Stamp {
+            id: "gen-1",
+            model: "openai/gpt-x",
+            provider: "openai",
+            usage: Usage {
+                prompt: 3,
+                completion: 2,
+                ..Usage::default()
+            }
+            .to_openai(Cost(0)),
+        }
+    }
+
+    #[test]
+    fn replaces_stamped_fields_in_place_and_copies_the_rest() {
+        let body = br#"{"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"gpt-x-2024",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"h\u00e9llo \"x\""},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5},"system_fingerprint":"fp_1"}"#;
+        let c = Completion::parse(body).unwrap();
+        let peek = c.peek();
+        assert_eq!(peek.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(peek.content_bytes, "héllo \"x\"".len());
+        assert_eq!(peek.usage.map(|u| (u.prompt, u.completion)), Some((3, 2)));
+        let out = c.stamp(&stamp());
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "object",
+                "created",
+                "model",
+                "choices",
+                "usage",
+                "system_fingerprint",
+                "provider"
+            ]
+        );
+        assert_eq!(v["id"], "gen-1");
+        assert_eq!(v["model"], "openai/gpt-x");
+        assert_eq!(v["provider"], "openai");
+        assert_eq!(v["usage"]["total_tokens"], 5);
+        assert_eq!(v["usage"]["cost"], 0.0);
+        assert_eq!(v["choices"][0]["message"]["content"], "héllo \"x\"");
+        // Untouched values are the provider's bytes.
+        assert!(out.windows(16).any(|w| w == br#"h\u00e9llo \"x\""#));
+    }
+
+    #[test]
+    fn appends_what_the_provider_left_out_and_reads_odd_shapes_leniently() {
+        let c = Completion::parse(br#"{"choices":"nope","\u0069d2":null}"#).unwrap();
+        assert_eq!(c.peek(), Peek::default());
+        let v: Value = serde_json::from_slice(&c.stamp(&stamp())).unwrap();
+        assert_eq!(
+            v,
+            json!({"choices": "nope", "id2": null, "id": "gen-1", "model": "openai/gpt-x",
+                   "provider": "openai", "usage": stamp().usage})
+        );
+        let empty: Value =
+            serde_json::from_slice(&Completion::parse(b" {} ").unwrap().stamp(&stamp())).unwrap();
+        assert_eq!(empty["id"], "gen-1");
+    }
+
+    #[test]
+    fn refuses_what_is_not_one_object() {
+        for body in [&b""[..], b"[]", b"{", b"{} {}", b"\"x\"", b"{\"a\":}"] {
+            assert!(Completion::parse(body).is_none(), "{body:?}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The process's logger: `env_logger` as `RUST_LOG` configures it, behind a cap no directive
+//! can lift.
+//!
+//! Pingora logs whole upstream request heads at debug level, the provider's
+//! `Authorization` header included. A filter directive cannot be trusted to hold that back:
+//! env_logger lets the most specific directive win, so `RUST_LOG=pingora_proxy::proxy_h1=debug`
+//! would undo any `pingora_proxy=info` set here. The cap is enforced instead in a `log::Log`
+//! wrapper that drops every record of a `pingora*` target above `info`, whatever the filter
+//! let through.
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// The most verbose level Pingora's own modules may log at.
+pub const PINGORA_MAX: Level = Level::Info;
+
+/// Whether a record of `target` at `level` may be logged at all.
+pub fn allowed(target: &str, level: Level) -> bool {
+    level <= PINGORA_MAX || !target.starts_with("pingora")
+}
+
+/// Wraps a logger and drops what [`allowed`] refuses.
+pub struct Capped<L> {
+    inner: L,
+}
+
+impl<L: Log> Capped<L> {
+    pub fn new(inner: L) -> Capped<L> {
+        Capped { inner }
+    }
+}
+
+impl<L: Log> Log for Capped<L> {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        allowed(metadata.target(), metadata.level()) && self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if allowed(record.target(), record.level()) {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// Installs the capped logger: `RUST_LOG` (default `info`) for everything, Pingora at most
+/// `info`.
+pub fn init() {
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+            .filter_module("pingora", LevelFilter::Info)
+            .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(Capped::new(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+
+    impl Log for Collect {
+        fn enabled(&self, _: &Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &Record) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", record.level(), record.target()));
+        }
+        fn flush(&self) {}
+    }
+
+    fn emit(logger: &dyn Log, target: &str, level: Level) {
+        logger.log(
+            &Record::builder()
+                .target(target)
+                .level(level)
+                .args(format_args!("x"))
+                .build(),
+        );
+    }
+
+    #[test]
+    fn pingora_targets_never_pass_info() {
+        let capped = Capped::new(Collect::default());
+        for target in [
+            "pingora_proxy",
+            "pingora_proxy::proxy_h1",
+            "pingora_core::protocols::http::v1::client",
+            "pingora",
+        ] {
+            for level in [
+                Level::Error,
+                Level::Warn,
+                Level::Info,
+                Level::Debug,
+                Level::Trace,
+            ] {
+                emit(&capped, target, level);
+                let meta = Metadata::builder().target(target).level(level).build();
+                assert_eq!(
+                    capped.enabled(&meta),
+                    level <= Level::Info,
+                    "{target} {level}"
+                );
+            }
+        }
+        emit(&capped, "switchyard::proxy", Level::Trace);
+        let seen = capped.inner.0.lock().unwrap();
+        assert_eq!(seen.len(), 4 * 3 + 1, "{seen:?}");
+        assert!(seen
+            .iter()
+            .all(|s| !s.starts_with("DEBUG pingora") && !s.starts_with("TRACE pingora")));
+        assert!(seen.contains(&"TRACE switchyard::proxy".to_string()));
+    }
+}
