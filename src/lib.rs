@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod config_watch;
 pub mod dialects;
 pub mod keystore;
 pub mod ledger;

@@ -4,7 +4,6 @@
 //! failed reload is counted. Provider pools of unchanged providers (and their health) stay.
 
 use async_trait::async_trait;
-use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
@@ -189,20 +188,16 @@ impl ReloadService {
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
-        // Watch the directory: editors replace files by rename, which a file watch misses.
-        // Watch the main file's directory and those of its included files: editors replace
-        // files by rename, which a watch on the file itself misses. A change to the main file
-        // or to any YAML file in an include directory triggers a reload (include globs that
-        // gain a new directory need a SIGHUP or a restart to be watched).
-        let _watcher = self.reloader.path.as_ref().and_then(|path| {
-            let file = path.file_name()?.to_owned();
+        // Watch the main file's directory and those of its included files (`config_watch`).
+        // A change to the main file or to any YAML file in an include directory triggers a
+        // reload (include globs that gain a new directory need a SIGHUP or a restart).
+        if let Some(path) = self.reloader.path.as_ref() {
             let dir_of = |p: &std::path::Path| {
                 p.parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .unwrap_or(std::path::Path::new("."))
                     .to_path_buf()
             };
-            let main_dir = dir_of(path);
             let mut include_dirs: Vec<std::path::PathBuf> = self
                 .reloader
                 .store
@@ -213,31 +208,22 @@ impl BackgroundService for ReloadService {
                 .collect();
             include_dirs.sort();
             include_dirs.dedup();
-            let watched_includes = include_dirs.clone();
-            let mut watcher =
-                notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                    let Ok(event) = event else { return };
-                    if event.kind.is_access() {
-                        return;
-                    }
-                    let relevant = event.paths.iter().any(|p| {
-                        p.file_name() == Some(&file)
-                            || (p.extension().is_some_and(|e| e == "yaml" || e == "yml")
-                                && watched_includes.iter().any(|d| p.starts_with(d)))
-                    });
-                    if relevant {
-                        let _ = tx.try_send(());
-                    }
-                })
-                .map_err(|e| log::warn!("config file watch unavailable: {e}"))
-                .ok()?;
-            for dir in std::iter::once(main_dir).chain(include_dirs) {
-                if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                    log::warn!("cannot watch {}: {e}", dir.display());
-                }
-            }
-            Some(watcher)
-        });
+            let mut dirs = vec![dir_of(path)];
+            dirs.extend(include_dirs.iter().cloned());
+            dirs.dedup();
+            let file = path.file_name().map(|f| f.to_owned());
+            crate::config_watch::watch(
+                &dirs,
+                move |p| {
+                    p.file_name() == file.as_deref()
+                        || (p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                            && include_dirs.iter().any(|d| p.starts_with(d)))
+                },
+                move || {
+                    let _ = tx.try_send(());
+                },
+            );
+        }
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {

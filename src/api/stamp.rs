@@ -4,6 +4,8 @@
 //! cost more than the rest of the response path).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use memchr::memmem::Finder;
+use once_cell::sync::Lazy;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -16,8 +18,8 @@ pub struct Completion<'a> {
     fields: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-/// What the gateway reads of a completion: usage, first finish reason, and the first
-/// message's text length (for the usage estimate when the provider reports none).
+/// What the gateway reads of a completion: usage, first finish reason, and, when the provider
+/// reported no usage, the first message's text length (the estimate's basis).
 #[derive(Debug, Default, PartialEq)]
 pub struct Peek {
     pub usage: Option<Usage>,
@@ -35,8 +37,6 @@ pub struct Stamp<'s> {
 
 #[derive(Deserialize)]
 struct ChoicePeek<'a> {
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     message: Option<MessagePeek<'a>>,
 }
@@ -61,25 +61,16 @@ impl<'a> Completion<'a> {
         let usage = self
             .raw("usage")
             .and_then(|raw| Usage::from_openai_raw(raw.get().as_bytes()));
-        // A `choices` of an unexpected shape reads as "no finish reason, no text".
-        let first = self
-            .raw("choices")
-            .and_then(|raw| serde_json::from_str::<Vec<ChoicePeek>>(raw.get()).ok())
-            .and_then(|choices| choices.into_iter().next());
-        let Some(first) = first else {
-            return Peek {
-                usage,
-                ..Peek::default()
-            };
+        let choices = self.raw("choices").map(RawValue::get);
+        // The text's length is only the estimate's basis, when the provider reported no usage:
+        // otherwise `choices` is not parsed a second time.
+        let content_bytes = match (usage, choices) {
+            (None, Some(choices)) => first_content_bytes(choices),
+            _ => 0,
         };
-        let content_bytes = first
-            .message
-            .and_then(|m| m.content)
-            .and_then(|c| serde_json::from_str::<Cow<str>>(c.get()).ok())
-            .map_or(0, |text| text.len());
         Peek {
             usage,
-            finish_reason: first.finish_reason.map(Cow::into_owned),
+            finish_reason: choices.and_then(first_finish_reason),
             content_bytes,
         }
     }
@@ -125,6 +116,33 @@ impl<'a> Completion<'a> {
         out.get_mut().put_u8(b'}');
         out.into_inner().freeze()
     }
+}
+
+/// Choice 0's `finish_reason`: the first `"finish_reason"` key in `choices`. Inside JSON
+/// strings every quote is escaped, so the quoted key cannot match text; a scan spares
+/// parsing the choices again after validating them once.
+fn first_finish_reason(choices: &str) -> Option<String> {
+    static KEY: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"finish_reason\""));
+    let at = KEY.find(choices.as_bytes())?;
+    let value = choices[at + KEY.needle().len()..]
+        .trim_start()
+        .strip_prefix(':')?;
+    let mut de = serde_json::Deserializer::from_str(value);
+    Option::<Cow<str>>::deserialize(&mut de)
+        .ok()
+        .flatten()
+        .map(Cow::into_owned)
+}
+
+/// The length of choice 0's message text; 0 when `choices` has another shape.
+fn first_content_bytes(choices: &str) -> usize {
+    serde_json::from_str::<Vec<ChoicePeek>>(choices)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .and_then(|c| c.message)
+        .and_then(|m| m.content)
+        .and_then(|c| serde_json::from_str::<Cow<str>>(c.get()).ok())
+        .map_or(0, |text| text.len())
 }
 
 const STAMPED: [&str; 4] = ["id", "model", "provider", "usage"];
@@ -175,7 +193,6 @@ mod tests {
         let c = Completion::parse(body).unwrap();
         let peek = c.peek();
         assert_eq!(peek.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(peek.content_bytes, "héllo \"x\"".len());
         assert_eq!(peek.usage.map(|u| (u.prompt, u.completion)), Some((3, 2)));
         let out = c.stamp(&stamp());
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -216,6 +233,21 @@ mod tests {
         let empty: Value =
             serde_json::from_slice(&Completion::parse(b" {} ").unwrap().stamp(&stamp())).unwrap();
         assert_eq!(empty["id"], "gen-1");
+    }
+
+    #[test]
+    fn reads_the_first_finish_reason_and_the_text_length_without_usage() {
+        let body = br#"{"choices":[{"message":{"content":"say \"finish_reason\": \"no\" h\u00e9"},
+            "logprobs":null, "finish_reason" : "length"},{"finish_reason":"stop"}]}"#;
+        let peek = Completion::parse(body).unwrap().peek();
+        assert_eq!(peek.finish_reason.as_deref(), Some("length"));
+        assert_eq!(peek.content_bytes, r#"say "finish_reason": "no" hé"#.len());
+        assert_eq!(peek.usage, None);
+        let unfinished = br#"{"choices":[{"message":{"content":null},"finish_reason":null}]}"#;
+        assert_eq!(
+            Completion::parse(unfinished).unwrap().peek(),
+            Peek::default()
+        );
     }
 
     #[test]

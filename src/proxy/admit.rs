@@ -76,13 +76,21 @@ impl Gateway {
                 .map(str::to_string)
         };
         ctx.anthropic_beta = header("anthropic-beta");
+        // Stickiness chooses among a model's endpoints: with one endpoint there is nothing
+        // to remember, and hashing the conversation's opening would be wasted.
+        let has_choice = |model: &str| {
+            ctx.snapshot
+                .catalog
+                .model(model)
+                .is_some_and(|m| m.endpoints.len() > 1)
+        };
         let session_key = match &admitted {
-            Admitted::Chat { chat, .. } => Some(sticky_session(
+            Admitted::Chat { chat, .. } if has_choice(&chat.model) => Some(sticky_session(
                 &key,
                 chat,
                 header("x-session-id").as_deref(),
             )),
-            Admitted::Embeddings(_) => None,
+            Admitted::Chat { .. } | Admitted::Embeddings(_) => None,
         };
         let sticky = session_key.and_then(|s| self.sticky.get(s));
         ctx.session = session_key;
