@@ -51,8 +51,7 @@ impl Iterator for SseEvents<'_> {
 /// `None` when the event has no data line (comments such as `: keep-alive`, `event:` only).
 pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
     let mut found: Option<Cow<'_, [u8]>> = None;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for line in lines(event) {
         let Some(value) = line.strip_prefix(b"data:") else {
             continue;
         };
@@ -70,10 +69,22 @@ pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
     found
 }
 
+/// The lines of an event without their line ends (`\n` or `\r\n`), found with `memchr`
+/// rather than byte by byte (the line split was half of the tap's cost per event).
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr_iter(b'\n', event).chain(std::iter::once(event.len()));
+    std::iter::from_fn(move || {
+        let end = ends.next()?;
+        let line = &event[start.min(end)..end];
+        start = end + 1;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
+}
+
 /// The `event:` name of an event, if it has one (Anthropic names every event).
 pub fn event_name(event: &[u8]) -> Option<&[u8]> {
-    event.split(|b| *b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    lines(event).find_map(|line| {
         line.strip_prefix(b"event:")
             .map(|v| v.strip_prefix(b" ").unwrap_or(v))
     })
@@ -92,6 +103,24 @@ mod tests {
         assert_eq!(&buf[ranges[0].clone()], b"data: a\n\n");
         assert_eq!(&buf[ranges[1].clone()], b"data: b\r\n\r\n");
         assert_eq!(&buf[events.consumed()..], b"data: par");
+    }
+
+    #[test]
+    fn lines_split_like_a_byte_split() {
+        for event in [
+            &b""[..],
+            b"data: a",
+            b"data: a\n\n",
+            b"\r\n\r\n",
+            b"event: x\r\ndata: 1\ndata:2\r\n\r\n",
+            b"\n\n\n",
+        ] {
+            let reference: Vec<&[u8]> = event
+                .split(|b| *b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .collect();
+            assert_eq!(lines(event).collect::<Vec<_>>(), reference, "{event:?}");
+        }
     }
 
     #[test]
