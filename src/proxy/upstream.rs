@@ -4,6 +4,7 @@
 //! what the provider needs goes out, so the client's `Authorization`, cookies, hop-by-hop and
 //! any other headers can never leak upstream, and `Host` is always the provider's.
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use rand::Rng;
@@ -105,10 +106,13 @@ fn build_head(
     stream: bool,
     anthropic_beta: Option<&str>,
 ) -> pingora::Result<RequestHeader> {
-    let mut head = RequestHeader::build("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
+    // Without Pingora's case map: header names go out lowercase, which HTTP/1.1 allows
+    // and providers accept, and every insert is a plain map insert.
+    let mut head =
+        RequestHeader::build_no_case("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
     head.insert_header("host", backend.url.host_header())?;
     head.insert_header("content-type", "application/json")?;
-    head.insert_header("content-length", body_len.to_string())?;
+    head.insert_header("content-length", HeaderValue::from(body_len))?;
     let accept = match (stream, provider.dialect) {
         (true, Dialect::Bedrock) => bedrock::STREAM_CONTENT_TYPE,
         (true, _) => "text/event-stream",
@@ -122,13 +126,25 @@ fn build_head(
         concat!("switchyard/", env!("CARGO_PKG_VERSION")),
     )?;
     if let Some(key) = &backend.api_key {
-        match provider.dialect {
-            Dialect::Azure => head.insert_header("api-key", key.expose())?,
-            Dialect::Anthropic => head.insert_header("x-api-key", key.expose())?,
-            Dialect::Gemini => head.insert_header("x-goog-api-key", key.expose())?,
+        let (name, value) = match provider.dialect {
+            Dialect::Azure => ("api-key", key.expose().to_string()),
+            Dialect::Anthropic => ("x-api-key", key.expose().to_string()),
+            Dialect::Gemini => ("x-goog-api-key", key.expose().to_string()),
             // Bedrock authenticates by SigV4 over the final request (`sign_bedrock`).
-            Dialect::Bedrock => {}
-            _ => head.insert_header("authorization", format!("Bearer {}", key.expose()))?,
+            Dialect::Bedrock => ("", String::new()),
+            _ => ("authorization", format!("Bearer {}", key.expose())),
+        };
+        if !name.is_empty() {
+            let mut value = HeaderValue::try_from(value).map_err(|_| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InvalidHTTPHeader,
+                    "the provider's API key is not a valid header value",
+                )
+            })?;
+            // Marked sensitive: the http crate's Debug output (and so any debug log of the
+            // head) shows `Sensitive` instead of the key.
+            value.set_sensitive(true);
+            head.insert_header(name, value)?;
         }
     }
     if provider.dialect == Dialect::Anthropic {
