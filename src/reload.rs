@@ -184,6 +184,23 @@ impl ReloadService {
     }
 }
 
+/// Whether a change to `changed` (in a watched directory) may change the config: the main
+/// file, a YAML file in an include directory, or Kubernetes' `..data` symlink, which a
+/// ConfigMap or Secret volume swaps by rename to update every file at once (the files
+/// themselves are symlinks through it and see no event of their own).
+fn is_config_change(
+    changed: &std::path::Path,
+    main_file: Option<&std::ffi::OsStr>,
+    include_dirs: &[std::path::PathBuf],
+) -> bool {
+    let name = changed.file_name();
+    name.is_some_and(|n| Some(n) == main_file || n == "..data")
+        || (changed
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml")
+            && include_dirs.iter().any(|d| changed.starts_with(d)))
+}
+
 #[async_trait]
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -214,11 +231,7 @@ impl BackgroundService for ReloadService {
             let file = path.file_name().map(|f| f.to_owned());
             crate::config_watch::watch(
                 &dirs,
-                move |p| {
-                    p.file_name() == file.as_deref()
-                        || (p.extension().is_some_and(|e| e == "yaml" || e == "yml")
-                            && include_dirs.iter().any(|d| p.starts_with(d)))
-                },
+                move |p| is_config_change(p, file.as_deref(), &include_dirs),
                 move || {
                     let _ = tx.try_send(());
                 },
@@ -245,6 +258,39 @@ impl BackgroundService for ReloadService {
                 }
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_config_change;
+    use std::ffi::OsStr;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn config_changes_are_the_main_file_include_yaml_and_kubernetes_data_swaps() {
+        let main = Some(OsStr::new("switchyard.yaml"));
+        let includes = [PathBuf::from("/etc/switchyard/models")];
+        let yes = [
+            "/etc/switchyard/switchyard.yaml",
+            "/etc/switchyard/models/openai.yaml",
+            "/etc/switchyard/models/extra.yml",
+            "/etc/switchyard/..data",
+        ];
+        let no = [
+            "/etc/switchyard/ledger.db",
+            "/etc/switchyard/ledger.db-wal",
+            "/etc/switchyard/gateway.log",
+            "/etc/switchyard/other.yaml",
+            "/etc/switchyard/models/notes.txt",
+            "/etc/switchyard/..data_tmp",
+        ];
+        for p in yes {
+            assert!(is_config_change(Path::new(p), main, &includes), "{p}");
+        }
+        for p in no {
+            assert!(!is_config_change(Path::new(p), main, &includes), "{p}");
         }
     }
 }

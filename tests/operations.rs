@@ -197,6 +197,63 @@ fn versioned(a: &MockServer, b: &MockServer, v: usize) -> String {
     )
 }
 
+/// A Kubernetes ConfigMap volume: `config.yaml -> ..data/config.yaml`, `..data -> ..<version>`;
+/// an update writes a new version directory and swaps `..data` by rename, so the config file
+/// itself never sees an event of its own. The gateway must reload anyway.
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_reloads_the_config() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let gw = Gateway::start(&versioned(&a, &b, 0));
+    let rendered = std::fs::read_to_string(gw.config_path()).unwrap();
+    assert!(rendered.contains("model: v0"), "{rendered}");
+    let version = |name: &str, text: &str| {
+        let dir = gw.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.yaml"), text).unwrap();
+    };
+    let swap_data = |target: &str| {
+        let tmp = gw.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        std::fs::rename(&tmp, gw.dir.join("..data")).unwrap();
+    };
+    version("..v0", &rendered);
+    swap_data("..v0");
+    let link = gw.dir.join("config.yaml.link");
+    std::os::unix::fs::symlink("..data/config.yaml", &link).unwrap();
+    std::fs::rename(&link, gw.config_path()).unwrap();
+    // Replacing the file by the link is a change of its own: let that reload finish first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gw.log_text().contains("config reloaded") {
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    version("..v2", &rendered.replace("model: v0", "model: v2"));
+    swap_data("..v2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let served = a.requests().last().and_then(|r| r.json()).unwrap()["model"].clone();
+        if served == "v2" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still serving {served} after the ..data swap: {}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn reloading_twenty_times_under_load_never_fails_a_request_or_mixes_configs() {
     let (a, b) = (
