@@ -328,12 +328,16 @@ pub fn litellm(env: &Env) -> Result<Target, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let port = free_port();
     let config = format!(
-        "model_list:\n  - model_name: bench/model\n    litellm_params:\n      model: openai/mock-small\n      api_base: http://{}/v1\n      api_key: {UPSTREAM_KEY}\nlitellm_settings:\n  telemetry: false\n",
+        "model_list:\n  - model_name: bench/model\n    litellm_params:\n      model: openai/mock-small\n      api_base: http://{}/v1\n      api_key: {UPSTREAM_KEY}\nlitellm_settings:\n  telemetry: false\ngeneral_settings:\n  master_key: {CLIENT_KEY}\n",
         env.mock
     );
     let conf_path = dir.join("litellm.yaml");
     std::fs::write(&conf_path, config).map_err(|e| e.to_string())?;
+    // The client key is LiteLLM's master key (it refuses to start without one, and then
+    // authenticates every request as Switchyard does); its cost map is the bundled one (no
+    // machine here reaches the internet).
     let child = Command::new(bin)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .arg("--config")
         .arg(&conf_path)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
