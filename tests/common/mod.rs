@@ -151,15 +151,19 @@ impl Gateway {
 
     /// Starts a second process on the same config with `serve -u`: it takes over this one's
     /// listening sockets when this one gets SIGQUIT.
-    pub fn spawn_upgrade(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "-u", "-c"])
-            .arg(self.config_path())
-            .env("UPSTREAM_KEY", UPSTREAM_KEY)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("upgraded.log")).unwrap())
-            .spawn()
-            .expect("start the upgrade")
+    /// The new process of a graceful upgrade; killed when dropped, so a failing test leaves
+    /// no gateway behind.
+    pub fn spawn_upgrade(&self) -> ChildGuard {
+        ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(["serve", "-u", "-c"])
+                .arg(self.config_path())
+                .env("UPSTREAM_KEY", UPSTREAM_KEY)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(self.dir.join("upgraded.log")).unwrap())
+                .spawn()
+                .expect("start the upgrade"),
+        )
     }
 
     pub fn ledger_url(&self) -> String {
@@ -308,4 +312,27 @@ pub async fn stop_and_read_ledger(gw: &mut Gateway) -> Vec<LedgerRow> {
         gw.log_text()
     );
     read_ledger(&gw.ledger_url()).await
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct ChildGuard(pub Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
