@@ -35,7 +35,7 @@ if grep -q '^pub mod bedrock;' src/dialects/mod.rs; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(sse_tap anthropic_stream gemini_stream chat_request config)
+  targets=(sse_tap anthropic_stream gemini_stream chat_request completion config)
   [ ${#features[@]} -gt 0 ] && targets+=(bedrock_stream)
 fi
 

@@ -9,6 +9,13 @@ use switchyard::catalog::import::cli::{self as catalog_cli, CatalogCommand};
 use switchyard::config::{self, Loaded};
 use switchyard::server::{serve, ServeOptions};
 
+/// jemalloc rather than glibc's malloc: a request makes a few hundred small allocations, and
+/// glibc spent ~250 instructions on each (about a fifth of the gateway's CPU per request in
+/// the callgrind profile, issue 12). mimalloc was as fast but held ~190 KB per open stream
+/// (glibc and jemalloc ~70 KB) and stalled 1,000 paced streams on one thread (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The demo config, built into the binary so `switchyard serve --demo` needs no files.
 const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 

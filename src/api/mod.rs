@@ -8,6 +8,7 @@ pub mod key;
 pub mod messages;
 pub mod models;
 pub mod responses;
+pub mod scan;
 pub mod stamp;
 
 pub use chat::ChatRequest;

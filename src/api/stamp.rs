@@ -3,19 +3,19 @@
 //! raw slices they arrived as, in their order (issue 12: re-serialising the whole answer
 //! cost more than the rest of the response path).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use memchr::memmem::Finder;
 use once_cell::sync::Lazy;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-use super::fields::raw_fields;
+use super::scan::top_level_fields;
 use crate::metering::{OpenAiUsage, Usage};
 
 /// A provider's chat completion, read to its top-level fields.
 pub struct Completion<'a> {
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    fields: Vec<(Cow<'a, str>, &'a str)>,
 }
 
 /// What the gateway reads of a completion: usage, first finish reason, and, when the provider
@@ -48,20 +48,18 @@ struct MessagePeek<'a> {
 }
 
 impl<'a> Completion<'a> {
-    /// `None` when the body is not one JSON object.
+    /// `None` when the body is not one JSON object (as far as `scan.rs` checks).
     pub fn parse(body: &'a [u8]) -> Option<Completion<'a>> {
-        raw_fields(body).ok().map(|fields| Completion { fields })
+        top_level_fields(body).map(|fields| Completion { fields })
     }
 
-    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+    fn raw(&self, key: &str) -> Option<&'a str> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     pub fn peek(&self) -> Peek {
-        let usage = self
-            .raw("usage")
-            .and_then(|raw| Usage::from_openai_raw(raw.get().as_bytes()));
-        let choices = self.raw("choices").map(RawValue::get);
+        let usage = self.raw("usage").and_then(Usage::from_openai_raw);
+        let choices = self.raw("choices");
         // The text's length is only the estimate's basis, when the provider reported no usage:
         // otherwise `choices` is not parsed a second time.
         let content_bytes = match (usage, choices) {
@@ -78,20 +76,18 @@ impl<'a> Completion<'a> {
     /// The completion with `id`, `model`, `provider` and `usage` replaced where the provider
     /// had them and appended (in that order) where it did not.
     pub fn stamp(&self, stamp: &Stamp<'_>) -> Bytes {
-        let body_len: usize = self
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum();
-        let mut out = BytesMut::with_capacity(body_len + 256).writer();
+        let body_len: usize = self.fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        // A Vec, not a BytesMut writer: serde_json writes in many small pieces, and a Vec
+        // takes each with a plain copy (issue 12).
+        let mut out = Vec::with_capacity(body_len + 320);
         let mut seen = [false; 4];
-        out.get_mut().put_u8(b'{');
+        out.push(b'{');
         for (key, value) in &self.fields {
-            if out.get_ref().len() > 1 {
-                out.get_mut().put_u8(b',');
+            if out.len() > 1 {
+                out.push(b',');
             }
             write_json(&mut out, key.as_ref());
-            out.get_mut().put_u8(b':');
+            out.push(b':');
             match stamped_index(key) {
                 Some(i) if !seen[i] => {
                     seen[i] = true;
@@ -100,21 +96,21 @@ impl<'a> Completion<'a> {
                 // A duplicate of a stamped key keeps the stamped value (last wins in most
                 // parsers, so both copies carry it).
                 Some(i) => write_stamped(&mut out, i, stamp),
-                None => out.get_mut().put_slice(value.get().as_bytes()),
+                None => out.extend_from_slice(value.as_bytes()),
             }
         }
         for (i, key) in STAMPED.iter().enumerate() {
             if !seen[i] {
-                if out.get_ref().len() > 1 {
-                    out.get_mut().put_u8(b',');
+                if out.len() > 1 {
+                    out.push(b',');
                 }
                 write_json(&mut out, key);
-                out.get_mut().put_u8(b':');
+                out.push(b':');
                 write_stamped(&mut out, i, stamp);
             }
         }
-        out.get_mut().put_u8(b'}');
-        out.into_inner().freeze()
+        out.push(b'}');
+        Bytes::from(out)
     }
 }
 
@@ -151,16 +147,16 @@ fn stamped_index(key: &str) -> Option<usize> {
     STAMPED.iter().position(|k| *k == key)
 }
 
-fn write_stamped(out: &mut bytes::buf::Writer<BytesMut>, i: usize, stamp: &Stamp<'_>) {
+fn write_stamped(out: &mut Vec<u8>, i: usize, stamp: &Stamp<'_>) {
     match i {
         0 => write_json(out, stamp.id),
         1 => write_json(out, stamp.model),
         2 => write_json(out, stamp.provider),
-        _ => write_json(out, &stamp.usage),
+        _ => stamp.usage.write_json(out),
     }
 }
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut bytes::buf::Writer<BytesMut>, value: &T) {
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Writing strings and plain structs into memory cannot fail.
     let _ = serde_json::to_writer(out, value);
 }

@@ -162,6 +162,54 @@ pub struct Backend {
     pub url: UpstreamUrl,
     pub api_key: Option<Secret>,
     pub weight: u32,
+    /// Header values every request to this backend carries, built once per config rather
+    /// than once per request (issue 12): `Host`, and the key in its dialect's header.
+    pub host_header: http::HeaderValue,
+    pub key_header: Option<(&'static str, http::HeaderValue)>,
+}
+
+impl Backend {
+    /// Fails when the key cannot be sent as a header value (a control character, say).
+    pub fn new(
+        url: UpstreamUrl,
+        api_key: Option<Secret>,
+        weight: u32,
+        dialect: Dialect,
+    ) -> Result<Backend, String> {
+        let host_header = http::HeaderValue::try_from(url.host_header())
+            .map_err(|_| format!("host `{}` is not a valid Host header", url.host))?;
+        let key_header = match &api_key {
+            Some(key) => key_header(dialect, key)?,
+            None => None,
+        };
+        Ok(Backend {
+            url,
+            api_key,
+            weight,
+            host_header,
+            key_header,
+        })
+    }
+}
+
+/// The header a dialect authenticates with and its value, marked sensitive so that the http
+/// crate's Debug output (and any debug log of a request head) shows `Sensitive`. Bedrock
+/// signs each request instead (SigV4), so it has none.
+fn key_header(
+    dialect: Dialect,
+    key: &Secret,
+) -> Result<Option<(&'static str, http::HeaderValue)>, String> {
+    let (name, value) = match dialect {
+        Dialect::Azure => ("api-key", key.expose().to_string()),
+        Dialect::Anthropic => ("x-api-key", key.expose().to_string()),
+        Dialect::Gemini => ("x-goog-api-key", key.expose().to_string()),
+        Dialect::Bedrock => return Ok(None),
+        Dialect::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
+    };
+    let mut value = http::HeaderValue::try_from(value)
+        .map_err(|_| "the API key has characters a header value cannot carry".to_string())?;
+    value.set_sensitive(true);
+    Ok(Some((name, value)))
 }
 
 #[derive(Debug)]

@@ -163,11 +163,13 @@ impl Lowering<'_> {
                 }
                 None => None,
             };
-            backends.push(Backend {
-                url,
-                api_key,
-                weight,
-            });
+            match Backend::new(url, api_key, weight, dialect) {
+                Ok(backend) => backends.push(backend),
+                Err(e) => {
+                    let source = key_env.map(|var| format!(" (`{var}`)")).unwrap_or_default();
+                    self.error(&bpath, format!("{e}{source}"));
+                }
+            }
         }
         if backends.is_empty() {
             return None;

@@ -1,4 +1,5 @@
-//! Connecting: one sqlx `AnyPool` over SQLite or Postgres, the schema brought up to date.
+//! Connecting: one sqlx `AnyPool` over SQLite or Postgres, the schema brought up to date,
+//! and on SQLite the batch writer's own connection (`sqlite_batch.rs`) to the same database.
 //!
 //! One code path serves both databases: the schemas (`migrations/sqlite`,
 //! `migrations/postgres`) use only integers, doubles and text, the queries use `$N`
@@ -6,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -15,6 +16,7 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 use super::error::LedgerError;
+use super::sqlite_batch::SqliteWriter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -27,6 +29,18 @@ pub enum Backend {
 pub(crate) struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite only: where batches of generation records are written.
+    pub sqlite: Option<Arc<SqliteWriter>>,
+}
+
+impl Db {
+    /// Closes every connection; the last one to close checkpoints a SQLite WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.close().await;
+        }
+    }
 }
 
 /// How long a caller waits for a connection before the attempt counts as failed; the
@@ -49,6 +63,7 @@ pub(crate) async fn connect(url: &str, lazy: bool) -> Result<Db, LedgerError> {
         backend,
         url,
         in_memory,
+        sqlite_file,
     } = prepare_url(url)?;
     let max = match backend {
         Backend::Sqlite => SQLITE_CONNECTIONS,
@@ -70,7 +85,11 @@ pub(crate) async fn connect(url: &str, lazy: bool) -> Result<Db, LedgerError> {
     } else {
         options.connect(&url).await?
     };
-    let db = Db { pool, backend };
+    let db = Db {
+        pool,
+        backend,
+        sqlite: sqlite_file.map(|file| Arc::new(SqliteWriter::new(file))),
+    };
     if !lazy {
         migrator(backend).run(&db.pool).await?;
     }
@@ -95,6 +114,8 @@ struct Target {
     backend: Backend,
     url: String,
     in_memory: bool,
+    /// SQLite only: the same database as a `file:` URI for the batch writer's connection.
+    sqlite_file: Option<String>,
 }
 
 /// The backend of `url`, and the URL sqlx should open. For SQLite: the parent folder is
@@ -106,6 +127,7 @@ fn prepare_url(url: &str) -> Result<Target, LedgerError> {
             backend: Backend::Postgres,
             url,
             in_memory: false,
+            sqlite_file: None,
         });
     }
     let Some(rest) = url
@@ -135,26 +157,50 @@ fn prepare_url(url: &str) -> Result<Target, LedgerError> {
         // anew, as the Any driver does per connection; a name shares one between them.
         static MEMORY_DBS: AtomicUsize = AtomicUsize::new(0);
         let n = MEMORY_DBS.fetch_add(1, Ordering::Relaxed);
-        let url = format!(
-            "sqlite:file:switchyard-memory-{}-{n}?mode=memory&cache=shared",
+        let file = format!(
+            "file:switchyard-memory-{}-{n}?mode=memory&cache=shared",
             std::process::id()
         );
         return Ok(Target {
             backend: Backend::Sqlite,
-            url,
+            url: format!("sqlite:{file}"),
             in_memory: true,
+            sqlite_file: Some(file),
         });
     }
-    let url = match params {
-        Some(p) if p.contains("mode=") => url.to_string(),
-        Some(_) => format!("{url}&mode=rwc"),
-        None => format!("{url}?mode=rwc"),
+    let (url, params) = match params {
+        Some(p) if p.contains("mode=") => (url.to_string(), p.to_string()),
+        Some(p) => (format!("{url}&mode=rwc"), format!("{p}&mode=rwc")),
+        None => (format!("{url}?mode=rwc"), "mode=rwc".to_string()),
     };
     Ok(Target {
         backend: Backend::Sqlite,
         url,
         in_memory,
+        sqlite_file: Some(sqlite_uri(path, &params, in_memory)),
     })
+}
+
+/// `path?params` of a sqlx SQLite URL as a SQLite `file:` URI naming the same database:
+/// sqlx's parameters (`mode`, `cache`, `immutable`, `vfs`) are SQLite's URI parameters, and
+/// both decode `%HH` in the path. `#` would end a URI's path, so it is escaped. sqlx opens
+/// an in-memory database with a shared cache unless told otherwise, and so must the writer,
+/// or it would see a database of its own.
+fn sqlite_uri(path: &str, params: &str, in_memory: bool) -> String {
+    let path = path.replace('#', "%23");
+    let cache = if in_memory && !params.contains("cache=") {
+        "&cache=shared"
+    } else {
+        ""
+    };
+    let scheme = if path.starts_with("file:") {
+        ""
+    } else if path.starts_with('/') {
+        "file://"
+    } else {
+        "file:"
+    };
+    format!("{scheme}{path}?{params}{cache}")
 }
 
 /// The schema for `backend`, embedded in the binary. Version 1 is `0001_ledger.sql`, the
@@ -186,6 +232,7 @@ mod tests {
             backend: Backend::Sqlite,
             url: format!("{url}?mode=rwc"),
             in_memory: false,
+            sqlite_file: Some(format!("file://{}/a/b.db?mode=rwc", dir.display())),
         };
         assert_eq!(target, expected);
         assert!(dir.join("a").is_dir());
@@ -193,6 +240,10 @@ mod tests {
 
         let memory = prepare_url("sqlite::memory:").unwrap();
         assert!(memory.in_memory && memory.url.starts_with("sqlite:file:switchyard-memory-"));
+        assert_eq!(
+            memory.sqlite_file.as_deref(),
+            memory.url.strip_prefix("sqlite:")
+        );
         assert_ne!(
             prepare_url("sqlite::memory:").unwrap().url,
             memory.url,
@@ -206,10 +257,25 @@ mod tests {
             prepare_url("sqlite:x.db?cache=shared").unwrap().url,
             "sqlite:x.db?cache=shared&mode=rwc"
         );
+        let writer_file = |url: &str| prepare_url(url).unwrap().sqlite_file.unwrap();
+        assert_eq!(writer_file("sqlite:x.db?mode=ro"), "file:x.db?mode=ro");
+        assert_eq!(
+            writer_file("sqlite:a%20b#1.db"),
+            "file:a%20b%231.db?mode=rwc"
+        );
+        assert_eq!(
+            writer_file("sqlite:mem?mode=memory"),
+            "file:mem?mode=memory&cache=shared"
+        );
+        assert_eq!(
+            writer_file("sqlite:file:m?mode=memory&cache=shared"),
+            "file:m?mode=memory&cache=shared"
+        );
         assert_eq!(
             prepare_url("postgres://h/db").unwrap().backend,
             Backend::Postgres
         );
+        assert_eq!(prepare_url("postgres://h/db").unwrap().sqlite_file, None);
         assert!(matches!(
             prepare_url("mysql://h/db"),
             Err(LedgerError::Invalid(_))

@@ -6,6 +6,8 @@ use std::fmt;
 pub enum LedgerError {
     /// The database refused or could not be reached.
     Database(sqlx::Error),
+    /// SQLite refused a batch on the writer's own connection (`sqlite_batch.rs`).
+    Sqlite(rusqlite::Error),
     /// The schema could not be brought up to date.
     Migrate(sqlx::migrate::MigrateError),
     /// Creating the database file or its folder failed.
@@ -14,7 +16,8 @@ pub enum LedgerError {
     Invalid(String),
     /// A stored row does not decode (hand-edited or written by a newer version).
     Corrupt(String),
-    /// One attempt took longer than the writer allows.
+    /// One attempt took longer than the writer allows (or, on SQLite, one that did is
+    /// still running).
     TimedOut,
     /// The ledger's runtime has stopped; nothing more can run on it.
     Stopped,
@@ -24,6 +27,7 @@ impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LedgerError::Database(e) => write!(f, "ledger database error: {e}"),
+            LedgerError::Sqlite(e) => write!(f, "ledger database error: {e}"),
             LedgerError::Migrate(e) => write!(f, "ledger migration failed: {e}"),
             LedgerError::Io(e) => write!(f, "ledger storage: {e}"),
             LedgerError::Invalid(why) => write!(f, "invalid: {why}"),
@@ -38,6 +42,7 @@ impl std::error::Error for LedgerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LedgerError::Database(e) => Some(e),
+            LedgerError::Sqlite(e) => Some(e),
             LedgerError::Migrate(e) => Some(e),
             LedgerError::Io(e) => Some(e),
             _ => None,
@@ -48,6 +53,12 @@ impl std::error::Error for LedgerError {
 impl From<sqlx::Error> for LedgerError {
     fn from(e: sqlx::Error) -> Self {
         LedgerError::Database(e)
+    }
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Sqlite(e)
     }
 }
 

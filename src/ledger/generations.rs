@@ -1,72 +1,45 @@
-//! SQL for generation records and the spend they add to.
+//! Generation records and the spend they add to: what a batch write must do, whichever
+//! writer does it (`sqlite_batch.rs` for SQLite, `postgres_batch.rs` for Postgres), and
+//! the reads.
 //!
-//! Invariant: a record's cost is added to `spend` (for each kind of period) in the same
-//! transaction that inserts the record, and only if the insert created the row. A batch retried after a commit whose
-//! acknowledgement was lost therefore neither duplicates a record nor charges it twice.
+//! Invariants both writers keep:
+//! - A record's cost is added to `spend` (for each kind of period) in the same transaction
+//!   that inserts the record, and only if the insert created the row. A batch retried after
+//!   a commit whose acknowledgement was lost therefore neither duplicates a record nor
+//!   charges it twice, and a record listed twice in one batch is charged once.
+//! - Spend saturates at i64::MAX pico-USD instead of overflowing (`SpendDelta`,
+//!   `add_spend_sql`): an overflow would fail the batch on every retry and lose its records.
+//! - A row holds the same values whichever writer wrote it: text with NUL replaced
+//!   (`rows::text`), `attempts` as serde_json, the cost as decimal text, flags as 0/1.
 
-use std::collections::{BTreeMap, HashSet};
-
-use once_cell::sync::Lazy;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 
-use super::db::{Backend, Db};
+use super::db::Db;
 use super::error::LedgerError;
-use super::period::period_start;
+use super::period::{period_start, MS_PER_DAY};
+use super::postgres_batch;
 use super::record::{Attempt, GenerationRecord};
-use super::rows::{col, flag, int, parse_key_hash, text, unsigned};
+use super::rows::{col, flag, parse_key_hash, unsigned};
 use crate::auth::{KeyHash, LimitReset};
 use crate::metering::{Cost, Usage};
 
-const GENERATION_COLUMNS: &str = "id, key_hash, key_name, model, provider, upstream_model, \
-     attempts, tokens_prompt, tokens_completion, tokens_cached_prompt, tokens_reasoning, \
-     cost_pico, latency_ms, ttft_ms, finish_reason, status, streamed, cancelled, estimated, \
-     error, created_at";
-const COLUMNS: usize = 21;
+/// The columns a batch writer fills, in the order it binds them.
+pub(crate) const GENERATION_COLUMNS: &str = "id, key_hash, key_name, model, provider, \
+     upstream_model, attempts, tokens_prompt, tokens_completion, tokens_cached_prompt, \
+     tokens_reasoning, cost_pico, latency_ms, ttft_ms, finish_reason, status, streamed, \
+     cancelled, estimated, error, created_at";
+pub(crate) const COLUMNS: usize = 21;
 
-/// Rows per INSERT statement. One statement per chunk rather than per record is most of the
-/// writer's cost saved (issue 12: each statement is a round trip to sqlx's SQLite worker
-/// thread); fixed sizes keep the prepared-statement cache at six entries per connection.
-const ROW_CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
-
-/// `INSERT .. VALUES (..), (..) ON CONFLICT (id) DO NOTHING RETURNING id` for `rows` rows:
-/// the ids it returns are the rows it created, whose cost is then added to `spend`. SQLite
-/// gets positional `?` parameters (sqlx looks each named one up by a linear scan, which is
-/// quadratic in a statement this long); Postgres needs `$N`.
-fn insert_sql(backend: Backend, rows: usize) -> String {
-    use std::fmt::Write;
-    let mut sql = format!("INSERT INTO generations ({GENERATION_COLUMNS}) VALUES ");
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..COLUMNS {
-            let sep = if column == 0 { "" } else { ", " };
-            let _ = match backend {
-                Backend::Sqlite => write!(sql, "{sep}?"),
-                Backend::Postgres => write!(sql, "{sep}${}", row * COLUMNS + column + 1),
-            };
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
-    sql
-}
-
-/// The statement for `rows` (one of `ROW_CHUNKS`), built once per backend.
-fn insert_statement(backend: Backend, rows: usize) -> &'static str {
-    static STATEMENTS: Lazy<Vec<(Backend, usize, String)>> = Lazy::new(|| {
-        [Backend::Sqlite, Backend::Postgres]
-            .into_iter()
-            .flat_map(|b| ROW_CHUNKS.map(|n| (b, n, insert_sql(b, n))))
-            .collect()
-    });
-    STATEMENTS
-        .iter()
-        .find(|(b, n, _)| *b == backend && *n == rows)
-        .map_or("", |(_, _, sql)| sql.as_str())
-}
+/// Rows per multi-row INSERT. One statement per chunk rather than per record saves most of
+/// the per-statement work (round trips to Postgres; cursors and VM setup in SQLite); fixed
+/// sizes keep the prepared-statement caches at six entries per connection.
+pub(crate) const ROW_CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
 /// The batch cut into runs of `ROW_CHUNKS` sizes, largest first.
-fn row_chunks<T>(mut batch: &[T]) -> impl Iterator<Item = &[T]> {
+pub(crate) fn row_chunks<T>(mut batch: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         let n = ROW_CHUNKS.into_iter().find(|n| *n <= batch.len())?;
         let (chunk, rest) = batch.split_at(n);
@@ -80,13 +53,19 @@ const SELECT_GENERATION: &str = "SELECT id, key_hash, key_name, model, provider,
      tokens_reasoning, cost_pico, latency_ms, ttft_ms, finish_reason, status, streamed, cancelled, \
      estimated, error, created_at FROM generations WHERE id = $1";
 
-/// Adds to a period's spend, saturating at i64::MAX pico-USD (~9.2M USD) instead of
-/// overflowing: an overflow would fail the batch on every retry and lose its records.
-const ADD_SPEND: &str =
-    "INSERT INTO spend (key_hash, period, period_start, spent_pico) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (key_hash, period, period_start) DO UPDATE SET spent_pico = CASE \
-     WHEN spend.spent_pico > 9223372036854775807 - excluded.spent_pico THEN 9223372036854775807 \
-     ELSE spend.spent_pico + excluded.spent_pico END";
+const SELECT_SPEND: &str =
+    "SELECT spent_pico FROM spend WHERE key_hash = $1 AND period = $2 AND period_start = $3";
+
+/// Adds to periods' spend, one row per `values` tuple (key_hash, period, period_start,
+/// pico-USD), saturating at i64::MAX pico-USD (~9.2M USD) instead of overflowing.
+pub(crate) fn add_spend_sql(values: &str) -> String {
+    format!(
+        "INSERT INTO spend (key_hash, period, period_start, spent_pico) VALUES {values} \
+         ON CONFLICT (key_hash, period, period_start) DO UPDATE SET spent_pico = CASE \
+         WHEN spend.spent_pico > 9223372036854775807 - excluded.spent_pico \
+         THEN 9223372036854775807 ELSE spend.spent_pico + excluded.spent_pico END"
+    )
+}
 
 /// Every kind of budget period; each record's cost counts in one period of each.
 const PERIOD_KINDS: [LimitReset; 4] = [
@@ -96,72 +75,54 @@ const PERIOD_KINDS: [LimitReset; 4] = [
     LimitReset::Never,
 ];
 
-const SELECT_SPEND: &str =
-    "SELECT spent_pico FROM spend WHERE key_hash = $1 AND period = $2 AND period_start = $3";
+/// What a batch adds to `spend`, summed so that each spend row is written once per batch
+/// rather than once per record.
+#[derive(Default)]
+pub(crate) struct SpendDelta {
+    /// Pico-USD per (key, UTC day of `created_at`): every kind of period starts at a
+    /// midnight, so the day decides all four periods, and a batch's records share few days.
+    by_day: BTreeMap<(KeyHash, i64), i64>,
+}
 
-/// Inserts `batch` and adds its costs to `spend`, all in one transaction.
-pub(crate) async fn insert_batch(db: &Db, batch: &[GenerationRecord]) -> Result<(), LedgerError> {
-    let mut tx = db.pool.begin().await?;
-    // One spend update per (key, period) rather than per record, in sorted order so that
-    // instances sharing a Postgres database take the row locks in the same order.
-    let mut spend: BTreeMap<(KeyHash, &str, i64), i64> = BTreeMap::new();
-    for chunk in row_chunks(batch) {
-        let mut query = sqlx::query_scalar::<_, String>(insert_statement(db.backend, chunk.len()));
-        for rec in chunk {
-            // Plain strings and numbers always serialise; the fallback keeps this infallible.
-            let attempts = serde_json::to_string(&rec.attempts).unwrap_or_else(|_| "[]".into());
-            let u = &rec.usage;
-            query = query
-                .bind(text(&rec.id))
-                .bind(hex::encode(rec.key_hash))
-                .bind(text(&rec.key_name))
-                .bind(text(&rec.model))
-                .bind(text(&rec.provider))
-                .bind(text(&rec.upstream_model))
-                .bind(attempts)
-                .bind(int(u.prompt))
-                .bind(int(u.completion))
-                .bind(int(u.cached_prompt))
-                .bind(int(u.reasoning))
-                .bind(rec.cost.0.to_string())
-                .bind(int(rec.latency_ms))
-                .bind(rec.ttft_ms.map(int))
-                .bind(rec.finish_reason.as_deref().map(text))
-                .bind(i64::from(rec.status))
-                .bind(i64::from(rec.streamed))
-                .bind(i64::from(rec.cancelled))
-                .bind(i64::from(u.estimated))
-                .bind(rec.error.as_deref().map(text))
-                .bind(rec.created_at);
+impl SpendDelta {
+    /// Counts `rec`'s cost. Call it only for a record the batch created, once.
+    pub fn charge(&mut self, rec: &GenerationRecord) {
+        if rec.cost.0 == 0 {
+            return;
         }
-        let mut created: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
-        for rec in chunk {
-            // `remove`: a record listed twice in one batch is charged once.
-            if !created.remove(&text(&rec.id)) || rec.cost.0 == 0 {
-                continue;
-            }
-            let pico = i64::try_from(rec.cost.0).unwrap_or(i64::MAX);
+        let pico = i64::try_from(rec.cost.0).unwrap_or(i64::MAX);
+        // The day the request started: stable however late a retry commits.
+        let day = rec.created_at.div_euclid(MS_PER_DAY);
+        let total = self.by_day.entry((rec.key_hash, day)).or_default();
+        *total = total.saturating_add(pico);
+    }
+
+    /// (key hash, kind of period, period start, pico-USD to add), sorted, so that instances
+    /// sharing a Postgres database take the row locks in the same order. Sums saturate:
+    /// for amounts that are never negative, the order of saturating additions is moot.
+    pub fn rows(&self) -> impl Iterator<Item = (KeyHash, &'static str, i64, i64)> {
+        let mut rows: BTreeMap<(KeyHash, &'static str, i64), i64> = BTreeMap::new();
+        for (&(key, day), &pico) in &self.by_day {
             for reset in PERIOD_KINDS {
-                // The period the request started in: stable however late a retry commits.
-                let start = period_start(reset, rec.created_at);
-                let total = spend
-                    .entry((rec.key_hash, reset.as_str(), start))
-                    .or_default();
+                let start = period_start(reset, day * MS_PER_DAY);
+                let total = rows.entry((key, reset.as_str(), start)).or_default();
                 *total = total.saturating_add(pico);
             }
         }
+        rows.into_iter()
+            .map(|((key, period, start), pico)| (key, period, start, pico))
     }
-    for ((key_hash, period, start), pico) in spend {
-        sqlx::query(ADD_SPEND)
-            .bind(hex::encode(key_hash))
-            .bind(period)
-            .bind(start)
-            .bind(pico)
-            .execute(&mut *tx)
-            .await?;
+}
+
+/// Inserts `batch` and adds its costs to `spend`, all in one transaction.
+pub(crate) async fn insert_batch(
+    db: &Db,
+    batch: &Arc<Vec<GenerationRecord>>,
+) -> Result<(), LedgerError> {
+    match &db.sqlite {
+        Some(sqlite) => sqlite.write(batch.clone()).await,
+        None => postgres_batch::insert_batch(db, batch).await,
     }
-    tx.commit().await?;
-    Ok(())
 }
 
 pub(crate) async fn get_generation(
@@ -238,17 +199,42 @@ mod tests {
         assert_eq!(sizes(45), [32, 8, 4, 1]);
         assert_eq!(sizes(64), [32, 32]);
         assert!(sizes(0).is_empty());
-        for n in ROW_CHUNKS {
-            let sqlite = insert_statement(Backend::Sqlite, n);
-            assert_eq!(sqlite.matches('?').count(), n * COLUMNS, "{sqlite}");
-            let postgres = insert_statement(Backend::Postgres, n);
-            assert_eq!(postgres.matches('$').count(), n * COLUMNS, "{postgres}");
-            assert!(
-                postgres.contains(&format!("${})", n * COLUMNS)),
-                "{postgres}"
-            );
-        }
-        assert!(insert_statement(Backend::Postgres, 2).contains("$42)"));
-        assert!(!insert_statement(Backend::Sqlite, 2).contains('$'));
+    }
+
+    #[test]
+    fn spend_is_summed_per_key_and_period_and_saturates() {
+        let rec = |key: u8, cost: u128| GenerationRecord {
+            key_hash: [key; 32],
+            cost: Cost(cost),
+            // Wednesday 2024-03-06 12:00 UTC.
+            created_at: 1_709_726_400_000,
+            ..crate::ledger::record::tests::sample()
+        };
+        let mut delta = SpendDelta::default();
+        delta.charge(&rec(1, 5));
+        delta.charge(&rec(1, 7));
+        delta.charge(&rec(2, 0));
+        delta.charge(&rec(3, u128::MAX));
+        delta.charge(&rec(3, 1));
+        // The day before, same week and month: its own daily row, added to the others.
+        delta.charge(&GenerationRecord {
+            created_at: 1_709_726_400_000 - MS_PER_DAY,
+            ..rec(1, 100)
+        });
+        let rows: Vec<_> = delta.rows().collect();
+        // Four kinds of period for each key that spent; nothing for a free record.
+        assert_eq!(rows.len(), 9);
+        let key1: Vec<_> = rows[..5].iter().map(|r| (r.0[0], r.1, r.3)).collect();
+        assert_eq!(
+            key1,
+            [
+                (1, "daily", 100),
+                (1, "daily", 12),
+                (1, "monthly", 112),
+                (1, "never", 112),
+                (1, "weekly", 112)
+            ]
+        );
+        assert!(rows[5..].iter().all(|r| r.0 == [3; 32] && r.3 == i64::MAX));
     }
 }

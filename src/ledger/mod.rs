@@ -1,5 +1,6 @@
 //! The ledger: generation records, keys and spend, kept with sqlx in SQLite (the default,
-//! `sqlite://data/switchyard.db`) or Postgres (`postgres://...`) by the same code.
+//! `sqlite://data/switchyard.db`) or Postgres (`postgres://...`) by the same code, but for
+//! the batch write (below).
 //!
 //! - [`LedgerWriter`] takes finished records from the request path without ever touching
 //!   the database there, and writes them in batches (see `writer.rs` and, for what may be
@@ -8,6 +9,9 @@
 //!   API's key CRUD. Its methods are async and may be awaited from any runtime or executor:
 //!   the work itself runs on the ledger's own runtime thread (`runtime.rs` says why). Sync
 //!   callers (startup, the CLI) wrap them in [`block_on`].
+//!
+//! Batches of generation records are written to SQLite on a connection of the writer's own
+//! (`sqlite_batch.rs`, for its cost per record) and to Postgres through the pool.
 //!
 //! Money: generation costs are stored exactly, as decimal pico-USD text; a key's spend is an
 //! integer pico-USD counter per period, kept for every kind of period (day, week, month,
@@ -20,10 +24,12 @@ mod error;
 mod generations;
 mod keys;
 mod period;
+mod postgres_batch;
 mod queue;
 mod record;
 mod rows;
 mod runtime;
+mod sqlite_batch;
 mod writer;
 
 use std::sync::Arc;
@@ -56,7 +62,7 @@ struct LedgerInner {
 
 impl Drop for LedgerInner {
     fn drop(&mut self) {
-        // Closing the pool lets SQLite checkpoint its WAL into the main file.
+        // Closing the connections lets SQLite checkpoint its WAL into the main file.
         self.runtime.stop(Some(self.db.clone()));
     }
 }
@@ -98,6 +104,16 @@ impl Ledger {
 
     pub(crate) fn runtime(&self) -> &LedgerRuntime {
         &self.inner.runtime
+    }
+
+    /// Writes `batch` in one transaction exactly as a [`LedgerWriter`] does, without its
+    /// queue and retries. For `benches/ledger.rs` and tests; the gateway uses the writer.
+    #[doc(hidden)]
+    pub async fn write_batch(&self, batch: Vec<GenerationRecord>) -> Result<(), LedgerError> {
+        let (db, batch) = (self.db().clone(), Arc::new(batch));
+        self.runtime()
+            .run(async move { generations::insert_batch(&db, &batch).await })
+            .await
     }
 
     pub async fn get_generation(&self, id: &str) -> Result<Option<GenerationRecord>, LedgerError> {

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::LimitReset;
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 
 /// Now, in unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {

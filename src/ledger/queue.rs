@@ -4,7 +4,8 @@
 //! - `push` never waits on the database: it takes a mutex held only for O(1) pushes and for
 //!   the writer's O(batch) moves out, and never across an await or any I/O.
 //! - Memory is bounded: at most `capacity` records wait here, plus one batch (at most
-//!   `max_batch`) in the writer's hands while it is written or retried.
+//!   `max_batch`) in the writer's hands while it is written or retried, plus on SQLite at
+//!   most one earlier batch whose write outlived its attempt timeout (`sqlite_batch.rs`).
 //! - A record is lost in exactly two ways, each counted: the queue was full or closed when
 //!   it arrived (`dropped`), or its batch exhausted the retry budget (`abandoned`).
 //! - Records are taken in arrival order and `settled` (written + abandoned) only grows, so

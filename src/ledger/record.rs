@@ -152,10 +152,10 @@ impl GenerationRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> GenerationRecord {
+    pub(crate) fn sample() -> GenerationRecord {
         GenerationRecord {
             id: "gen-1-abc".into(),
             key_hash: [7; 32],

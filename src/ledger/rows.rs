@@ -1,6 +1,8 @@
 //! Binding and decoding helpers shared by the generation and key queries: the conventions
 //! both schemas follow (see the migrations) written down once.
 
+use std::borrow::Cow;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -32,9 +34,14 @@ pub fn parse_key_hash(hex_str: &str) -> Option<KeyHash> {
 }
 
 /// Postgres refuses NUL in text, and an upstream's error message may hold one: replaced, so
-/// no record can make its batch fail.
-pub(crate) fn text(s: &str) -> String {
-    s.replace('\0', "\u{FFFD}")
+/// no record can make its batch fail (and in SQLite too, so both hold the same). Borrowed in
+/// the usual case, which has none.
+pub(crate) fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// Counts are u64 in memory and BIGINT in the database; nothing real comes near i64::MAX.

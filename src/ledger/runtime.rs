@@ -51,7 +51,7 @@ impl LedgerRuntime {
                 // The runtime runs spawned tasks while this thread is inside `block_on`.
                 rt.block_on(async move {
                     if let Ok(Some(db)) = stop_rx.await {
-                        db.pool.close().await;
+                        db.close().await;
                     }
                 });
             })?;

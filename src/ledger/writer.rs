@@ -167,7 +167,9 @@ async fn drain(shared: Arc<Shared>, ledger: Ledger, config: WriterConfig) {
             }
         }
         if let Some(batch) = shared.take_batch() {
-            write_with_retry(&shared, &db, &config, &batch).await;
+            // Shared with the blocking thread a SQLite write runs on, which may outlive an
+            // attempt that timed out (see `sqlite_batch.rs`).
+            write_with_retry(&shared, &db, &config, &Arc::new(batch)).await;
         }
     }
 }
@@ -176,7 +178,7 @@ async fn write_with_retry(
     shared: &Shared,
     db: &Db,
     config: &WriterConfig,
-    batch: &[GenerationRecord],
+    batch: &Arc<Vec<GenerationRecord>>,
 ) {
     let started = Instant::now();
     // At least a millisecond: a zero backoff would hammer a database that is down.

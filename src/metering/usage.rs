@@ -1,8 +1,10 @@
 //! Token usage as providers report it, normalised, and its cost.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Number, Value};
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
 
+use crate::api::scan::object_fields;
 use crate::catalog::{Price, PICO_USD_PER_USD};
 
 /// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`,
@@ -15,6 +17,11 @@ pub struct Usage {
     pub reasoning: u64,
     /// True when the provider reported nothing and the gateway estimated.
     pub estimated: bool,
+}
+
+/// The raw value of `key` in scanned fields; the last of duplicates, as serde keeps.
+fn field<'a>(fields: &[(Cow<'_, str>, &'a str)], key: &str) -> Option<&'a str> {
+    fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 fn u64_at(v: &Value, path: &[&str]) -> u64 {
@@ -39,26 +46,24 @@ impl Usage {
         })
     }
 
-    /// Reads the raw text of OpenAI's `usage` object without building a tree; `None` if it
-    /// is not an object. Odd field types read as 0, as in `from_openai`.
-    pub fn from_openai_raw(raw: &[u8]) -> Option<Usage> {
-        // serde would also read a struct from an array: only an object is usage.
-        if raw.trim_ascii_start().first() != Some(&b'{') {
-            return None;
-        }
-        match serde_json::from_slice::<WireUsage>(raw) {
-            Ok(w) => {
-                let n = |n: Option<Number>| n.and_then(|n| n.as_u64()).unwrap_or(0);
-                Some(Usage {
-                    prompt: n(w.prompt_tokens),
-                    completion: n(w.completion_tokens),
-                    cached_prompt: n(w.prompt_tokens_details.and_then(|d| d.cached_tokens)),
-                    reasoning: n(w.completion_tokens_details.and_then(|d| d.reasoning_tokens)),
-                    estimated: false,
-                })
-            }
-            Err(_) => Usage::from_openai(&serde_json::from_slice(raw).ok()?),
-        }
+    /// Reads the raw text of OpenAI's `usage` object without building a tree (`api::scan`);
+    /// `None` if it is not an object. Odd field types read as 0, and the last of duplicate
+    /// keys counts, as in `from_openai`.
+    pub fn from_openai_raw(raw: &str) -> Option<Usage> {
+        let usage = object_fields(raw)?;
+        let count = |raw: Option<&str>| raw.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let nested = |object: &str, key: &str| {
+            field(&usage, object)
+                .and_then(object_fields)
+                .map_or(0, |inner| count(field(&inner, key)))
+        };
+        Some(Usage {
+            prompt: count(field(&usage, "prompt_tokens")),
+            completion: count(field(&usage, "completion_tokens")),
+            cached_prompt: nested("prompt_tokens_details", "cached_tokens"),
+            reasoning: nested("completion_tokens_details", "reasoning_tokens"),
+            estimated: false,
+        })
     }
 
     pub fn total(&self) -> u64 {
@@ -100,25 +105,6 @@ impl Usage {
     }
 }
 
-/// OpenAI's usage object as providers send it (numbers read leniently by the caller).
-#[derive(Deserialize)]
-struct WireUsage {
-    prompt_tokens: Option<Number>,
-    completion_tokens: Option<Number>,
-    prompt_tokens_details: Option<WireCached>,
-    completion_tokens_details: Option<WireReasoning>,
-}
-
-#[derive(Deserialize)]
-struct WireCached {
-    cached_tokens: Option<Number>,
-}
-
-#[derive(Deserialize)]
-struct WireReasoning {
-    reasoning_tokens: Option<Number>,
-}
-
 #[derive(Debug, Serialize)]
 pub struct OpenAiUsage {
     prompt_tokens: u64,
@@ -129,6 +115,38 @@ pub struct OpenAiUsage {
     cost: f64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     estimated: bool,
+}
+
+impl OpenAiUsage {
+    /// The same bytes as `serde_json::to_writer`, written directly: this object goes into
+    /// every non-streamed answer, and serde's generic path cost ~3k instructions (issue 12).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut n = itoa::Buffer::new();
+        let mut put = |key: &str, value: u64, out: &mut Vec<u8>| {
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(n.format(value).as_bytes());
+        };
+        put("{\"prompt_tokens\":", self.prompt_tokens, out);
+        put(",\"completion_tokens\":", self.completion_tokens, out);
+        put(",\"total_tokens\":", self.total_tokens, out);
+        put(
+            ",\"prompt_tokens_details\":{\"cached_tokens\":",
+            self.prompt_tokens_details.cached_tokens,
+            out,
+        );
+        put(
+            "},\"completion_tokens_details\":{\"reasoning_tokens\":",
+            self.completion_tokens_details.reasoning_tokens,
+            out,
+        );
+        out.extend_from_slice(b"},\"cost\":");
+        // serde_json's own float format (writing into a Vec cannot fail).
+        let _ = serde_json::to_writer(&mut *out, &self.cost);
+        if self.estimated {
+            out.extend_from_slice(b",\"estimated\":true");
+        }
+        out.push(b'}');
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -189,12 +207,51 @@ mod tests {
             r#"null"#,
             r#"[1]"#,
             r#"[1, 2, null, null]"#,
+            r#"{"prompt_tokens": 1, "prompt_tokens": 7, "completion_tokens": -3}"#,
+            r#"{"prompt_tokens": 1e3, "completion_tokens": 18446744073709551616}"#,
+            r#"{"prompt_tokens": 18446744073709551615, "completion_tokens": 0,
+                "completion_tokens_details": {"reasoning_tokens": 2, "reasoning_tokens": 3},
+                "prompt_tokens_details": [4]}"#,
         ] {
             let tree: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(
-                Usage::from_openai_raw(raw.as_bytes()),
+                Usage::from_openai_raw(raw),
                 Usage::from_openai(&tree),
                 "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_the_usage_object_as_serde_would() {
+        for (usage, pico) in [
+            (Usage::default(), 0u128),
+            (
+                Usage {
+                    prompt: 12,
+                    completion: 7,
+                    cached_prompt: 3,
+                    reasoning: 1,
+                    estimated: true,
+                },
+                1_500_000,
+            ),
+            (
+                Usage {
+                    prompt: u64::MAX,
+                    completion: 0,
+                    ..Usage::default()
+                },
+                u128::MAX,
+            ),
+            (Usage::default(), 123_456_789_012_345),
+        ] {
+            let openai = usage.to_openai(Cost(pico));
+            let mut direct = Vec::new();
+            openai.write_json(&mut direct);
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                serde_json::to_string(&openai).unwrap()
             );
         }
     }

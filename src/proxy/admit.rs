@@ -131,7 +131,7 @@ impl Gateway {
                 ctx.original = original;
                 ctx.front_dropped = dropped;
             }
-            Admitted::Embeddings(e) => ctx.embeddings = Some(e),
+            Admitted::Embeddings(e) => ctx.embeddings = Some(Box::new(e)),
         }
         let mut plan = match plan {
             Ok(plan) => plan,

@@ -93,13 +93,15 @@ pub struct RequestCtx {
     pub chat: Option<ChatRequest>,
     /// The client's own body when it is not OpenAI chat (Anthropic passthrough).
     pub original: Option<TopLevelFields>,
-    pub embeddings: Option<EmbeddingsRequest>,
+    /// Boxed, as is `front_stream`: both are rare and large, and the context is moved with
+    /// every request's future (issue 12: bytes copied per request).
+    pub embeddings: Option<Box<EmbeddingsRequest>>,
     /// What the front door could not express in OpenAI chat.
     pub front_dropped: Vec<String>,
     /// This attempt forwards the client's Anthropic request to an Anthropic provider as is.
     pub passthrough: bool,
     /// The last stage of a streamed answer for doors that do not speak OpenAI chunks.
-    pub front_stream: Option<FrontStream>,
+    pub front_stream: Option<Box<FrontStream>>,
     pub plan: Option<RoutePlan>,
     /// The candidate of the attempt in progress.
     pub current: Option<Candidate>,

@@ -133,21 +133,28 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
 /// attempt that answered shows the upstream's status and its time to the response head;
 /// attempts that failed without a status show their outcome (`connect_failed`, `timeout`).
 fn attempt_log(ctx: &RequestCtx, answered_status: u16) -> String {
-    ctx.attempts
-        .iter()
-        .map(|a| {
-            let status = match &a.outcome {
-                AttemptOutcome::Status(s) => s.to_string(),
-                AttemptOutcome::InFlight | AttemptOutcome::Succeeded => answered_status.to_string(),
-                other => crate::access_log::outcome_label(other).to_string(),
-            };
-            let ms = a
-                .latency_ms
-                .unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
-            format!("{};{status};{ms}", a.provider)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    use std::fmt::Write;
+    // Written into one String: this runs on every response (issue 12).
+    let mut log = String::with_capacity(32 * ctx.attempts.len());
+    for (i, a) in ctx.attempts.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let ms = a
+            .latency_ms
+            .unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
+        let _ = match &a.outcome {
+            AttemptOutcome::Status(s) => write!(log, "{sep}{};{s};{ms}", a.provider),
+            AttemptOutcome::InFlight | AttemptOutcome::Succeeded => {
+                write!(log, "{sep}{};{answered_status};{ms}", a.provider)
+            }
+            other => write!(
+                log,
+                "{sep}{};{};{ms}",
+                a.provider,
+                crate::access_log::outcome_label(other)
+            ),
+        };
+    }
+    log
 }
 
 fn outcome_of(e: &Error) -> AttemptOutcome {

@@ -195,13 +195,19 @@ fn prepare_attempt(
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora moves each request's future (context inside) twice, and a ~1.6 KB
+    /// context copied twice cost more than one allocation (issue 12).
+    type CTX = Box<RequestCtx>;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.snapshots.current())
+    fn new_ctx(&self) -> Box<RequestCtx> {
+        Box::new(RequestCtx::new(self.snapshots.current()))
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Box<RequestCtx>,
+    ) -> Result<bool> {
         let req = session.req_header();
         ctx.route = routes::route(&req.method, req.uri.path());
         ctx.front = match ctx.route {
@@ -218,7 +224,7 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
         let candidate = match ctx.retry_same_candidate.take() {
             Some(c) => c,
@@ -264,7 +270,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         let (Some(candidate), Some(backend)) = (&ctx.current, &ctx.backend) else {
             return Error::e_explain(
@@ -303,7 +309,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         // The client's body was read in `request_filter`; each attempt sends its candidate's.
         *body = Some(if end_of_stream {
@@ -318,7 +324,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         if failover::is_failover_status(status)
@@ -350,7 +356,8 @@ impl ProxyHttp for Gateway {
                 .map(|a| a.upstream_model.clone())
                 .unwrap_or_default();
             if ctx.needs_front_stream() {
-                ctx.front_stream = FrontStream::new(ctx.front, &ctx.generation_id, &model);
+                ctx.front_stream =
+                    FrontStream::new(ctx.front, &ctx.generation_id, &model).map(Box::new);
             }
             ResponseMode::Stream(Box::new(ChatStream::new(
                 ctx.dialect(),
@@ -368,7 +375,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         failover::client_response_head(upstream_response, ctx)
     }
@@ -378,7 +385,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<Duration>> {
         let out = ctx
             .filter_body(body.take(), end_of_stream)
@@ -392,7 +399,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
         let outcome = if matches!(e.etype(), ErrorType::ConnectTimedout) {
@@ -410,7 +417,7 @@ impl ProxyHttp for Gateway {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         client_reused: bool,
     ) -> Box<Error> {
         failover::decide_retry(peer, session, e, ctx, client_reused)
@@ -420,12 +427,12 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
         failover::fail_to_proxy(session, e, ctx).await
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<RequestCtx>) {
         let outcome = if e.is_some() || ctx.error.is_some() {
             AttemptOutcome::Failed
         } else {

@@ -1,6 +1,7 @@
 //! Answers the gateway writes itself: local endpoints and errors, in the front door's shape.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -35,11 +36,11 @@ pub async fn send_json(
 /// `X-RateLimit-Limit/Remaining/Reset` from a key's rate standing.
 pub fn rate_limit_headers<E>(
     rate: &crate::limits::RateStatus,
-    mut insert: impl FnMut(&'static str, String) -> std::result::Result<(), E>,
+    mut insert: impl FnMut(&'static str, HeaderValue) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    insert("x-ratelimit-limit", rate.limit.to_string())?;
-    insert("x-ratelimit-remaining", rate.remaining.to_string())?;
-    insert("x-ratelimit-reset", rate.reset_unix.to_string())
+    insert("x-ratelimit-limit", HeaderValue::from(rate.limit))?;
+    insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining))?;
+    insert("x-ratelimit-reset", HeaderValue::from(rate.reset_unix))
 }
 
 /// Sends `error` to the client and remembers it for the log and the record. Returns
@@ -64,7 +65,8 @@ pub async fn send_error(
     }
     if let Some(rate) = &ctx.rate_status {
         let _ = rate_limit_headers::<()>(rate, |name, value| {
-            headers.push((name, value));
+            // Digits only: always valid UTF-8.
+            headers.push((name, value.to_str().unwrap_or_default().to_string()));
             Ok(())
         });
     }

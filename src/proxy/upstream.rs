@@ -110,42 +110,23 @@ fn build_head(
     // and providers accept, and every insert is a plain map insert.
     let mut head =
         RequestHeader::build_no_case("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
-    head.insert_header("host", backend.url.host_header())?;
-    head.insert_header("content-type", "application/json")?;
+    head.insert_header("host", backend.host_header.clone())?;
+    head.insert_header("content-type", HeaderValue::from_static("application/json"))?;
     head.insert_header("content-length", HeaderValue::from(body_len))?;
     let accept = match (stream, provider.dialect) {
         (true, Dialect::Bedrock) => bedrock::STREAM_CONTENT_TYPE,
         (true, _) => "text/event-stream",
         (false, _) => "application/json",
     };
-    head.insert_header("accept", accept)?;
+    head.insert_header("accept", HeaderValue::from_static(accept))?;
     // Metering reads the body as it passes: it must not be compressed.
-    head.insert_header("accept-encoding", "identity")?;
+    head.insert_header("accept-encoding", HeaderValue::from_static("identity"))?;
     head.insert_header(
         "user-agent",
-        concat!("switchyard/", env!("CARGO_PKG_VERSION")),
+        HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
     )?;
-    if let Some(key) = &backend.api_key {
-        let (name, value) = match provider.dialect {
-            Dialect::Azure => ("api-key", key.expose().to_string()),
-            Dialect::Anthropic => ("x-api-key", key.expose().to_string()),
-            Dialect::Gemini => ("x-goog-api-key", key.expose().to_string()),
-            // Bedrock authenticates by SigV4 over the final request (`sign_bedrock`).
-            Dialect::Bedrock => ("", String::new()),
-            _ => ("authorization", format!("Bearer {}", key.expose())),
-        };
-        if !name.is_empty() {
-            let mut value = HeaderValue::try_from(value).map_err(|_| {
-                pingora::Error::explain(
-                    pingora::ErrorType::InvalidHTTPHeader,
-                    "the provider's API key is not a valid header value",
-                )
-            })?;
-            // Marked sensitive: the http crate's Debug output (and so any debug log of the
-            // head) shows `Sensitive` instead of the key.
-            value.set_sensitive(true);
-            head.insert_header(name, value)?;
-        }
+    if let Some((name, value)) = &backend.key_header {
+        head.insert_header(*name, value.clone())?;
     }
     if provider.dialect == Dialect::Anthropic {
         head.insert_header("anthropic-version", anthropic::ANTHROPIC_VERSION)?;

@@ -75,6 +75,29 @@ pub fn thousand_records_each_written_once(ledger: &Ledger) {
     );
 }
 
+/// The writer's transaction on its own (`Ledger::write_batch`): an id listed twice in a
+/// batch, and a batch written again whole (as after a lost commit acknowledgement), are
+/// stored and charged once; the new records of a partly repeated batch are charged.
+pub fn repeated_records_are_charged_once(ledger: &Ledger) {
+    let (key, at) = (fresh_key("repeat"), now_ms());
+    let id = |i: usize| format!("gen-repeat-{at}-{}-{i}", std::process::id());
+    let rec = |i: usize| record(&id(i), key, 1 + i as u128, at);
+    let spent = || block_on(ledger.spend_at(&key, LimitReset::Never, at)).unwrap();
+
+    block_on(ledger.write_batch(vec![rec(0), rec(1), rec(0)])).unwrap();
+    assert_eq!(spent(), 1 + 2);
+    block_on(ledger.write_batch(vec![rec(0), rec(1)])).unwrap();
+    assert_eq!(spent(), 1 + 2, "a batch written twice is charged once");
+    // 40 records: more than one multi-row insert, the repeated one in the second.
+    let mixed: Vec<_> = (2..40).chain([1]).map(rec).collect();
+    block_on(ledger.write_batch(mixed)).unwrap();
+    assert_eq!(spent(), (1..=40).sum::<u128>());
+    for i in 0..40 {
+        let stored = block_on(ledger.get_generation(&id(i))).unwrap();
+        assert_eq!(stored, Some(rec(i)), "{}", id(i));
+    }
+}
+
 pub fn spend_accumulates_per_period(ledger: &Ledger) {
     use LimitReset::{Daily, Monthly, Never, Weekly};
     let (key, rich, now_key) = (fresh_key("spend"), fresh_key("rich"), fresh_key("now"));

@@ -46,6 +46,12 @@ fn sqlite_spend_accumulates_per_period() {
 }
 
 #[test]
+fn sqlite_repeated_records_are_charged_once() {
+    let (_dir, ledger) = sqlite("repeat");
+    repeated_records_are_charged_once(&ledger);
+}
+
+#[test]
 fn sqlite_keys_round_trip() {
     let (_dir, ledger) = sqlite("keys");
     keys_round_trip(&ledger);
@@ -140,6 +146,8 @@ fn reads_can_be_awaited_from_another_runtime() {
 fn an_in_memory_ledger_works_across_its_connections() {
     let ledger = Ledger::open("sqlite::memory:").unwrap();
     keys_round_trip(&ledger);
+    // The writer's own connection shares the database with the pool's.
+    repeated_records_are_charged_once(&ledger);
     close_loses_nothing(&ledger);
 }
 
@@ -173,6 +181,7 @@ fn postgres_behaves_like_sqlite() {
     record_round_trips(&ledger);
     thousand_records_each_written_once(&ledger);
     spend_accumulates_per_period(&ledger);
+    repeated_records_are_charged_once(&ledger);
     keys_round_trip(&ledger);
     close_loses_nothing(&ledger);
 }

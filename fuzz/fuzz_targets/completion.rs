@@ -1,0 +1,38 @@
+//! A provider's chat completion, scanned (`api::scan`) and stamped: never a panic; wherever
+//! serde reads one JSON object, the scan finds the same fields and the stamped answer is
+//! JSON; and a stamped answer is always JSON unless the provider's nested bytes were not.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::value::RawValue;
+use switchyard::api::scan::top_level_fields;
+use switchyard::api::stamp::{Completion, Stamp};
+use switchyard::metering::Usage;
+
+fuzz_target!(|data: &[u8]| {
+    let scanned = top_level_fields(data);
+    let by_serde = serde_json::from_slice::<indexmap::IndexMap<String, &RawValue>>(data);
+    if let Ok(fields) = &by_serde {
+        let scanned = scanned.as_ref().expect("serde read an object the scan refused");
+        // serde keeps the last of duplicate keys; compare when there are none.
+        if scanned.len() == fields.len() {
+            for ((k, v), (sk, sv)) in fields.iter().zip(scanned) {
+                assert_eq!((k.as_str(), v.get()), (sk.as_ref(), *sv));
+            }
+        }
+    }
+    let Some(completion) = Completion::parse(data) else {
+        return;
+    };
+    let _ = completion.peek();
+    let stamped = completion.stamp(&Stamp {
+        id: "gen-1",
+        model: "m",
+        provider: "p",
+        usage: Usage::default().to_openai(Default::default()),
+    });
+    if by_serde.is_ok() {
+        let v: serde_json::Value = serde_json::from_slice(&stamped).expect("stamped is JSON");
+        assert_eq!(v["id"], "gen-1");
+    }
+});

@@ -1,0 +1,298 @@
+//! A provider answer's top-level fields, found by scanning its structure rather than parsing
+//! every token in it.
+//!
+//! The gateway stamps four top-level fields of a completion and copies the rest as they
+//! came. Validating each nested token with serde cost more than all the stamping (issue 12:
+//! ~11k instructions for a 600-byte answer). This scanner checks what a gateway must know to
+//! copy an answer safely — one object, UTF-8, strings closed, brackets balanced and matched,
+//! top-level scalars well-formed, nothing after the object — so a truncated or garbled
+//! answer is still refused. Tokens nested inside values (an escape in a message, a number in
+//! a tool call) are the provider's bytes, passed through unread; the fields the gateway does
+//! read (usage, finish reason) are parsed strictly when read.
+
+use std::borrow::Cow;
+
+/// `(key, raw value)` for each top-level field, in order; `None` unless `body` is one JSON
+/// object (within the limits above).
+pub fn top_level_fields(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    object_fields(std::str::from_utf8(body).ok()?)
+}
+
+/// [`top_level_fields`] of text already known to be UTF-8 (a value from an earlier scan).
+pub fn object_fields(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let mut s = Scanner {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut fields = Vec::with_capacity(12);
+    s.skip_ws();
+    s.expect(b'{')?;
+    s.skip_ws();
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            let key_start = s.at;
+            s.expect(b'"')?;
+            let escaped = s.skip_string()?;
+            let key = unescape_key(&text[key_start..s.at], escaped)?;
+            s.skip_ws();
+            s.expect(b':')?;
+            s.skip_ws();
+            let value_start = s.at;
+            s.skip_value()?;
+            fields.push((key, &text[value_start..s.at]));
+            s.skip_ws();
+            match s.next()? {
+                b',' => s.skip_ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.skip_ws();
+    (s.at == s.bytes.len()).then_some(fields)
+}
+
+/// A quoted key without its quotes; escapes (rare in keys) are decoded by serde.
+fn unescape_key(quoted: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    let inner = &quoted[1..quoted.len() - 1];
+    if escaped {
+        serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// How deep arrays and objects may nest: as deep as serde_json allows by default.
+const MAX_DEPTH: usize = 128;
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// Past the closing quote of a string whose opening quote was just read; whether it
+    /// held an escape. memchr finds the quote or backslash many bytes at a time: strings are
+    /// most of an answer's bytes.
+    fn skip_string(&mut self) -> Option<bool> {
+        let mut escaped = false;
+        loop {
+            let i = self.at + memchr::memchr2(b'"', b'\\', self.bytes.get(self.at..)?)?;
+            self.at = i + 1;
+            if self.bytes[i] == b'"' {
+                return Some(escaped);
+            }
+            // The escaped character, whatever it is, cannot end the string.
+            escaped = true;
+            self.next()?;
+        }
+    }
+
+    /// The index of the next byte `table` marks, from `at` on. A table lookup a byte is
+    /// a fraction of matching each byte against several values (issue 12).
+    fn find(&self, table: &[bool; 256]) -> Option<usize> {
+        let rest = self.bytes.get(self.at..)?;
+        rest.iter()
+            .position(|b| table[*b as usize])
+            .map(|i| self.at + i)
+    }
+
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.skip_string().map(drop)
+            }
+            b'{' | b'[' => self.skip_container(),
+            _ => self.skip_scalar(),
+        }
+    }
+
+    /// A number, `true`, `false` or `null`, checked by serde (they are a few bytes long).
+    fn skip_scalar(&mut self) -> Option<()> {
+        let start = self.at;
+        while let Some(b) = self.peek() {
+            if matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.at += 1;
+        }
+        let token = &self.bytes[start..self.at];
+        let ok = is_plain_integer(token)
+            || matches!(token, b"true" | b"false" | b"null")
+            || serde_json::from_slice::<serde_json::Number>(token).is_ok();
+        ok.then_some(())
+    }
+
+    /// An object or array, with its strings skipped and its brackets matched.
+    fn skip_container(&mut self) -> Option<()> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            let i = self.find(&IN_CONTAINER)?;
+            self.at = i + 1;
+            match self.bytes[i] {
+                b'"' => {
+                    self.skip_string()?;
+                }
+                b @ (b'{' | b'[') => {
+                    if open.len() == MAX_DEPTH {
+                        return None;
+                    }
+                    open.push(if b == b'{' { b'}' } else { b']' });
+                }
+                b => {
+                    if open.pop()? != b {
+                        return None;
+                    }
+                    if open.is_empty() {
+                        return Some(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Digits without a leading zero: most numbers in an answer (token counts, timestamps).
+fn is_plain_integer(token: &[u8]) -> bool {
+    match token {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Bytes that matter inside an array or object: strings and brackets.
+static IN_CONTAINER: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    /// What serde makes of `body` as an object: its keys and raw values.
+    fn by_serde(body: &[u8]) -> Option<Vec<(String, String)>> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+        let raw: indexmap::IndexMap<String, &RawValue> = serde_json::from_slice(body).ok()?;
+        assert_eq!(map.len(), raw.len());
+        Some(
+            raw.into_iter()
+                .map(|(k, v)| (k, v.get().to_string()))
+                .collect(),
+        )
+    }
+
+    fn by_scan(body: &[u8]) -> Option<Vec<(String, String)>> {
+        top_level_fields(body).map(|fields| {
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.to_string()))
+                .collect()
+        })
+    }
+
+    const ANSWER: &str = r#" {"id":"chatcmpl-1","object":"chat.completion","created":17,
+        "model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant",
+        "content":"h\u00e9llo \"quoted\" {not [a bracket","tool_calls":[]},"logprobs":null,
+        "finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":-1.5e3},
+        "x\u0041":true,"n":false,"e":{} } "#;
+
+    #[test]
+    fn finds_the_same_fields_as_serde() {
+        let fields = by_scan(ANSWER.as_bytes()).unwrap();
+        assert_eq!(Some(fields.clone()), by_serde(ANSWER.as_bytes()));
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["id", "object", "created", "model", "choices", "usage", "xA", "n", "e"]
+        );
+        assert_eq!(by_scan(b"{}"), Some(vec![]));
+    }
+
+    #[test]
+    fn refuses_every_truncation_and_what_is_not_one_object() {
+        let body = ANSWER.trim().as_bytes();
+        for end in 0..body.len() {
+            assert_eq!(
+                by_scan(&body[..end]),
+                None,
+                "{}",
+                ANSWER.trim().get(..end).unwrap_or("?")
+            );
+        }
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"\"x\"",
+            b"{} {}",
+            b"{\"a\":}",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"{\"a\":[1}",
+            b"{\"a\":{]}",
+            b"{\"a\":tru}",
+            b"{\"a\":01}",
+            b"{a:1}",
+            b"{\"a\":1}x",
+            b"{\"a\":\"\xff\"}",
+        ] {
+            assert_eq!(by_scan(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(by_scan(deep.as_bytes()), None);
+    }
+
+    #[test]
+    fn agrees_with_serde_on_mutations_of_an_answer() {
+        // Every single-byte change of the answer to a JSON-significant byte: where serde reads
+        // an object, the scan finds the same fields. (The scan may accept a few bodies serde
+        // refuses: those with a bad token nested inside a value, passed through unread.)
+        let body = ANSWER.as_bytes();
+        for at in 0..body.len() {
+            for b in [
+                b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'1', b'x',
+            ] {
+                let mut mutated = body.to_vec();
+                mutated[at] = b;
+                if let Some(fields) = by_serde(&mutated) {
+                    assert_eq!(
+                        by_scan(&mutated),
+                        Some(fields),
+                        "byte {at} -> {}",
+                        b as char
+                    );
+                }
+            }
+        }
+    }
+}
