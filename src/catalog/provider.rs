@@ -251,4 +251,43 @@ mod tests {
         assert!(UpstreamUrl::parse("api.openai.com/v1").is_err());
         assert!(UpstreamUrl::parse("http://h/v1?x=1").is_err());
     }
+
+    #[test]
+    fn a_backend_carries_its_host_and_key_headers_ready_made() {
+        let url = || UpstreamUrl::parse("http://127.0.0.1:9999/v1").unwrap();
+        let key = || Some(Secret::new("sk-test".to_string()));
+        let header = |dialect| {
+            let b = Backend::new(url(), key(), 1, dialect).unwrap();
+            assert_eq!(b.host_header, "127.0.0.1:9999");
+            b.key_header.map(|(name, value)| {
+                (
+                    name,
+                    value.to_str().unwrap().to_string(),
+                    value.is_sensitive(),
+                )
+            })
+        };
+        let sensitive = |name: &'static str, value: &str| Some((name, value.to_string(), true));
+        assert_eq!(
+            header(Dialect::OpenAi),
+            sensitive("authorization", "Bearer sk-test")
+        );
+        assert_eq!(header(Dialect::Azure), sensitive("api-key", "sk-test"));
+        assert_eq!(
+            header(Dialect::Anthropic),
+            sensitive("x-api-key", "sk-test")
+        );
+        assert_eq!(
+            header(Dialect::Gemini),
+            sensitive("x-goog-api-key", "sk-test")
+        );
+        assert_eq!(header(Dialect::Bedrock), None);
+        assert!(Backend::new(url(), None, 1, Dialect::OpenAi)
+            .unwrap()
+            .key_header
+            .is_none());
+        let bad = Some(Secret::new("sk-one\nline-two".to_string()));
+        let err = Backend::new(url(), bad, 1, Dialect::OpenAi).unwrap_err();
+        assert!(err.contains("header value"), "{err}");
+    }
 }
