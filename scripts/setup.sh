@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test Switchyard:
-# cmake (pingora's zlib-ng build needs it) and a Rust toolchain check.
+# cmake (pingora's zlib-ng build needs it), make (jemalloc's build runs configure and make)
+# and a Rust toolchain check.
 set -euo pipefail
 
 as_root() {
@@ -11,6 +12,7 @@ as_root() {
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v cc >/dev/null || missing+=(build-essential)
+command -v make >/dev/null || missing+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # promtool validates the /metrics exposition in tests/operations.rs (skipped without it).
 command -v promtool >/dev/null || missing+=(prometheus)

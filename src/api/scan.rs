@@ -140,9 +140,7 @@ impl Scanner<'_> {
             self.at += 1;
         }
         let token = &self.bytes[start..self.at];
-        let ok = is_plain_integer(token)
-            || matches!(token, b"true" | b"false" | b"null")
-            || is_json_number(token);
+        let ok = matches!(token, b"true" | b"false" | b"null") || is_json_number(token);
         ok.then_some(())
     }
 
@@ -204,15 +202,6 @@ fn is_json_number(token: &[u8]) -> bool {
         rest = &after[exp..];
     }
     rest.is_empty()
-}
-
-/// Digits without a leading zero: most numbers in an answer (token counts, timestamps).
-fn is_plain_integer(token: &[u8]) -> bool {
-    match token {
-        [b'0'] => true,
-        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 /// Bytes that matter inside an array or object: strings and brackets.
