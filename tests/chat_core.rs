@@ -446,3 +446,116 @@ async fn a_stream_ends_for_the_client_when_the_answer_ends_not_when_the_provider
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 }
+
+/// One HTTP/1.1 exchange on a fresh connection: the head's lines and the body as framed.
+fn raw_chat(gw: &Gateway, body: &Value) -> (Vec<String>, Vec<u8>) {
+    let body = body.to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let out = raw_exchange(gw.port, request.as_bytes());
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head: Vec<String> = String::from_utf8(out[..split].to_vec())
+        .unwrap()
+        .split("\r\n")
+        .map(|l| l.to_ascii_lowercase())
+        .collect();
+    (head, out[split + 4..].to_vec())
+}
+
+fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// A buffered answer (non-stream, or an upstream error) goes out with its exact length when
+/// it is whole before its head is written — one write, not three (issue 12); a stream stays
+/// chunked.
+#[tokio::test]
+async fn whole_answers_carry_their_length_and_streams_stay_chunked() {
+    let (_mock, gw) = start();
+    let mut error = hello(false);
+    error["mock"] = json!({"status": 400});
+    for (body, status) in [(hello(false), "200"), (error, "400")] {
+        let (head, bytes) = raw_chat(&gw, &body);
+        assert!(
+            head[0].starts_with(&format!("http/1.1 {status}")),
+            "{head:?}"
+        );
+        assert_eq!(header(&head, "transfer-encoding"), None, "{head:?}");
+        let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
+        assert_eq!(length, bytes.len(), "{head:?}");
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        let id = header(&head, "x-generation-id").unwrap();
+        if status == "200" {
+            assert_eq!(answer["id"].as_str().unwrap().to_ascii_lowercase(), id);
+        } else {
+            assert_eq!(answer["error"]["metadata"]["status"], 400, "{answer}");
+        }
+        // The head keeps its order: content type first, as built.
+        assert!(
+            head[1].starts_with("content-type: application/json"),
+            "{head:?}"
+        );
+    }
+    // An answer larger than one read may have its head sent before its end: then it is
+    // chunked, and either way framed right.
+    let mut huge = hello(false);
+    huge["mock"] = json!({"huge": 400_000});
+    let (head, bytes) = raw_chat(&gw, &huge);
+    let body = match header(&head, "content-length") {
+        Some(n) => {
+            assert_eq!(n.parse::<usize>().unwrap(), bytes.len());
+            bytes
+        }
+        None => {
+            assert_eq!(
+                header(&head, "transfer-encoding"),
+                Some("chunked"),
+                "{head:?}"
+            );
+            dechunk(&bytes)
+        }
+    };
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 400_000
+    );
+    let (head, bytes) = raw_chat(&gw, &hello(true));
+    assert_eq!(
+        header(&head, "transfer-encoding"),
+        Some("chunked"),
+        "{head:?}"
+    );
+    assert_eq!(header(&head, "content-length"), None, "{head:?}");
+    assert!(bytes.ends_with(b"0\r\n\r\n"));
+    assert!(String::from_utf8_lossy(&bytes).contains("data: [DONE]"));
+}
+
+/// A chunked body's payload; panics on bad framing.
+fn dechunk(mut wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = wire
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&wire[..line]).unwrap(), 16).unwrap();
+        wire = &wire[line + 2..];
+        if size == 0 {
+            assert_eq!(wire, b"\r\n");
+            return out;
+        }
+        out.extend_from_slice(&wire[..size]);
+        assert_eq!(&wire[size..size + 2], b"\r\n");
+        wire = &wire[size + 2..];
+    }
+}

@@ -216,7 +216,8 @@ fn key_header(
 pub struct Provider {
     pub id: String,
     pub dialect: Dialect,
-    pub backends: Vec<Backend>,
+    /// Shared: the proxy keeps the chosen one for the request (issue 12: no copy of its strings).
+    pub backends: Vec<std::sync::Arc<Backend>>,
     pub data_collection: DataCollection,
     pub zdr: bool,
     pub timeouts: Timeouts,

@@ -164,7 +164,7 @@ impl Lowering<'_> {
                 None => None,
             };
             match Backend::new(url, api_key, weight, dialect) {
-                Ok(backend) => backends.push(backend),
+                Ok(backend) => backends.push(std::sync::Arc::new(backend)),
                 Err(e) => {
                     let source = key_env.map(|var| format!(" (`{var}`)")).unwrap_or_default();
                     self.error(&bpath, format!("{e}{source}"));

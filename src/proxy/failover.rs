@@ -4,11 +4,12 @@
 //! the response head is out, an upstream failure ends the stream with an error chunk (or the
 //! connection, for a non-stream body) and is never retried; the record says it failed.
 
-use http::HeaderValue;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING};
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 use serde_json::json;
 
 use super::ctx::{AttemptOutcome, RequestCtx};
@@ -52,55 +53,60 @@ pub fn retry_after_secs(resp: &ResponseHeader) -> Option<u64> {
 
 /// Headers the client may see from the provider's response; everything else (cookies,
 /// provider account and rate-limit headers, framing) is dropped.
-const PASSED_HEADERS: &[&str] = &["content-type", "cache-control"];
+const PASSED_HEADERS: [HeaderName; 2] = [CONTENT_TYPE, CACHE_CONTROL];
+
+const X_GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+const X_PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+const X_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const X_ATTEMPT_LOG: HeaderName = HeaderName::from_static("x-switchyard-attempt-log");
+const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
+const X_DROPPED: HeaderName = HeaderName::from_static("x-switchyard-dropped");
 
 /// The response head the client gets: the upstream's status and content type, the gateway's
 /// framing (the body is always rewritten, so chunked), and the generation id.
 pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
-    // A fresh head without Pingora's case map: the provider's headers are mostly dropped,
-    // and inserting into a case-less head costs a fraction of editing the upstream's.
-    let mut head = ResponseHeader::build_no_case(resp.status, Some(16))?;
-    head.set_version(resp.version);
+    // A fresh head, built as a plain header map with names known in advance: the
+    // provider's headers are mostly dropped, and Pingora's `insert_header` parses every name
+    // it is given (issue 12). Without a case map, as `ResponseHeader::build_no_case`.
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = resp.status;
+    parts.version = resp.version;
+    let head = &mut parts.headers;
+    head.reserve(16);
     for name in PASSED_HEADERS {
-        if let Some(value) = resp.headers.get(*name) {
-            head.insert_header(*name, value.clone())?;
+        if let Some(value) = resp.headers.get(&name) {
+            head.insert(name, value.clone());
         }
     }
-    head.insert_header(
-        http::header::TRANSFER_ENCODING,
-        HeaderValue::from_static("chunked"),
-    )?;
     if matches!(ctx.response, ResponseMode::Stream(_)) {
         // Converted streams (Bedrock's binary framing included) reach the client as SSE.
-        head.insert_header(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        )?;
+        head.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     }
-    head.insert_header("x-generation-id", ctx.generation_id.as_str())?;
+    head.insert(X_GENERATION_ID, header_value(&ctx.generation_id)?);
     if let Some(c) = &ctx.current {
-        head.insert_header("x-switchyard-provider", c.provider().id.as_str())?;
-        head.insert_header("x-switchyard-model", c.model.id.as_str())?;
+        head.insert(X_PROVIDER, header_value(&c.provider().id)?);
+        head.insert(X_MODEL, header_value(&c.model.id)?);
     }
-    head.insert_header(
-        "x-switchyard-attempts",
-        HeaderValue::from(ctx.attempts.len()),
-    )?;
-    head.insert_header(
-        "x-switchyard-attempt-log",
-        attempt_log(ctx, resp.status.as_u16()),
-    )?;
+    head.insert(X_ATTEMPTS, HeaderValue::from(ctx.attempts.len()));
+    head.insert(
+        X_ATTEMPT_LOG,
+        header_value(&attempt_log(ctx, resp.status.as_u16()))?,
+    );
     if let Some(rate) = &ctx.rate_status {
-        super::respond::rate_limit_headers(rate, |name, value| head.insert_header(name, value))?;
+        super::respond::rate_limit_headers(rate, |name, value| {
+            head.insert(name, value);
+            Ok::<(), ()>(())
+        })
+        .ok();
     }
     if let Some(id) = upstream_request_id(resp) {
-        head.insert_header("x-upstream-request-id", id)?;
+        head.insert(X_UPSTREAM_REQUEST_ID, header_value(&id)?);
     }
     if !ctx.dropped.is_empty() {
         // DESIGN §3: what the provider's dialect could not express is said, never failed on.
-        let dropped = ctx.dropped.join(", ");
-        if let Ok(value) = HeaderValue::from_str(&dropped) {
-            head.insert_header("x-switchyard-dropped", value)?;
+        if let Ok(value) = HeaderValue::from_str(&ctx.dropped.join(", ")) {
+            head.insert(X_DROPPED, value);
         }
     }
     if let ResponseMode::UpstreamError {
@@ -112,21 +118,26 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         let error = ctx.upstream_error(*status, b"");
         // A passthrough client gets the provider's own status and body.
         if !ctx.passthrough {
-            head.set_status(error.status)?;
+            parts.status = http::StatusCode::from_u16(error.status)
+                .or_err(ErrorType::InvalidHTTPHeader, "invalid status")?;
         }
-        head.insert_header(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )?;
+        let head = &mut parts.headers;
+        head.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if error.status == 429 {
-            head.insert_header(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(retry_after.unwrap_or(1)),
-            )?;
+            head.insert(RETRY_AFTER, HeaderValue::from(retry_after.unwrap_or(1)));
         }
     }
-    *resp = head;
+    // Last, so that `WholeAnswer` replacing it with a length leaves the order as it is.
+    parts
+        .headers
+        .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    *resp = ResponseHeader::from(parts);
     Ok(())
+}
+
+/// A header value from text the gateway or the provider chose; refused as Pingora would.
+fn header_value(text: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(text).or_err(ErrorType::InvalidHTTPHeader, "invalid header value")
 }
 
 /// Every attempt as `provider;status;ms`, comma-separated: the route this request took. The

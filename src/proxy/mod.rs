@@ -15,6 +15,7 @@ mod response;
 mod routes;
 mod stream;
 mod upstream;
+mod whole_answer;
 
 pub use ctx::{Attempt, AttemptOutcome, RequestCtx};
 pub use frontdoor::FrontEnd;
@@ -23,6 +24,7 @@ pub use routes::Route;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
@@ -45,6 +47,7 @@ use record::RecentGenerations;
 use response::ResponseMode;
 use stream::ChatStream;
 use upstream::UpstreamCall;
+use whole_answer::{WholeAnswer, WholeAnswerBuilder};
 
 /// What the gateway shares with the rest of the process (reload, admin, metrics).
 pub struct GatewayParts {
@@ -92,7 +95,7 @@ impl Gateway {
     async fn pick_backend(
         &self,
         provider: &Provider,
-    ) -> std::result::Result<(Backend, SocketAddr), String> {
+    ) -> std::result::Result<(Arc<Backend>, SocketAddr), String> {
         if let Some(pool) = self.pools.get(&provider.id).filter(|p| p.is_discovered()) {
             let picked = pool
                 .pick()
@@ -198,6 +201,12 @@ impl ProxyHttp for Gateway {
     /// Boxed: Pingora moves each request's future (context inside) twice, and a ~1.6 KB
     /// context copied twice cost more than one allocation (issue 12).
     type CTX = Box<RequestCtx>;
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // Only ours: Pingora's default is a disabled compression module, which would cost an
+        // allocation and a call per task for nothing.
+        modules.add_module(Box::new(WholeAnswerBuilder));
+    }
 
     fn new_ctx(&self) -> Box<RequestCtx> {
         Box::new(RequestCtx::new(self.snapshots.current()))
@@ -382,14 +391,19 @@ impl ProxyHttp for Gateway {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<Duration>> {
+        let whole = ctx.response.is_buffered();
         let out = ctx
             .filter_body(body.take(), end_of_stream)
             .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why))?;
+        if let (true, true, Some(answer)) = (whole, end_of_stream, &out) {
+            // Nothing of a buffered answer went out before its end: this is all of it.
+            WholeAnswer::set_length(session, answer.len());
+        }
         // An empty chunk would end a chunked response early: send nothing instead.
         *body = out.filter(|b| !b.is_empty() || end_of_stream);
         Ok(None)

@@ -1,7 +1,7 @@
 //! Answers the gateway writes itself: local endpoints and errors, in the front door's shape.
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -14,14 +14,14 @@ pub async fn send_json(
     session: &mut Session,
     status: u16,
     body: Bytes,
-    extra_headers: &[(&'static str, String)],
+    extra_headers: &[(HeaderName, String)],
 ) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(4 + extra_headers.len()))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("cache-control", "no-store")?;
     for (name, value) in extra_headers {
-        header.insert_header(*name, value.as_str())?;
+        header.insert_header(name.clone(), value.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
@@ -36,11 +36,14 @@ pub async fn send_json(
 /// `X-RateLimit-Limit/Remaining/Reset` from a key's rate standing.
 pub fn rate_limit_headers<E>(
     rate: &crate::limits::RateStatus,
-    mut insert: impl FnMut(&'static str, HeaderValue) -> std::result::Result<(), E>,
+    mut insert: impl FnMut(HeaderName, HeaderValue) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    insert("x-ratelimit-limit", HeaderValue::from(rate.limit))?;
-    insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining))?;
-    insert("x-ratelimit-reset", HeaderValue::from(rate.reset_unix))
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    insert(LIMIT, HeaderValue::from(rate.limit))?;
+    insert(REMAINING, HeaderValue::from(rate.remaining))?;
+    insert(RESET, HeaderValue::from(rate.reset_unix))
 }
 
 /// Sends `error` to the client and remembers it for the log and the record. Returns
@@ -50,18 +53,21 @@ pub async fn send_error(
     ctx: &mut RequestCtx,
     error: ApiError,
 ) -> Result<bool> {
-    let mut headers: Vec<(&'static str, String)> = Vec::new();
+    let mut headers: Vec<(HeaderName, String)> = Vec::new();
     if let Some(secs) = error.retry_after {
-        headers.push(("retry-after", secs.to_string()));
+        headers.push((http::header::RETRY_AFTER, secs.to_string()));
     }
     if error.status == 405 {
         if let super::routes::Route::MethodNotAllowed(allowed) = ctx.route {
-            headers.push(("allow", allowed.to_string()));
+            headers.push((http::header::ALLOW, allowed.to_string()));
         }
     }
     // Only requests that leave a generation record (see `record.rs`) name one.
     if ctx.key.is_some() && (ctx.chat.is_some() || ctx.embeddings.is_some()) {
-        headers.push(("x-generation-id", ctx.generation_id.clone()));
+        headers.push((
+            HeaderName::from_static("x-generation-id"),
+            ctx.generation_id.clone(),
+        ));
     }
     if let Some(rate) = &ctx.rate_status {
         let _ = rate_limit_headers::<()>(rate, |name, value| {

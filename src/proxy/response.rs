@@ -36,6 +36,16 @@ pub enum ResponseMode {
     },
 }
 
+impl ResponseMode {
+    /// Whether the client gets the answer only once it is whole (JSON and upstream errors).
+    pub fn is_buffered(&self) -> bool {
+        matches!(
+            self,
+            ResponseMode::Json(_) | ResponseMode::UpstreamError { .. }
+        )
+    }
+}
+
 /// Appends to a bounded buffer; returns false once the bound would be passed.
 pub fn buffer_bounded(buf: &mut BytesMut, chunk: &[u8], max: usize) -> bool {
     if buf.len() + chunk.len() > max {

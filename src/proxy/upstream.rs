@@ -9,13 +9,14 @@ use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use rand::Rng;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::catalog::{Backend, Dialect, Provider};
 use crate::dialects::{anthropic, bedrock, gemini};
 use crate::routing::Candidate;
 
 /// A weighted random backend of the provider (`backends:` in the config).
-pub fn choose_backend(provider: &Provider) -> &Backend {
+pub fn choose_backend(provider: &Provider) -> &Arc<Backend> {
     let total: u64 = provider.backends.iter().map(|b| b.weight as u64).sum();
     if provider.backends.len() > 1 && total > 0 {
         let mut draw = rand::thread_rng().gen_range(0..total);

@@ -70,7 +70,7 @@ impl Gateway {
                 dir.display()
             ));
         }
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, &text).unwrap();
         let log = dir.join("gateway.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         cmd.args(["serve", "-c"])
@@ -90,7 +90,27 @@ impl Gateway {
             log,
         };
         gw.wait_ready();
+        // The admin and metrics listeners are services of their own, up a moment after the
+        // front door: a test that goes straight to one must not race its start.
+        for listener in ["admin_listen", "metrics_listen"] {
+            if let Some(port) = listener_port(&text, listener) {
+                gw.wait_port(port, listener);
+            }
+        }
         gw
+    }
+
+    fn wait_port(&mut self, port: u16, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                panic!("{what} 127.0.0.1:{port} not up:\n{}", self.log_text());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited early ({status}):\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -335,4 +355,11 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The port of `name: "127.0.0.1:<port>"` in a config's text, if it has one.
+fn listener_port(config: &str, name: &str) -> Option<u16> {
+    let rest = &config[config.find(&format!("{name}: \"127.0.0.1:"))?..];
+    let digits = rest.split(':').nth(2)?;
+    digits.split('"').next()?.parse().ok()
 }
