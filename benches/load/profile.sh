@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what="${1:-all}"
-out="$(pwd)/${CARGO_TARGET_DIR:-target}/load-bench/profile-$(date +%Y%m%d-%H%M%S)"
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
+out="$target_dir/load-bench/profile-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 ulimit -n 20000 2>/dev/null || true
 

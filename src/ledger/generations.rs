@@ -21,7 +21,7 @@ use super::db::Db;
 use super::error::LedgerError;
 use super::period::{period_start, MS_PER_DAY};
 use super::postgres_batch;
-use super::record::{Attempt, GenerationRecord};
+use super::record::{Attempt, GenerationRecord, SharedRecord};
 use super::rows::{col, flag, parse_key_hash, unsigned};
 use crate::auth::{KeyHash, LimitReset};
 use crate::metering::{Cost, Usage};
@@ -117,7 +117,7 @@ impl SpendDelta {
 /// Inserts `batch` and adds its costs to `spend`, all in one transaction.
 pub(crate) async fn insert_batch(
     db: &Db,
-    batch: &Arc<Vec<GenerationRecord>>,
+    batch: &Arc<Vec<SharedRecord>>,
 ) -> Result<(), LedgerError> {
     match &db.sqlite {
         Some(sqlite) => sqlite.write(batch.clone()).await,

@@ -39,7 +39,7 @@ pub use error::LedgerError;
 pub use keys::{KeyPatch, NewKey, StoredKey};
 pub use period::{iso8601, now_ms, period_end, period_start};
 pub use queue::WriterStats;
-pub use record::{Attempt, GenerationRecord};
+pub use record::{Attempt, GenerationRecord, SharedRecord};
 pub use rows::parse_key_hash;
 pub use runtime::{block_on, block_on_timeout};
 pub use writer::{LedgerWriter, WriterConfig};
@@ -110,6 +110,7 @@ impl Ledger {
     /// queue and retries. For `benches/ledger.rs` and tests; the gateway uses the writer.
     #[doc(hidden)]
     pub async fn write_batch(&self, batch: Vec<GenerationRecord>) -> Result<(), LedgerError> {
+        let batch: Vec<SharedRecord> = batch.into_iter().map(Arc::new).collect();
         let (db, batch) = (self.db().clone(), Arc::new(batch));
         self.runtime()
             .run(async move { generations::insert_batch(&db, &batch).await })

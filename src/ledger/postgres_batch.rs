@@ -11,7 +11,7 @@ use super::error::LedgerError;
 use super::generations::{
     add_spend_sql, row_chunks, SpendDelta, COLUMNS, GENERATION_COLUMNS, ROW_CHUNKS,
 };
-use super::record::GenerationRecord;
+use super::record::SharedRecord;
 use super::rows::{int, text};
 
 /// `INSERT .. VALUES ($1, ..), (..) ON CONFLICT (id) DO NOTHING RETURNING id` for `rows` rows.
@@ -41,7 +41,7 @@ fn insert_statement(rows: usize) -> &'static str {
 }
 
 /// Inserts `batch` and adds its costs to `spend`, all in one transaction.
-pub(crate) async fn insert_batch(db: &Db, batch: &[GenerationRecord]) -> Result<(), LedgerError> {
+pub(crate) async fn insert_batch(db: &Db, batch: &[SharedRecord]) -> Result<(), LedgerError> {
     let mut tx = db.pool.begin().await?;
     let mut spend = SpendDelta::default();
     for chunk in row_chunks(batch) {

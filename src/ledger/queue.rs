@@ -17,7 +17,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{watch, Notify};
 
+#[cfg(test)]
 use super::record::GenerationRecord;
+use super::record::SharedRecord;
 
 /// What the writer has done so far; export these as metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub struct WriterStats {
 
 #[derive(Default)]
 struct Queue {
-    records: VecDeque<GenerationRecord>,
+    records: VecDeque<SharedRecord>,
     /// Records ever accepted: the sequence number of the newest.
     accepted: u64,
     closing: bool,
@@ -80,7 +82,7 @@ impl Shared {
     }
 
     /// Queues `rec`, or drops and counts it if the queue is full or closed.
-    pub fn push(&self, rec: GenerationRecord) -> bool {
+    pub fn push(&self, rec: SharedRecord) -> bool {
         let mut q = self.lock();
         if q.closing || q.records.len() >= self.capacity {
             drop(q);
@@ -106,7 +108,7 @@ impl Shared {
     }
 
     /// Records to write now: `None` once closed and empty.
-    pub fn take_batch(&self) -> Option<Vec<GenerationRecord>> {
+    pub fn take_batch(&self) -> Option<Vec<SharedRecord>> {
         let mut q = self.lock();
         if q.records.is_empty() {
             return None;
@@ -183,7 +185,7 @@ impl Shared {
             .unwrap_or(usize::MAX)
             .min(q.records.len());
         // Freed after the lock is released, so `push` never waits on thousands of frees.
-        let given_up: Vec<GenerationRecord> = q.records.drain(..n).collect();
+        let given_up: Vec<SharedRecord> = q.records.drain(..n).collect();
         drop(q);
         drop(given_up);
         if n > 0 {
@@ -214,8 +216,8 @@ mod tests {
     use crate::metering::{Cost, Usage};
     use std::time::Duration;
 
-    fn rec(i: usize) -> GenerationRecord {
-        GenerationRecord {
+    fn rec(i: usize) -> SharedRecord {
+        SharedRecord::new(GenerationRecord {
             id: format!("gen-{i}"),
             key_hash: [0; 32],
             key_name: String::new(),
@@ -233,14 +235,14 @@ mod tests {
             cancelled: false,
             error: None,
             created_at: 0,
-        }
+        })
     }
 
-    fn ids(batch: Option<Vec<GenerationRecord>>) -> Vec<String> {
+    fn ids(batch: Option<Vec<SharedRecord>>) -> Vec<String> {
         batch
             .unwrap_or_default()
             .into_iter()
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .collect()
     }
 

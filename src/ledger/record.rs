@@ -20,6 +20,10 @@ pub struct Attempt {
     pub latency_ms: u64,
 }
 
+/// A record as queued for the ledger: shared with the gateway's map of recent ones, not
+/// copied (issue 12).
+pub type SharedRecord = std::sync::Arc<GenerationRecord>;
+
 /// Everything the ledger keeps about one request, written once when it ends.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerationRecord {

@@ -25,7 +25,7 @@ use super::error::LedgerError;
 use super::generations::{
     add_spend_sql, row_chunks, SpendDelta, COLUMNS, GENERATION_COLUMNS, ROW_CHUNKS,
 };
-use super::record::GenerationRecord;
+use super::record::{GenerationRecord, SharedRecord};
 use super::rows::{int, text};
 use crate::auth::KeyHash;
 
@@ -89,10 +89,7 @@ impl SqliteWriter {
 
     /// Inserts `batch` and adds its costs to `spend` in one transaction, on a blocking
     /// thread: the ledger's runtime thread never waits on SQLite.
-    pub async fn write(
-        self: &Arc<Self>,
-        batch: Arc<Vec<GenerationRecord>>,
-    ) -> Result<(), LedgerError> {
+    pub async fn write(self: &Arc<Self>, batch: Arc<Vec<SharedRecord>>) -> Result<(), LedgerError> {
         let writer = self.clone();
         tokio::task::spawn_blocking(move || writer.write_blocking(&batch))
             .await
@@ -100,7 +97,7 @@ impl SqliteWriter {
             .map_err(|_| LedgerError::Stopped)?
     }
 
-    fn write_blocking(&self, batch: &[GenerationRecord]) -> Result<(), LedgerError> {
+    fn write_blocking(&self, batch: &[SharedRecord]) -> Result<(), LedgerError> {
         let mut slot = match self.conn.try_lock() {
             Ok(slot) => slot,
             // A panic mid-write leaves the connection in an unknown state: start afresh.
@@ -121,7 +118,7 @@ impl SqliteWriter {
     fn write_on(
         &self,
         slot: &mut MutexGuard<'_, Option<Connection>>,
-        batch: &[GenerationRecord],
+        batch: &[SharedRecord],
     ) -> Result<(), LedgerError> {
         let conn = match slot.as_mut() {
             Some(conn) => conn,
@@ -180,7 +177,7 @@ fn open(target: &str) -> rusqlite::Result<Connection> {
 /// changes fewer (a batch retried after a lost commit acknowledgement, an id listed twice),
 /// that transaction is rolled back and the batch written again one record at a time, where
 /// `changes()` tells row by row.
-fn write_batch(conn: &Connection, batch: &[GenerationRecord]) -> rusqlite::Result<()> {
+fn write_batch(conn: &Connection, batch: &[SharedRecord]) -> rusqlite::Result<()> {
     let mut scratch = Scratch::default();
     if in_transaction(conn, |conn| insert_if_all_new(conn, &mut scratch, batch))? {
         return Ok(());
@@ -215,7 +212,7 @@ fn in_transaction(
 fn insert_if_all_new(
     conn: &Connection,
     scratch: &mut Scratch,
-    batch: &[GenerationRecord],
+    batch: &[SharedRecord],
 ) -> rusqlite::Result<bool> {
     for chunk in row_chunks(batch) {
         let mut insert = conn.prepare_cached(INSERT_ROWS.get(chunk.len()))?;
@@ -236,7 +233,7 @@ fn insert_if_all_new(
 fn insert_one_by_one(
     conn: &Connection,
     scratch: &mut Scratch,
-    batch: &[GenerationRecord],
+    batch: &[SharedRecord],
 ) -> rusqlite::Result<bool> {
     let mut spend = SpendDelta::default();
     let mut insert = conn.prepare_cached(INSERT_ROWS.get(1))?;

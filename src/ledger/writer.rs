@@ -23,7 +23,7 @@ use super::db::Db;
 use super::error::LedgerError;
 use super::generations::insert_batch;
 use super::queue::{Shared, WriterStats};
-use super::record::GenerationRecord;
+use super::record::SharedRecord;
 use super::runtime::block_on_timeout;
 use super::Ledger;
 
@@ -95,8 +95,9 @@ impl LedgerWriter {
 
     /// Queues `rec` for writing. Never blocks on the database and never awaits; callable
     /// from sync code. `false` means it was dropped (queue full or writer closed) and counted.
-    pub fn record(&self, rec: GenerationRecord) -> bool {
-        self.handle.shared.push(rec)
+    /// An `Arc` is queued as it is: the gateway shares the record with its recent map.
+    pub fn record(&self, rec: impl Into<SharedRecord>) -> bool {
+        self.handle.shared.push(rec.into())
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -178,7 +179,7 @@ async fn write_with_retry(
     shared: &Shared,
     db: &Db,
     config: &WriterConfig,
-    batch: &Arc<Vec<GenerationRecord>>,
+    batch: &Arc<Vec<SharedRecord>>,
 ) {
     let started = Instant::now();
     // At least a millisecond: a zero backoff would hammer a database that is down.

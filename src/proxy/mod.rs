@@ -457,6 +457,7 @@ impl ProxyHttp for Gateway {
         self.settle(ctx).await;
         crate::access_log::record_metrics(session, ctx);
         if let Some(record) = record::generation_record(session, ctx) {
+            let record = Arc::new(record);
             self.recent.insert(record.clone());
             self.writer.record(record);
         }

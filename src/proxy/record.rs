@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::ctx::{AttemptOutcome, RequestCtx};
-use crate::ledger::{Attempt, GenerationRecord};
+use crate::ledger::{Attempt, GenerationRecord, SharedRecord};
 
 /// The record of `ctx`, if the request belongs in the ledger (a chat request by a known key).
 pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<GenerationRecord> {
@@ -79,7 +79,7 @@ pub struct RecentGenerations {
 }
 
 /// Records by id, and ids oldest first (for eviction).
-type Recent = (HashMap<String, Arc<GenerationRecord>>, VecDeque<String>);
+type Recent = (HashMap<String, SharedRecord>, VecDeque<SharedRecord>);
 
 const RECENT: usize = 4096;
 
@@ -92,18 +92,18 @@ impl Default for RecentGenerations {
 }
 
 impl RecentGenerations {
-    pub fn insert(&self, record: GenerationRecord) {
+    pub fn insert(&self, record: SharedRecord) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
         let (map, order) = &mut *inner;
         if order.len() == RECENT {
             if let Some(old) = order.pop_front() {
-                map.remove(&old);
+                map.remove(&old.id);
             }
         }
-        order.push_back(record.id.clone());
-        map.insert(record.id.clone(), Arc::new(record));
+        map.insert(record.id.clone(), record.clone());
+        order.push_back(record);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<GenerationRecord>> {
