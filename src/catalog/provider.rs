@@ -165,7 +165,7 @@ pub struct Backend {
     /// Header values every request to this backend carries, built once per config rather
     /// than once per request (issue 12): `Host`, and the key in its dialect's header.
     pub host_header: http::HeaderValue,
-    pub key_header: Option<(&'static str, http::HeaderValue)>,
+    pub key_header: Option<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Backend {
@@ -198,13 +198,23 @@ impl Backend {
 fn key_header(
     dialect: Dialect,
     key: &Secret,
-) -> Result<Option<(&'static str, http::HeaderValue)>, String> {
+) -> Result<Option<(http::HeaderName, http::HeaderValue)>, String> {
+    use http::HeaderName;
     let (name, value) = match dialect {
-        Dialect::Azure => ("api-key", key.expose().to_string()),
-        Dialect::Anthropic => ("x-api-key", key.expose().to_string()),
-        Dialect::Gemini => ("x-goog-api-key", key.expose().to_string()),
+        Dialect::Azure => (HeaderName::from_static("api-key"), key.expose().to_string()),
+        Dialect::Anthropic => (
+            HeaderName::from_static("x-api-key"),
+            key.expose().to_string(),
+        ),
+        Dialect::Gemini => (
+            HeaderName::from_static("x-goog-api-key"),
+            key.expose().to_string(),
+        ),
         Dialect::Bedrock => return Ok(None),
-        Dialect::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
+        Dialect::OpenAi => (
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose()),
+        ),
     };
     let mut value = http::HeaderValue::try_from(value)
         .map_err(|_| "the API key has characters a header value cannot carry".to_string())?;
@@ -262,13 +272,13 @@ mod tests {
             assert_eq!(b.host_header, "127.0.0.1:9999");
             b.key_header.map(|(name, value)| {
                 (
-                    name,
+                    name.as_str().to_string(),
                     value.to_str().unwrap().to_string(),
                     value.is_sensitive(),
                 )
             })
         };
-        let sensitive = |name: &'static str, value: &str| Some((name, value.to_string(), true));
+        let sensitive = |name: &str, value: &str| Some((name.to_string(), value.to_string(), true));
         assert_eq!(
             header(Dialect::OpenAi),
             sensitive("authorization", "Bearer sk-test")

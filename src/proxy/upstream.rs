@@ -4,9 +4,11 @@
 //! what the provider needs goes out, so the client's `Authorization`, cookies, hop-by-hop and
 //! any other headers can never leak upstream, and `Host` is always the provider's.
 
-use http::HeaderValue;
+use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::{ErrorType::InvalidHTTPHeader, OrErr};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,38 +109,47 @@ fn build_head(
     stream: bool,
     anthropic_beta: Option<&str>,
 ) -> pingora::Result<RequestHeader> {
-    // Without Pingora's case map: header names go out lowercase, which HTTP/1.1 allows
-    // and providers accept, and every insert is a plain map insert.
-    let mut head =
-        RequestHeader::build_no_case("POST", path.as_bytes(), Some(8 + provider.headers.len()))?;
-    head.insert_header("host", backend.host_header.clone())?;
-    head.insert_header("content-type", HeaderValue::from_static("application/json"))?;
-    head.insert_header("content-length", HeaderValue::from(body_len))?;
+    // A plain `http` head with names known in advance, then Pingora's: its `insert_header`
+    // parses every name it is given (issue 12). Without a case map, as `build_no_case`:
+    // names go out lowercase, which HTTP/1.1 allows and providers accept.
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = http::Method::POST;
+    parts.uri = http::Uri::try_from(path).or_err(InvalidHTTPHeader, "invalid upstream path")?;
+    let head = &mut parts.headers;
+    head.reserve(8 + provider.headers.len());
+    head.insert(HOST, backend.host_header.clone());
+    head.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    head.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
     let accept = match (stream, provider.dialect) {
         (true, Dialect::Bedrock) => bedrock::STREAM_CONTENT_TYPE,
         (true, _) => "text/event-stream",
         (false, _) => "application/json",
     };
-    head.insert_header("accept", HeaderValue::from_static(accept))?;
+    head.insert(ACCEPT, HeaderValue::from_static(accept));
     // Metering reads the body as it passes: it must not be compressed.
-    head.insert_header("accept-encoding", HeaderValue::from_static("identity"))?;
-    head.insert_header(
-        "user-agent",
+    head.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    head.insert(
+        USER_AGENT,
         HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
-    )?;
+    );
     if let Some((name, value)) = &backend.key_header {
-        head.insert_header(*name, value.clone())?;
+        head.insert(name.clone(), value.clone());
     }
     if provider.dialect == Dialect::Anthropic {
-        head.insert_header("anthropic-version", anthropic::ANTHROPIC_VERSION)?;
+        head.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(anthropic::ANTHROPIC_VERSION),
+        );
         if let Some(beta) = anthropic_beta {
-            head.insert_header("anthropic-beta", beta)?;
+            let beta = HeaderValue::from_str(beta)
+                .or_err(InvalidHTTPHeader, "invalid anthropic-beta value")?;
+            head.insert(HeaderName::from_static("anthropic-beta"), beta);
         }
     }
     for (name, value) in &provider.headers {
-        head.insert_header(name.clone(), value.clone())?;
+        head.insert(name.clone(), value.clone());
     }
-    Ok(head)
+    Ok(RequestHeader::from(parts))
 }
 
 /// Adds the SigV4 headers Bedrock authenticates with, over exactly the path and body sent.
