@@ -9,18 +9,25 @@ use crate::config::LogFormat;
 use crate::metering::Cost;
 use crate::proxy::RequestCtx;
 
-/// Counts the finished request in the Prometheus metrics.
+/// Counts the finished request in the Prometheus metrics. The endpoint's and the route's
+/// handles are cached (`metrics::EndpointMetrics`, `metrics::route_times`).
 pub fn record_metrics(session: &Session, ctx: &RequestCtx) {
     let m = crate::metrics::metrics();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
-    let route = route_label(ctx.route);
+    let route = route_index(ctx.route);
     let model = ctx.current.as_ref().map_or("", |c| c.model.id.as_str());
     let provider = ctx
         .current
         .as_ref()
         .map_or("", |c| c.provider().id.as_str());
+    let endpoint = ctx.current.as_ref().map(|c| &c.endpoint().metrics);
     m.requests
-        .with_label_values(&[route, model, provider, crate::metrics::status_class(status)])
+        .with_label_values(&[
+            crate::metrics::ROUTE_LABELS[route],
+            model,
+            provider,
+            crate::metrics::status_class(status),
+        ])
         .inc();
     for a in &ctx.attempts {
         m.attempts
@@ -28,49 +35,52 @@ pub fn record_metrics(session: &Session, ctx: &RequestCtx) {
             .inc();
     }
     if let Some(u) = ctx.usage {
-        for (kind, n) in [
-            ("prompt", u.prompt),
-            ("completion", u.completion),
-            ("cached", u.cached_prompt),
-            ("reasoning", u.reasoning),
-        ] {
+        let counts = [u.prompt, u.completion, u.cached_prompt, u.reasoning];
+        for (kind, n) in counts.into_iter().enumerate() {
             if n > 0 {
-                m.tokens
-                    .with_label_values(&[model, provider, kind])
-                    .inc_by(n);
+                match endpoint {
+                    Some(e) => e.tokens(kind, model, provider).inc_by(n),
+                    None => m
+                        .tokens
+                        .with_label_values(&[model, provider, crate::metrics::TOKEN_KINDS[kind]])
+                        .inc_by(n),
+                }
             }
         }
-        m.cost_usd
-            .with_label_values(&[model, provider])
-            .inc_by(ctx.cost_of(&u).usd());
+        let usd = ctx.cost_of(&u).usd();
+        match endpoint {
+            Some(e) => e.cost_usd(model, provider).inc_by(usd),
+            None => m.cost_usd.with_label_values(&[model, provider]).inc_by(usd),
+        }
     }
     let total = ctx.started.elapsed();
-    m.request_duration
-        .with_label_values(&[route])
-        .observe(total.as_secs_f64());
-    m.gateway_overhead
-        .with_label_values(&[route])
-        .observe(total.saturating_sub(ctx.upstream_time()).as_secs_f64());
+    if let Some((duration, overhead)) = crate::metrics::route_times(route) {
+        duration.observe(total.as_secs_f64());
+        overhead.observe(total.saturating_sub(ctx.upstream_time()).as_secs_f64());
+    }
     if let (Some(first), Some(attempt)) = (ctx.first_byte_at, ctx.attempts.last()) {
-        m.ttft
-            .with_label_values(&[provider])
-            .observe(first.duration_since(attempt.started).as_secs_f64());
+        let ttft = first.duration_since(attempt.started).as_secs_f64();
+        match endpoint {
+            Some(e) => e.ttft(provider).observe(ttft),
+            None => m.ttft.with_label_values(&[provider]).observe(ttft),
+        }
     }
 }
 
-fn route_label(route: crate::proxy::Route) -> &'static str {
+/// The request's place in `metrics::ROUTE_LABELS`.
+fn route_index(route: crate::proxy::Route) -> usize {
     use crate::proxy::Route;
     match route {
-        Route::ChatCompletions => "chat_completions",
-        Route::Messages => "messages",
-        Route::Responses => "responses",
-        Route::Embeddings => "embeddings",
-        Route::Models => "models",
-        Route::ModelEndpoints => "model_endpoints",
-        Route::Key => "key",
-        Route::Generation => "generation",
-        Route::Healthz | Route::Readyz => "health",
-        Route::MethodNotAllowed(_) | Route::NotFound => "unknown",
+        Route::ChatCompletions => 0,
+        Route::Messages => 1,
+        Route::Responses => 2,
+        Route::Embeddings => 3,
+        Route::Models => 4,
+        Route::ModelEndpoints => 5,
+        Route::Key => 6,
+        Route::Generation => 7,
+        Route::Healthz | Route::Readyz => 8,
+        Route::MethodNotAllowed(_) | Route::NotFound => 9,
     }
 }
 

@@ -4,9 +4,10 @@
 use once_cell::sync::Lazy;
 use prometheus::{
     register_gauge, register_gauge_vec, register_histogram_vec, register_int_counter_vec,
-    register_int_gauge, register_int_gauge_vec, Gauge, GaugeVec, HistogramVec, IntCounterVec,
-    IntGauge, IntGaugeVec, TextEncoder,
+    register_int_gauge, register_int_gauge_vec, Counter, Gauge, GaugeVec, Histogram, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, TextEncoder,
 };
+use std::sync::OnceLock;
 
 pub struct Metrics {
     pub requests: IntCounterVec,
@@ -123,6 +124,71 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// The `kind` label of `switchyard_tokens_total`, in the order [`EndpointMetrics::tokens`]
+/// takes.
+pub const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
+
+/// One catalog endpoint's metric handles, each resolved on its first use: a labelled
+/// metric's `with_label_values` hashes every label on every call, and an endpoint's labels
+/// never change (issue 12: eight calls were ~2,400 instructions a request). Held by the
+/// catalog's endpoint, so a reload starts afresh; a series still appears only once used.
+#[derive(Default)]
+pub struct EndpointMetrics {
+    tokens: [OnceLock<IntCounter>; 4],
+    cost_usd: OnceLock<Counter>,
+    ttft: OnceLock<Histogram>,
+}
+
+impl EndpointMetrics {
+    /// `switchyard_tokens_total{model, provider, kind = TOKEN_KINDS[kind]}`.
+    pub fn tokens(&self, kind: usize, model: &str, provider: &str) -> &IntCounter {
+        self.tokens[kind].get_or_init(|| {
+            metrics()
+                .tokens
+                .with_label_values(&[model, provider, TOKEN_KINDS[kind]])
+        })
+    }
+
+    pub fn cost_usd(&self, model: &str, provider: &str) -> &Counter {
+        self.cost_usd
+            .get_or_init(|| metrics().cost_usd.with_label_values(&[model, provider]))
+    }
+
+    pub fn ttft(&self, provider: &str) -> &Histogram {
+        self.ttft
+            .get_or_init(|| metrics().ttft.with_label_values(&[provider]))
+    }
+}
+
+/// The `route` label of the per-route metrics: a request's route is one of these.
+pub const ROUTE_LABELS: [&str; 10] = [
+    "chat_completions",
+    "messages",
+    "responses",
+    "embeddings",
+    "models",
+    "model_endpoints",
+    "key",
+    "generation",
+    "health",
+    "unknown",
+];
+
+/// The duration and overhead histograms of `ROUTE_LABELS[route]`, resolved on first use like
+/// [`EndpointMetrics`]; `None` for an index outside the table.
+pub fn route_times(route: usize) -> Option<&'static (Histogram, Histogram)> {
+    static ROUTES: [OnceLock<(Histogram, Histogram)>; ROUTE_LABELS.len()] =
+        [const { OnceLock::new() }; ROUTE_LABELS.len()];
+    let label = *ROUTE_LABELS.get(route)?;
+    Some(ROUTES[route].get_or_init(|| {
+        let m = metrics();
+        (
+            m.request_duration.with_label_values(&[label]),
+            m.gateway_overhead.with_label_values(&[label]),
+        )
+    }))
+}
+
 /// `2xx`, `4xx`, ...
 pub fn status_class(status: u16) -> &'static str {
     match status {
@@ -141,4 +207,71 @@ pub fn render() -> String {
     TextEncoder::new()
         .encode_to_string(&prometheus::gather())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exposition's line for `name{..labels..}`, if the series exists.
+    fn line_of(name: &str, labels: &str) -> Option<String> {
+        render()
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn cached_endpoint_handles_count_into_the_labelled_series_across_reloads() {
+        let (model, provider) = ("cache-test/model", "cache-test-provider");
+        let before = EndpointMetrics::default();
+        before.tokens(0, model, provider).inc_by(5);
+        before.cost_usd(model, provider).inc_by(0.25);
+        before.ttft(provider).observe(0.1);
+        // A reload builds new endpoints: their handles must land in the same series.
+        let after = EndpointMetrics::default();
+        after.tokens(0, model, provider).inc_by(2);
+        after.cost_usd(model, provider).inc_by(0.5);
+        after.ttft(provider).observe(0.2);
+        let labels = format!("model=\"{model}\",provider=\"{provider}\"");
+        let prompt = line_of("switchyard_tokens_total", &labels).expect("prompt series");
+        assert!(
+            prompt.contains("kind=\"prompt\"") && prompt.ends_with(" 7"),
+            "{prompt}"
+        );
+        let cost = line_of("switchyard_cost_usd_total", &labels).expect("cost series");
+        assert!(cost.ends_with(" 0.75"), "{cost}");
+        let ttft = line_of(
+            "switchyard_time_to_first_token_seconds_count",
+            &format!("provider=\"{provider}\""),
+        );
+        assert_eq!(
+            ttft.as_deref().map(|l| l.ends_with(" 2")),
+            Some(true),
+            "{ttft:?}"
+        );
+        // Kinds never counted have no series (nothing is resolved ahead of use).
+        let text = render();
+        assert!(!text
+            .lines()
+            .any(|l| l.contains(&labels) && l.contains("kind=\"reasoning\"")));
+    }
+
+    #[test]
+    fn route_times_cover_every_route_label_and_nothing_else() {
+        for (i, label) in ROUTE_LABELS.iter().enumerate() {
+            let (duration, _) = route_times(i).expect("a fixed route");
+            let before = duration.get_sample_count();
+            duration.observe(0.001);
+            let m = metrics();
+            assert_eq!(
+                m.request_duration
+                    .with_label_values(&[label])
+                    .get_sample_count(),
+                before + 1,
+                "{label}"
+            );
+        }
+        assert!(route_times(ROUTE_LABELS.len()).is_none());
+    }
 }

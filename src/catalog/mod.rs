@@ -62,6 +62,8 @@ pub struct Endpoint {
     /// open model with different context windows).
     pub context_length: Option<u64>,
     pub max_output: Option<u64>,
+    /// Its metric handles, resolved on first use (not part of what a reload compares).
+    pub metrics: crate::metrics::EndpointMetrics,
 }
 
 impl Endpoint {

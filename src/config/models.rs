@@ -172,6 +172,7 @@ impl Lowering<'_> {
                     supports: expand_supports(ep.supports),
                     context_length: ep.context_length,
                     max_output: ep.max_output,
+                    metrics: Default::default(),
                 });
             }
         }
