@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 const LITELLM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/data/litellm-model-prices.json"
+    "/reference/litellm-model-prices.json"
 );
 
 /// A scratch directory, removed when dropped.

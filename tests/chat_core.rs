@@ -52,6 +52,29 @@ async fn answers_non_stream_with_catalog_model_provider_and_cost() {
         (usage["cost"].as_f64().unwrap() - expected).abs() < 1e-12,
         "{usage}"
     );
+    // The operator's access line: env_logger's layout, then the request (written as the
+    // request ends, after the answer).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let line = loop {
+        let log = gw.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains(&gen_id)) {
+            break line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access line:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), "[2026-01-02T03:04:05Z".len(), "{line}");
+    assert!(stamp.starts_with("[20") && stamp.ends_with('Z'), "{line}");
+    let tail = format!(
+        "INFO  access] {gen_id} POST /v1/chat/completions 200 key=tester model=test/model \
+         provider=p1 tokens={p}+{c} cost={expected:.8} latency_ms="
+    );
+    assert!(rest.starts_with(&tail), "{line}\nwanted: {tail}");
+    assert!(rest.ends_with(" attempts=1"), "{line}");
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ fn unknown_families_belong_to_their_host_and_ids_stay_valid() {
 fn every_key_of_the_real_map_gives_a_valid_id_on_every_host() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/data/litellm-model-prices.json"
+        "/reference/litellm-model-prices.json"
     );
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -4,7 +4,7 @@ use crate::catalog::Price;
 /// The real litellm map (v1.106.2) that the shipped catalog is generated from.
 const LITELLM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/data/litellm-model-prices.json"
+    "/reference/litellm-model-prices.json"
 );
 
 fn litellm(options: &Options) -> Imported {
