@@ -10,10 +10,9 @@
 //! - An under-estimate (a provider bills more than the worst case) is charged in full: the
 //!   spend is what providers billed, never the estimate.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::auth::{ApiKey, KeyHash, LimitReset};
+use crate::auth::{ApiKey, KeyHash, KeyHashMap, LimitReset};
 use crate::metering::Cost;
 
 use super::period::period_start;
@@ -98,7 +97,7 @@ impl SpendReport {
 /// Spend per key, in pico-USD.
 #[derive(Default)]
 pub struct Budgets {
-    keys: Mutex<HashMap<KeyHash, KeySpend>>,
+    keys: Mutex<KeyHashMap<KeySpend>>,
 }
 
 pub fn limit_pico(limit_usd: f64) -> u128 {

@@ -7,11 +7,10 @@
 //! while in flight, its prompt estimate — so a burst of large prompts is held back before
 //! the provider bills them.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::auth::{ApiKey, KeyHash};
+use crate::auth::{ApiKey, KeyHash, KeyHashMap};
 
 const WINDOW_MS: u64 = 60_000;
 
@@ -75,7 +74,7 @@ pub struct RateStatus {
 
 #[derive(Default)]
 pub struct RateLimits {
-    keys: Mutex<HashMap<KeyHash, KeyRate>>,
+    keys: Mutex<KeyHashMap<KeyRate>>,
 }
 
 pub fn now_ms() -> u64 {
