@@ -149,13 +149,7 @@ mod tests {
             "pingora_core::protocols::http::v1::client",
             "pingora",
         ] {
-            for level in [
-                Level::Error,
-                Level::Warn,
-                Level::Info,
-                Level::Debug,
-                Level::Trace,
-            ] {
+            for level in Level::iter() {
                 emit(&capped, target, level);
                 let meta = Metadata::builder().target(target).level(level).build();
                 assert_eq!(
@@ -176,13 +170,7 @@ mod tests {
 
     #[test]
     fn levels_are_padded_as_the_format_string_padded_them() {
-        for level in [
-            Level::Error,
-            Level::Warn,
-            Level::Info,
-            Level::Debug,
-            Level::Trace,
-        ] {
+        for level in Level::iter() {
             assert_eq!(padded_level(level), format!("{level:<5} "));
         }
     }
