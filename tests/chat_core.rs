@@ -32,6 +32,12 @@ async fn answers_non_stream_with_catalog_model_provider_and_cost() {
         .to_str()
         .unwrap()
         .to_string();
+    // The provider's own id for the request (OpenAI's `x-request-id`), passed on as it came.
+    let upstream_id = resp.headers()["x-upstream-request-id"].to_str().unwrap();
+    assert!(
+        upstream_id.starts_with("req_") && upstream_id.len() == 36,
+        "{upstream_id}"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["model"], "test/model");
     assert_eq!(body["provider"], "p1");

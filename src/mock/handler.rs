@@ -94,7 +94,7 @@ pub(super) async fn handle(
         {
             resp.headers_mut().insert(RETRY_AFTER, v);
         }
-        return Ok(resp);
+        return Ok(with_request_id(resp));
     }
 
     let path = parts.uri.path();
@@ -115,7 +115,22 @@ pub(super) async fn handle(
             error(404, &message, None, Some("unknown_url"))
         }
     };
-    Ok(resp)
+    Ok(match dialect {
+        Dialect::OpenAi => with_request_id(resp),
+        _ => resp,
+    })
+}
+
+/// OpenAI names every answer with an `x-request-id` (`req_` and 32 hex digits); so does the
+/// mock, a new one per answer, for the gateway to pass on as `x-upstream-request-id`.
+fn with_request_id(mut resp: Response<MockBody>) -> Response<MockBody> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(id) = HeaderValue::from_str(&format!("req_{n:032x}")) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), id);
+    }
+    resp
 }
 
 /// The faults that act before any answer: `delay_ms`, `silence`, `reset=before`.

@@ -34,11 +34,20 @@ pub fn is_event_stream(resp: &ResponseHeader) -> bool {
         })
 }
 
-/// The provider's id for this request (`x-request-id`, or Bedrock's `x-amzn-requestid`).
+/// The provider's id for this request (`x-request-id`, or Bedrock's `x-amzn-requestid`), as
+/// the provider sent it. Looked up by `HeaderName`s: a `&str` is parsed on every lookup.
+pub fn upstream_request_id_value(resp: &ResponseHeader) -> Option<&HeaderValue> {
+    const NAMES: [HeaderName; 3] = [
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("x-amzn-requestid"),
+        HeaderName::from_static("request-id"),
+    ];
+    NAMES.iter().find_map(|name| resp.headers.get(name))
+}
+
+/// [`upstream_request_id_value`] as text, when it is text.
 pub fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
-    ["x-request-id", "x-amzn-requestid", "request-id"]
-        .iter()
-        .find_map(|h| resp.headers.get(*h))
+    upstream_request_id_value(resp)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
@@ -100,8 +109,8 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         })
         .ok();
     }
-    if let Some(id) = upstream_request_id(resp) {
-        head.insert(X_UPSTREAM_REQUEST_ID, header_value(&id)?);
+    if let Some(id) = upstream_request_id_value(resp) {
+        head.insert(X_UPSTREAM_REQUEST_ID, id.clone());
     }
     if !ctx.dropped.is_empty() {
         // DESIGN §3: what the provider's dialect could not express is said, never failed on.
