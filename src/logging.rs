@@ -69,7 +69,8 @@ fn write_line(buf: &mut env_logger::fmt::Formatter, record: &Record) -> std::io:
     PREFIX.with(|prefix| {
         let mut prefix = prefix.borrow_mut();
         let now = unix_seconds();
-        if prefix.0 != now || prefix.1.is_empty() {
+        // The cell starts at second 0, so the first line always formats its prefix.
+        if prefix.0 != now {
             prefix.1 = format!("[{} ", buf.timestamp());
             prefix.0 = now;
         }

@@ -64,7 +64,7 @@ pub fn retry_after_secs(resp: &ResponseHeader) -> Option<u64> {
 /// provider account and rate-limit headers, framing) is dropped.
 const PASSED_HEADERS: [HeaderName; 2] = [CONTENT_TYPE, CACHE_CONTROL];
 
-const X_GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+pub(super) const X_GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
 const X_PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
 const X_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
@@ -103,11 +103,7 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         header_value(&attempt_log(ctx, resp.status.as_u16()))?,
     );
     if let Some(rate) = &ctx.rate_status {
-        super::respond::rate_limit_headers(rate, |name, value| {
-            head.insert(name, value);
-            Ok::<(), ()>(())
-        })
-        .ok();
+        head.extend(super::respond::rate_limit_headers(rate));
     }
     if let Some(id) = upstream_request_id_value(resp) {
         head.insert(X_UPSTREAM_REQUEST_ID, id.clone());

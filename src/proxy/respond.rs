@@ -34,16 +34,15 @@ pub async fn send_json(
 }
 
 /// `X-RateLimit-Limit/Remaining/Reset` from a key's rate standing.
-pub fn rate_limit_headers<E>(
-    rate: &crate::limits::RateStatus,
-    mut insert: impl FnMut(HeaderName, HeaderValue) -> std::result::Result<(), E>,
-) -> std::result::Result<(), E> {
+pub fn rate_limit_headers(rate: &crate::limits::RateStatus) -> [(HeaderName, HeaderValue); 3] {
     const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
     const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-    insert(LIMIT, HeaderValue::from(rate.limit))?;
-    insert(REMAINING, HeaderValue::from(rate.remaining))?;
-    insert(RESET, HeaderValue::from(rate.reset_unix))
+    [
+        (LIMIT, HeaderValue::from(rate.limit)),
+        (REMAINING, HeaderValue::from(rate.remaining)),
+        (RESET, HeaderValue::from(rate.reset_unix)),
+    ]
 }
 
 /// Sends `error` to the client and remembers it for the log and the record. Returns
@@ -64,17 +63,13 @@ pub async fn send_error(
     }
     // Only requests that leave a generation record (see `record.rs`) name one.
     if ctx.key.is_some() && (ctx.chat.is_some() || ctx.embeddings.is_some()) {
-        headers.push((
-            HeaderName::from_static("x-generation-id"),
-            ctx.generation_id.clone(),
-        ));
+        headers.push((super::failover::X_GENERATION_ID, ctx.generation_id.clone()));
     }
     if let Some(rate) = &ctx.rate_status {
-        let _ = rate_limit_headers::<()>(rate, |name, value| {
+        for (name, value) in rate_limit_headers(rate) {
             // Digits only: always valid UTF-8.
             headers.push((name, value.to_str().unwrap_or_default().to_string()));
-            Ok(())
-        });
+        }
     }
     let body = error.body(ctx.door);
     let status = error.status;
