@@ -320,8 +320,10 @@ async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
         "the fallback's spend waits for Redis too"
     );
     redis.pause(false);
+    // The backlog counts writes still queued; the last one leaves the queue just before it
+    // is sent and counted as replayed, so wait for the count too.
     wait_until("the backlog to reach redis", || {
-        limiter.shared_backlog() == 0
+        limiter.shared_backlog() == 0 && counted(RedisEvent::Replayed) >= replays + 2
     })
     .await;
     assert!(counted(RedisEvent::FallbackAdmit) > fallbacks);
