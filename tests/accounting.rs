@@ -78,6 +78,67 @@ async fn every_request_leaves_a_record_with_the_usage_and_cost_it_was_charged() 
     assert_eq!(rec["data"]["tokens_completion"], 12);
 }
 
+/// A client that has read its answer finds the record at once: it is made as the answer
+/// completes, before the last bytes go out, not when the request is torn down later.
+#[tokio::test]
+async fn the_record_is_there_as_soon_as_the_answer_has_been_read() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    // A provider that keeps its response open for 30 s after `[DONE]`: the client has the
+    // whole answer long before the request ends.
+    let mut r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}],
+                                 "mock": {"hang": true, "chunks": 5}})).await;
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let mut got = Vec::new();
+    while !got.ends_with(b"data: [DONE]\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), r.chunk())
+            .await
+            .expect("the answer ends at [DONE]")
+            .unwrap()
+            .expect("the stream ended before [DONE]");
+        got.extend_from_slice(&chunk);
+    }
+    let rec = generation(&gw, &id, KEY).await;
+    assert_eq!(rec.status(), 200, "no record for a stream the client has read");
+    let d = rec.json::<Value>().await.unwrap()["data"].clone();
+    assert_eq!(d["streamed"], true, "{d}");
+    assert_eq!(d["cancelled"], false, "{d}");
+    assert_eq!(d["tokens_completion"], 5, "{d}");
+    assert_eq!(d["status"], 200, "{d}");
+    assert_eq!(d["attempts"][0]["outcome"], "success", "{d}");
+    drop(r);
+
+    // Answers and errors read to their end, each looked up at once, many times over (the
+    // window this closes is narrow for a provider that closes promptly).
+    for round in 0..15 {
+        let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]})).await;
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        r.bytes().await.unwrap();
+        let rec = generation(&gw, &id, KEY).await;
+        assert_eq!(rec.status(), 200, "round {round}: no record for an answer");
+        assert_eq!(rec.json::<Value>().await.unwrap()["data"]["status"], 200);
+
+        let r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        r.bytes().await.unwrap();
+        let rec = generation(&gw, &id, KEY).await;
+        assert_eq!(rec.status(), 200, "round {round}: no record for a stream");
+
+        let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}],
+                                 "mock": {"status": 503}})).await;
+        let status = r.status().as_u16();
+        assert!(status >= 500, "{status}");
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        r.bytes().await.unwrap();
+        let rec = generation(&gw, &id, KEY).await;
+        assert_eq!(rec.status(), 200, "round {round}: no record for an error");
+        let d = rec.json::<Value>().await.unwrap()["data"].clone();
+        assert_eq!(d["status"], status, "{d}");
+        assert_eq!(d["attempts"][0]["outcome"], "server_error", "{d}");
+        assert!(d["error"].is_string(), "{d}");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_leaves_a_cancelled_record_charged_for_what_was_generated()
 {

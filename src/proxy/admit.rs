@@ -65,7 +65,7 @@ impl Gateway {
             };
         let admitted = match Admitted::parse(ctx.front, body) {
             Ok(a) => a,
-            Err(e) => return send_error(session, ctx, e).await,
+            Err(e) => return send_error(session, ctx, e, &self.recent).await,
         };
         let header = |name: &str| {
             session
@@ -135,7 +135,7 @@ impl Gateway {
         }
         let mut plan = match plan {
             Ok(plan) => plan,
-            Err(e) => return send_error(session, ctx, plan_error(e)).await,
+            Err(e) => return send_error(session, ctx, plan_error(e), &self.recent).await,
         };
         if ctx.front == FrontEnd::Embeddings {
             // Only some dialects have an embeddings API.
@@ -150,7 +150,7 @@ impl Gateway {
                     "no provider of `{}` serves embeddings",
                     inputs_model(ctx)
                 ));
-                return send_error(session, ctx, e).await;
+                return send_error(session, ctx, e, &self.recent).await;
             }
         }
         ctx.plan = Some(plan);
@@ -166,7 +166,7 @@ impl Gateway {
             }
             Err(refusal) => {
                 let error = refusal_error(refusal, ctx);
-                send_error(session, ctx, error).await
+                send_error(session, ctx, error, &self.recent).await
             }
         }
     }
@@ -193,7 +193,7 @@ impl Gateway {
         error: ApiError,
     ) -> Result<bool> {
         session.as_mut().set_keepalive(None);
-        send_error(session, ctx, error).await
+        send_error(session, ctx, error, &self.recent).await
     }
 }
 

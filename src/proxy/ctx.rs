@@ -12,6 +12,7 @@ use crate::api::{ApiError, ChatRequest, FrontDoor, TopLevelFields};
 use crate::auth::ApiKey;
 use crate::catalog::Backend;
 use crate::config::Snapshot;
+use crate::ledger::SharedRecord;
 use crate::limits::{Admission, RateStatus};
 use crate::metering::Usage;
 use crate::routing::{Candidate, RoutePlan};
@@ -139,6 +140,11 @@ pub struct RequestCtx {
     /// A client error found only once a candidate's dialect was known (a request the
     /// conversion refused): sent instead of an upstream error.
     pub client_error: Option<ApiError>,
+    /// The status of the answer the client gets (its head may not be written yet).
+    pub client_status: u16,
+    /// The generation record, once made visible to `/v1/generation` (before the answer's
+    /// last bytes go out, so a client that reads the whole answer then asks finds it).
+    pub published: Option<SharedRecord>,
 }
 
 impl RequestCtx {
@@ -185,6 +191,8 @@ impl RequestCtx {
             stream_finished: false,
             anthropic_beta: None,
             client_error: None,
+            client_status: 0,
+            published: None,
         }
     }
 

@@ -13,6 +13,7 @@ use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 use serde_json::json;
 
 use super::ctx::{AttemptOutcome, RequestCtx};
+use super::record::RecentGenerations;
 use super::respond::send_error;
 use super::response::ResponseMode;
 use crate::api::ApiError;
@@ -323,7 +324,12 @@ async fn broke_after_head(session: &mut Session, e: &Error, ctx: &mut RequestCtx
 }
 
 /// `fail_to_proxy`: tell the client, in its own format, that the request failed.
-pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+pub async fn fail_to_proxy(
+    session: &mut Session,
+    e: &Error,
+    ctx: &mut RequestCtx,
+    recent: &RecentGenerations,
+) -> FailToProxy {
     let gone = FailToProxy {
         error_code: 0,
         can_reuse_downstream: false,
@@ -349,7 +355,7 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
     // Pingora closes a client connection after a failed proxy attempt: say so in the response
     // rather than promise keep-alive.
     session.as_mut().set_keepalive(None);
-    match send_error(session, ctx, error).await {
+    match send_error(session, ctx, error, recent).await {
         Ok(_) => FailToProxy {
             error_code: status,
             can_reuse_downstream: false,

@@ -386,7 +386,9 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        failover::client_response_head(upstream_response, ctx)
+        failover::client_response_head(upstream_response, ctx)?;
+        ctx.client_status = upstream_response.status.as_u16();
+        Ok(())
     }
 
     fn response_body_filter(
@@ -403,6 +405,10 @@ impl ProxyHttp for Gateway {
         if let (true, true, Some(answer)) = (whole, end_of_stream, &out) {
             // Nothing of a buffered answer went out before its end: this is all of it.
             WholeAnswer::set_length(session, answer.len());
+        }
+        if end_of_stream || ctx.stream_finished {
+            // The answer is complete; its last bytes are about to go out.
+            record::publish(&self.recent, ctx, ctx.client_status);
         }
         // An empty chunk would end a chunked response early: send nothing instead.
         *body = out.filter(|b| !b.is_empty() || end_of_stream);
@@ -443,7 +449,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
-        failover::fail_to_proxy(session, e, ctx).await
+        failover::fail_to_proxy(session, e, ctx, &self.recent).await
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<RequestCtx>) {
@@ -456,9 +462,13 @@ impl ProxyHttp for Gateway {
         self.learn_from(ctx);
         self.settle(ctx).await;
         crate::access_log::record_metrics(session, ctx);
-        if let Some(record) = record::generation_record(session, ctx) {
-            let record = Arc::new(record);
-            self.recent.insert(record.clone());
+        // A request that ended without an answer (the client left, the connection broke)
+        // has its record made here.
+        let status = session
+            .response_written()
+            .map_or(ctx.client_status, |r| r.status.as_u16());
+        record::publish(&self.recent, ctx, status);
+        if let Some(record) = ctx.published.take() {
             self.writer.record(record);
         }
         crate::access_log::log_request(session, ctx);

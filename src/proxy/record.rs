@@ -1,19 +1,37 @@
 //! The generation record of a finished request, for the ledger and `/v1/generation`.
 
-use pingora::proxy::Session;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::ctx::{AttemptOutcome, RequestCtx};
 use crate::ledger::{Attempt, GenerationRecord, SharedRecord};
 
+/// Makes the request's record visible to `/v1/generation`, once, with the status the client
+/// gets. Called as the answer completes and before its last bytes are written, so a client
+/// that has read the whole answer finds its record; `logging` then hands it to the ledger.
+pub fn publish(recent: &RecentGenerations, ctx: &mut RequestCtx, status: u16) {
+    if ctx.published.is_some() {
+        return;
+    }
+    // An attempt still open ends with the answer (`logging` applies the same rule).
+    ctx.end_attempt(if ctx.error.is_some() {
+        AttemptOutcome::Failed
+    } else {
+        AttemptOutcome::Succeeded
+    });
+    if let Some(record) = generation_record(ctx, status) {
+        let record = Arc::new(record);
+        recent.insert(record.clone());
+        ctx.published = Some(record);
+    }
+}
+
 /// The record of `ctx`, if the request belongs in the ledger (a chat request by a known key).
-pub fn generation_record(session: &Session, ctx: &RequestCtx) -> Option<GenerationRecord> {
+fn generation_record(ctx: &RequestCtx, status: u16) -> Option<GenerationRecord> {
     let key = ctx.key.as_ref()?;
     if ctx.chat.is_none() && ctx.embeddings.is_none() {
         return None;
     }
-    let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let attempts = ctx
         .attempts
         .iter()

@@ -7,6 +7,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
+use super::record::RecentGenerations;
 use crate::api::ApiError;
 
 /// Writes a complete JSON response. HEAD requests get the headers only.
@@ -51,6 +52,7 @@ pub async fn send_error(
     session: &mut Session,
     ctx: &mut RequestCtx,
     error: ApiError,
+    recent: &RecentGenerations,
 ) -> Result<bool> {
     let mut headers: Vec<(HeaderName, String)> = Vec::new();
     if let Some(secs) = error.retry_after {
@@ -74,6 +76,8 @@ pub async fn send_error(
     let body = error.body(ctx.door);
     let status = error.status;
     ctx.error = Some(error);
+    ctx.client_status = status;
+    super::record::publish(recent, ctx, status);
     send_json(session, status, body, &headers).await?;
     Ok(true)
 }
