@@ -78,10 +78,32 @@ async fn every_request_leaves_a_record_with_the_usage_and_cost_it_was_charged() 
     assert_eq!(rec["data"]["tokens_completion"], 12);
 }
 
-/// A client that has read its answer finds the record at once: it is made as the answer
-/// completes, before the last bytes go out, not when the request is torn down later.
+async fn key_usage(gw: &Gateway) -> f64 {
+    let key: Value = client()
+        .get(gw.url("/v1/key"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    key["data"]["usage"].as_f64().unwrap()
+}
+
+/// The cost in a stream's usage chunk (the one before `[DONE]`).
+fn streamed_cost(text: &str) -> f64 {
+    let events = sse_events(text);
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    tail["usage"]["cost"].as_f64().unwrap()
+}
+
+/// A client that has read its answer finds its record, and its key charged, at once: both
+/// happen as the answer completes, before its last bytes go out, not when the request is
+/// torn down later.
 #[tokio::test]
-async fn the_record_is_there_as_soon_as_the_answer_has_been_read() {
+async fn the_record_and_the_charge_are_there_as_soon_as_the_answer_has_been_read() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();
     let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
     // A provider that keeps its response open for 30 s after `[DONE]`: the client has the
@@ -99,33 +121,58 @@ async fn the_record_is_there_as_soon_as_the_answer_has_been_read() {
         got.extend_from_slice(&chunk);
     }
     let rec = generation(&gw, &id, KEY).await;
-    assert_eq!(rec.status(), 200, "no record for a stream the client has read");
+    assert_eq!(
+        rec.status(),
+        200,
+        "no record for a stream the client has read"
+    );
     let d = rec.json::<Value>().await.unwrap()["data"].clone();
     assert_eq!(d["streamed"], true, "{d}");
     assert_eq!(d["cancelled"], false, "{d}");
     assert_eq!(d["tokens_completion"], 5, "{d}");
     assert_eq!(d["status"], 200, "{d}");
     assert_eq!(d["attempts"][0]["outcome"], "success", "{d}");
+    let mut charged = streamed_cost(&String::from_utf8_lossy(&got));
+    assert!(charged > 0.0);
+    assert!((key_usage(&gw).await - charged).abs() < 1e-12);
     drop(r);
 
     // Answers and errors read to their end, each looked up at once, many times over (the
     // window this closes is narrow for a provider that closes promptly).
     for round in 0..15 {
-        let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]})).await;
+        let r = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
         let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
-        r.bytes().await.unwrap();
+        charged += r.json::<Value>().await.unwrap()["usage"]["cost"]
+            .as_f64()
+            .unwrap();
         let rec = generation(&gw, &id, KEY).await;
         assert_eq!(rec.status(), 200, "round {round}: no record for an answer");
         assert_eq!(rec.json::<Value>().await.unwrap()["data"]["status"], 200);
+        assert!(
+            (key_usage(&gw).await - charged).abs() < 1e-12,
+            "round {round}"
+        );
 
         let r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
         let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
-        r.bytes().await.unwrap();
+        charged += streamed_cost(&r.text().await.unwrap());
         let rec = generation(&gw, &id, KEY).await;
         assert_eq!(rec.status(), 200, "round {round}: no record for a stream");
+        assert!(
+            (key_usage(&gw).await - charged).abs() < 1e-12,
+            "round {round}"
+        );
 
-        let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}],
-                                 "mock": {"status": 503}})).await;
+        let r = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}],
+                                 "mock": {"status": 503}}),
+        )
+        .await;
         let status = r.status().as_u16();
         assert!(status >= 500, "{status}");
         let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();

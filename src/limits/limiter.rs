@@ -176,13 +176,11 @@ impl Limiter {
         tokens: u64,
         now_ms: u64,
     ) {
+        let Some(admission) = self.settle_at_once(key, admission, actual, tokens, now_ms) else {
+            return;
+        };
         match (admission.held, &self.shared) {
-            (Held::Local(hold), shared) => {
-                self.local.settle(&key.hash, hold, actual, tokens, now_ms);
-                if let Some(shared) = shared {
-                    shared.redis.charge_later(&key.hash, actual, now_ms);
-                }
-            }
+            (Held::Local(_), _) => {}
             (Held::Shared(hold), Some(shared)) => {
                 if let Some(spends) = shared.redis.settle(hold, actual, tokens, now_ms).await {
                     self.local.mirror(&key.hash, &spends, now_ms);
@@ -191,6 +189,26 @@ impl Limiter {
             // Only shared limits make shared holds.
             (Held::Shared(_), None) => {}
         }
+    }
+
+    /// Settles `admission` if that needs no wait (it was admitted by this instance's own
+    /// counters); otherwise hands it back, for [`Limiter::settle`].
+    pub fn settle_at_once(
+        &self,
+        key: &ApiKey,
+        admission: Admission,
+        actual: Cost,
+        tokens: u64,
+        now_ms: u64,
+    ) -> Option<Admission> {
+        let Held::Local(hold) = admission.held else {
+            return Some(admission);
+        };
+        self.local.settle(&key.hash, hold, actual, tokens, now_ms);
+        if let Some(shared) = &self.shared {
+            shared.redis.charge_later(&key.hash, actual, now_ms);
+        }
+        None
     }
 
     /// The key's spend: Redis's figures when shared (this instance's mirror of them when

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use super::ctx::RequestCtx;
 use super::frontdoor::{Admitted, FrontEnd};
-use super::respond::send_error;
 use super::{body, limits, Gateway};
 use crate::api::{ApiError, ChatRequest};
 use crate::auth::{bearer_secret, ApiKey};
 use crate::catalog::Dialect;
 use crate::limits::{now_ms, Refusal};
+use crate::metering::Cost;
 use crate::routing::{session_hash, PlanError, RoutePlan, RouteRequest};
 
 impl Gateway {
@@ -65,7 +65,7 @@ impl Gateway {
             };
         let admitted = match Admitted::parse(ctx.front, body) {
             Ok(a) => a,
-            Err(e) => return send_error(session, ctx, e, &self.recent).await,
+            Err(e) => return self.send_error(session, ctx, e).await,
         };
         let header = |name: &str| {
             session
@@ -135,7 +135,7 @@ impl Gateway {
         }
         let mut plan = match plan {
             Ok(plan) => plan,
-            Err(e) => return send_error(session, ctx, plan_error(e), &self.recent).await,
+            Err(e) => return self.send_error(session, ctx, plan_error(e)).await,
         };
         if ctx.front == FrontEnd::Embeddings {
             // Only some dialects have an embeddings API.
@@ -150,7 +150,7 @@ impl Gateway {
                     "no provider of `{}` serves embeddings",
                     inputs_model(ctx)
                 ));
-                return send_error(session, ctx, e, &self.recent).await;
+                return self.send_error(session, ctx, e).await;
             }
         }
         ctx.plan = Some(plan);
@@ -166,23 +166,34 @@ impl Gateway {
             }
             Err(refusal) => {
                 let error = refusal_error(refusal, ctx);
-                send_error(session, ctx, error, &self.recent).await
+                self.send_error(session, ctx, error).await
             }
         }
     }
 
     /// Releases what the request held and charges what it used: every request passes here
-    /// exactly once (from `logging`), whatever path it took.
+    /// exactly once (from `logging`), whatever path it took, unless its answer settled it
+    /// already (`settle_at_once`).
     pub(super) async fn settle(&self, ctx: &mut RequestCtx) {
         let (Some(key), Some(admission)) = (ctx.key.clone(), ctx.admission.take()) else {
             return;
         };
-        let usage = ctx.usage;
-        let cost = usage.map(|u| ctx.cost_of(&u)).unwrap_or_default();
-        let tokens = usage.map_or(0, |u| u.total());
+        let (cost, tokens) = charge_of(ctx);
         self.limits
             .settle(&key, admission, cost, tokens, now_ms())
             .await;
+    }
+
+    /// Settles now, as the answer completes, what needs no wait (holds on this instance's
+    /// own counters): a client that has read its answer then finds its key charged.
+    pub(super) fn settle_at_once(&self, ctx: &mut RequestCtx) {
+        let (Some(key), Some(admission)) = (ctx.key.as_ref(), ctx.admission.take()) else {
+            return;
+        };
+        let (cost, tokens) = charge_of(ctx);
+        ctx.admission = self
+            .limits
+            .settle_at_once(key, admission, cost, tokens, now_ms());
     }
 
     /// Sends an error before the body was read: the connection cannot be reused.
@@ -193,7 +204,15 @@ impl Gateway {
         error: ApiError,
     ) -> Result<bool> {
         session.as_mut().set_keepalive(None);
-        send_error(session, ctx, error, &self.recent).await
+        self.send_error(session, ctx, error).await
+    }
+}
+
+/// What the request used: its cost and tokens (nothing without usage).
+fn charge_of(ctx: &RequestCtx) -> (Cost, u64) {
+    match ctx.usage {
+        Some(u) => (ctx.cost_of(&u), u.total()),
+        None => (Cost::default(), 0),
     }
 }
 

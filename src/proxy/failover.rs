@@ -13,9 +13,8 @@ use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 use serde_json::json;
 
 use super::ctx::{AttemptOutcome, RequestCtx};
-use super::record::RecentGenerations;
-use super::respond::send_error;
 use super::response::ResponseMode;
+use super::Gateway;
 use crate::api::ApiError;
 use crate::routing::RoutePlan;
 
@@ -328,7 +327,7 @@ pub async fn fail_to_proxy(
     session: &mut Session,
     e: &Error,
     ctx: &mut RequestCtx,
-    recent: &RecentGenerations,
+    gateway: &Gateway,
 ) -> FailToProxy {
     let gone = FailToProxy {
         error_code: 0,
@@ -355,7 +354,7 @@ pub async fn fail_to_proxy(
     // Pingora closes a client connection after a failed proxy attempt: say so in the response
     // rather than promise keep-alive.
     session.as_mut().set_keepalive(None);
-    match send_error(session, ctx, error, recent).await {
+    match gateway.send_error(session, ctx, error).await {
         Ok(_) => FailToProxy {
             error_code: status,
             can_reuse_downstream: false,

@@ -7,7 +7,7 @@ use pingora::Result;
 use serde_json::json;
 
 use super::ctx::RequestCtx;
-use super::respond::{send_error, send_json};
+use super::respond::send_json;
 use super::routes::{self, Route};
 use super::Gateway;
 use crate::api::models::models_response;
@@ -41,7 +41,7 @@ impl Gateway {
                         let e = ApiError::model_not_found(format!(
                             "model `{id}` is not in this gateway's catalog"
                         ));
-                        send_error(session, ctx, e, &self.recent).await
+                        self.send_error(session, ctx, e).await
                     }
                 }
             }
@@ -54,7 +54,7 @@ impl Gateway {
                     send_json(session, 200, Bytes::from(body.to_string()), &[]).await?;
                     Ok(true)
                 }
-                Err(e) => send_error(session, ctx, e, &self.recent).await,
+                Err(e) => self.send_error(session, ctx, e).await,
             },
             Route::Healthz | Route::Readyz => {
                 send_json(session, 200, Bytes::from_static(br#"{"status":"ok"}"#), &[]).await?;
@@ -88,7 +88,7 @@ impl Gateway {
     async fn generation(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let key = match self.authenticate(session, ctx) {
             Ok(k) => k,
-            Err(e) => return send_error(session, ctx, e, &self.recent).await,
+            Err(e) => return self.send_error(session, ctx, e).await,
         };
         ctx.key = Some(key.clone());
         let id = session
@@ -99,7 +99,7 @@ impl Gateway {
             .map(str::to_string);
         let Some(id) = id.filter(|i| !i.is_empty()) else {
             let e = ApiError::bad_param("id", "`id` is required: /v1/generation?id=gen-...");
-            return send_error(session, ctx, e, &self.recent).await;
+            return self.send_error(session, ctx, e).await;
         };
         let record = match self.recent.get(&id) {
             Some(r) => Some((*r).clone()),
@@ -108,7 +108,7 @@ impl Gateway {
                 Err(e) => {
                     log::error!("reading generation {id}: {e}");
                     let e = ApiError::unavailable("the generation ledger is unavailable right now");
-                    return send_error(session, ctx, e, &self.recent).await;
+                    return self.send_error(session, ctx, e).await;
                 }
             },
         };
@@ -120,7 +120,7 @@ impl Gateway {
             }
             None => {
                 let e = ApiError::not_found(format!("no generation `{id}` for this key"));
-                send_error(session, ctx, e, &self.recent).await
+                self.send_error(session, ctx, e).await
             }
         }
     }

@@ -117,6 +117,14 @@ impl Gateway {
 
     /// Feeds what each attempt showed into endpoint health, and remembers where a sticky
     /// session was served.
+    /// The answer is complete and its last bytes are about to go out: its record becomes
+    /// visible and what it holds of the key's limits is settled where that needs no wait,
+    /// so a client that has read the answer and then asks sees both.
+    fn answer_complete(&self, ctx: &mut RequestCtx, status: u16) {
+        record::publish(&self.recent, ctx, status);
+        self.settle_at_once(ctx);
+    }
+
     fn learn_from(&self, ctx: &RequestCtx) {
         for attempt in &ctx.attempts {
             let health = self
@@ -408,7 +416,7 @@ impl ProxyHttp for Gateway {
         }
         if end_of_stream || ctx.stream_finished {
             // The answer is complete; its last bytes are about to go out.
-            record::publish(&self.recent, ctx, ctx.client_status);
+            self.answer_complete(ctx, ctx.client_status);
         }
         // An empty chunk would end a chunked response early: send nothing instead.
         *body = out.filter(|b| !b.is_empty() || end_of_stream);
@@ -449,7 +457,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
-        failover::fail_to_proxy(session, e, ctx, &self.recent).await
+        failover::fail_to_proxy(session, e, ctx, self).await
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<RequestCtx>) {

@@ -7,7 +7,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use super::record::RecentGenerations;
+use super::Gateway;
 use crate::api::ApiError;
 
 /// Writes a complete JSON response. HEAD requests get the headers only.
@@ -46,38 +46,40 @@ pub fn rate_limit_headers(rate: &crate::limits::RateStatus) -> [(HeaderName, Hea
     ]
 }
 
-/// Sends `error` to the client and remembers it for the log and the record. Returns
-/// `Ok(true)`, which `request_filter` passes on to say "response sent".
-pub async fn send_error(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    error: ApiError,
-    recent: &RecentGenerations,
-) -> Result<bool> {
-    let mut headers: Vec<(HeaderName, String)> = Vec::new();
-    if let Some(secs) = error.retry_after {
-        headers.push((http::header::RETRY_AFTER, secs.to_string()));
-    }
-    if error.status == 405 {
-        if let super::routes::Route::MethodNotAllowed(allowed) = ctx.route {
-            headers.push((http::header::ALLOW, allowed.to_string()));
+impl Gateway {
+    /// Sends `error` to the client and remembers it for the log and the record. Returns
+    /// `Ok(true)`, which `request_filter` passes on to say "response sent".
+    pub(super) async fn send_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        error: ApiError,
+    ) -> Result<bool> {
+        let mut headers: Vec<(HeaderName, String)> = Vec::new();
+        if let Some(secs) = error.retry_after {
+            headers.push((http::header::RETRY_AFTER, secs.to_string()));
         }
-    }
-    // Only requests that leave a generation record (see `record.rs`) name one.
-    if ctx.key.is_some() && (ctx.chat.is_some() || ctx.embeddings.is_some()) {
-        headers.push((super::failover::X_GENERATION_ID, ctx.generation_id.clone()));
-    }
-    if let Some(rate) = &ctx.rate_status {
-        for (name, value) in rate_limit_headers(rate) {
-            // Digits only: always valid UTF-8.
-            headers.push((name, value.to_str().unwrap_or_default().to_string()));
+        if error.status == 405 {
+            if let super::routes::Route::MethodNotAllowed(allowed) = ctx.route {
+                headers.push((http::header::ALLOW, allowed.to_string()));
+            }
         }
+        // Only requests that leave a generation record (see `record.rs`) name one.
+        if ctx.key.is_some() && (ctx.chat.is_some() || ctx.embeddings.is_some()) {
+            headers.push((super::failover::X_GENERATION_ID, ctx.generation_id.clone()));
+        }
+        if let Some(rate) = &ctx.rate_status {
+            for (name, value) in rate_limit_headers(rate) {
+                // Digits only: always valid UTF-8.
+                headers.push((name, value.to_str().unwrap_or_default().to_string()));
+            }
+        }
+        let body = error.body(ctx.door);
+        let status = error.status;
+        ctx.error = Some(error);
+        ctx.client_status = status;
+        self.answer_complete(ctx, status);
+        send_json(session, status, body, &headers).await?;
+        Ok(true)
     }
-    let body = error.body(ctx.door);
-    let status = error.status;
-    ctx.error = Some(error);
-    ctx.client_status = status;
-    super::record::publish(recent, ctx, status);
-    send_json(session, status, body, &headers).await?;
-    Ok(true)
 }
