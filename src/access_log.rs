@@ -11,9 +11,8 @@ use crate::proxy::RequestCtx;
 
 /// Counts the finished request in the Prometheus metrics. The endpoint's and the route's
 /// handles are cached (`metrics::EndpointMetrics`, `metrics::route_times`).
-pub fn record_metrics(session: &Session, ctx: &RequestCtx) {
+pub fn record_metrics(ctx: &RequestCtx, status: u16) {
     let m = crate::metrics::metrics();
-    let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let route = route_index(ctx.route);
     let model = ctx.current.as_ref().map_or("", |c| c.model.id.as_str());
     let provider = ctx

@@ -35,10 +35,25 @@ async fn metrics_count_known_traffic() {
     let gw = Gateway::start_with_env(&config_with(&mock, mport, aport), &[("ADMIN_TOKEN", "adm")]);
     let mut prompt = 0;
     let mut completion = 0;
+    // The stream's provider holds its response open after `[DONE]` (for 30 s), and the client
+    // its connection: the request is counted once its answer is complete, not when either
+    // lets go.
+    let mut open_stream = None;
     for stream in [false, false, true] {
-        let r = chat(&gw, json!({"model": "test/model", "stream": stream, "messages": [{"role": "user", "content": "count me"}]})).await;
+        let mut r = chat(&gw, json!({"model": "test/model", "stream": stream, "messages": [{"role": "user", "content": "count me"}],
+                                     "mock": {"hang": stream}})).await;
         assert_eq!(r.status(), 200);
-        let text = r.text().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+            if stream && body.ends_with(b"data: [DONE]\n\n") {
+                break;
+            }
+        }
+        let text = String::from_utf8(body).unwrap();
+        if stream {
+            open_stream = Some(r);
+        }
         let usage: Value = if stream {
             let events = sse_events(&text);
             serde_json::from_str::<Value>(events[events.len() - 2].trim_start_matches("data: "))
@@ -50,6 +65,7 @@ async fn metrics_count_known_traffic() {
         prompt += usage["prompt_tokens"].as_u64().unwrap();
         completion += usage["completion_tokens"].as_u64().unwrap();
     }
+    assert!(open_stream.is_some());
     assert_eq!(
         chat(&gw, json!({"model": "no/such", "messages": []}))
             .await
@@ -126,8 +142,30 @@ async fn metrics_count_known_traffic() {
     .is_some());
     assert_eq!(
         sample(&text, "switchyard_requests_in_flight", &[]),
-        Some(0.0)
+        Some(1.0),
+        "the stream still open"
     );
+    drop(open_stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = client()
+            .get(format!("http://127.0.0.1:{mport}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let in_flight = sample(&text, "switchyard_requests_in_flight", &[]);
+        if in_flight == Some(0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream still counts in flight: {in_flight:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         sample(
             &text,

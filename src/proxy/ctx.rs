@@ -145,6 +145,8 @@ pub struct RequestCtx {
     /// The generation record, once made visible to `/v1/generation` (before the answer's
     /// last bytes go out, so a client that reads the whole answer then asks finds it).
     pub published: Option<SharedRecord>,
+    /// `Gateway::answer_complete` has run: the record, the settlement and the metrics.
+    pub answered: bool,
 }
 
 impl RequestCtx {
@@ -193,6 +195,7 @@ impl RequestCtx {
             client_error: None,
             client_status: 0,
             published: None,
+            answered: false,
         }
     }
 

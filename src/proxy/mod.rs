@@ -120,9 +120,22 @@ impl Gateway {
     /// The answer is complete and its last bytes are about to go out: its record becomes
     /// visible and what it holds of the key's limits is settled where that needs no wait,
     /// so a client that has read the answer and then asks sees both.
+    /// Also counts the request in the metrics. Once per request; `logging` calls it for a
+    /// request that ended without an answer (the client left, the connection broke).
     fn answer_complete(&self, ctx: &mut RequestCtx, status: u16) {
+        if ctx.answered {
+            return;
+        }
+        ctx.answered = true;
+        // An attempt still open ends with the answer (`logging` applies the same rule).
+        ctx.end_attempt(if ctx.error.is_some() {
+            AttemptOutcome::Failed
+        } else {
+            AttemptOutcome::Succeeded
+        });
         record::publish(&self.recent, ctx, status);
         self.settle_at_once(ctx);
+        crate::access_log::record_metrics(ctx, status);
     }
 
     fn learn_from(&self, ctx: &RequestCtx) {
@@ -468,14 +481,12 @@ impl ProxyHttp for Gateway {
         };
         ctx.end_attempt(outcome);
         self.learn_from(ctx);
-        self.settle(ctx).await;
-        crate::access_log::record_metrics(session, ctx);
-        // A request that ended without an answer (the client left, the connection broke)
-        // has its record made here.
         let status = session
             .response_written()
             .map_or(ctx.client_status, |r| r.status.as_u16());
-        record::publish(&self.recent, ctx, status);
+        self.answer_complete(ctx, status);
+        // What needed a wait (limits held in Redis).
+        self.settle(ctx).await;
         if let Some(record) = ctx.published.take() {
             self.writer.record(record);
         }

@@ -6,19 +6,10 @@ use std::sync::{Arc, Mutex};
 use super::ctx::{AttemptOutcome, RequestCtx};
 use crate::ledger::{Attempt, GenerationRecord, SharedRecord};
 
-/// Makes the request's record visible to `/v1/generation`, once, with the status the client
-/// gets. Called as the answer completes and before its last bytes are written, so a client
-/// that has read the whole answer finds its record; `logging` then hands it to the ledger.
+/// Makes the request's record visible to `/v1/generation`, with the status the client gets
+/// (`Gateway::answer_complete`: before the answer's last bytes are written, so a client that
+/// has read the whole answer finds its record); `logging` then hands it to the ledger.
 pub fn publish(recent: &RecentGenerations, ctx: &mut RequestCtx, status: u16) {
-    if ctx.published.is_some() {
-        return;
-    }
-    // An attempt still open ends with the answer (`logging` applies the same rule).
-    ctx.end_attempt(if ctx.error.is_some() {
-        AttemptOutcome::Failed
-    } else {
-        AttemptOutcome::Succeeded
-    });
     if let Some(record) = generation_record(ctx, status) {
         let record = Arc::new(record);
         recent.insert(record.clone());
