@@ -95,6 +95,48 @@ async fn the_default_draw_follows_inverse_price_squared() {
     );
 }
 
+/// A provider whose only backend fails its health check is passed over for the next
+/// provider, rather than sent traffic it cannot serve.
+#[tokio::test]
+async fn a_provider_whose_only_backend_is_unhealthy_is_passed_over() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let config = format!(
+        "{}providers:\n  solo:\n    dialect: openai\n    base_url: \"{}\"\n    health_check: {{ interval: 100ms, path: /models }}\n  backup:\n    dialect: openai\n    base_url: \"{}\"\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: solo, model: m }}\n      - {{ provider: backup, model: m }}\n",
+        config_head(),
+        a.base_url(),
+        b.base_url()
+    );
+    let gw = Gateway::start(&config);
+    let solo_first = json!({"model": "test/model", "provider": {"order": ["solo", "backup"]},
+                            "messages": [{"role": "user", "content": "hi"}]});
+    let resp = chat(&gw, solo_first.clone()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["provider"], "solo");
+    a.set_default_fault(Some("status=500"));
+    // Wait (bounded) until a check has seen the fault.
+    a.clear_requests();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.requests().iter().any(|r| r.path.ends_with("/models")) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    a.clear_requests();
+    for _ in 0..10 {
+        let resp = chat(&gw, solo_first.clone()).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.json::<Value>().await.unwrap()["provider"], "backup");
+    }
+    let chats_on_a = a
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
+    assert_eq!(chats_on_a, 0, "the unhealthy backend got chat traffic");
+}
+
 #[tokio::test]
 async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
     let (a, b) = (
