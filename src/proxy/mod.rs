@@ -115,13 +115,13 @@ impl Gateway {
         Ok((backend, addr))
     }
 
-    /// Feeds what each attempt showed into endpoint health, and remembers where a sticky
-    /// session was served.
-    /// The answer is complete and its last bytes are about to go out: its record becomes
-    /// visible and what it holds of the key's limits is settled where that needs no wait,
-    /// so a client that has read the answer and then asks sees both.
-    /// Also counts the request in the metrics. Once per request; `logging` calls it for a
-    /// request that ended without an answer (the client left, the connection broke).
+    /// The answer is complete and its last bytes are about to go out: what the attempts
+    /// showed reaches endpoint health, the record becomes visible, what the request holds of
+    /// the key's limits is settled where that needs no wait, and the metrics count it. So a
+    /// client that has read the answer finds all of that done: its next request meets the
+    /// breaker this one opened, `/v1/generation` and `/v1/key` show it. Once per request;
+    /// `logging` calls it for a request that ended without an answer (the client left, the
+    /// connection broke).
     fn answer_complete(&self, ctx: &mut RequestCtx, status: u16) {
         if ctx.answered {
             return;
@@ -133,11 +133,14 @@ impl Gateway {
         } else {
             AttemptOutcome::Succeeded
         });
+        self.learn_from(ctx);
         record::publish(&self.recent, ctx, status);
         self.settle_at_once(ctx);
         crate::access_log::record_metrics(ctx, status);
     }
 
+    /// Feeds what each attempt showed into endpoint health, and remembers where a sticky
+    /// session was served.
     fn learn_from(&self, ctx: &RequestCtx) {
         for attempt in &ctx.attempts {
             let health = self
@@ -480,7 +483,6 @@ impl ProxyHttp for Gateway {
             AttemptOutcome::Succeeded
         };
         ctx.end_attempt(outcome);
-        self.learn_from(ctx);
         let status = session
             .response_written()
             .map_or(ctx.client_status, |r| r.status.as_u16());
