@@ -20,11 +20,22 @@ pub fn top_level_fields(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
 
 /// [`top_level_fields`] of text already known to be UTF-8 (a value from an earlier scan).
 pub fn object_fields(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let mut fields = Vec::with_capacity(12);
+    for_each_field(text, |key, value| fields.push((key, value)))?;
+    Some(fields)
+}
+
+/// Calls `visit` with each `(key, raw value)` of the object `text`, in order, without
+/// collecting them; `None` (after visiting what came before the fault) unless `text` is one
+/// JSON object, as [`object_fields`] checks.
+pub fn for_each_field<'t>(
+    text: &'t str,
+    mut visit: impl FnMut(Cow<'t, str>, &'t str),
+) -> Option<()> {
     let mut s = Scanner {
         bytes: text.as_bytes(),
         at: 0,
     };
-    let mut fields = Vec::with_capacity(12);
     s.skip_ws();
     s.expect(b'{')?;
     s.skip_ws();
@@ -41,7 +52,7 @@ pub fn object_fields(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
             s.skip_ws();
             let value_start = s.at;
             s.skip_value()?;
-            fields.push((key, &text[value_start..s.at]));
+            visit(key, &text[value_start..s.at]);
             s.skip_ws();
             match s.next()? {
                 b',' => s.skip_ws(),
@@ -51,7 +62,7 @@ pub fn object_fields(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
         }
     }
     s.skip_ws();
-    (s.at == s.bytes.len()).then_some(fields)
+    (s.at == s.bytes.len()).then_some(())
 }
 
 /// A quoted key without its quotes; escapes (rare in keys) are decoded by serde.

@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
-use crate::api::scan::object_fields;
+use crate::api::scan::for_each_field;
 use crate::catalog::{Price, PICO_USD_PER_USD};
 
 /// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`,
@@ -17,11 +16,6 @@ pub struct Usage {
     pub reasoning: u64,
     /// True when the provider reported nothing and the gateway estimated.
     pub estimated: bool,
-}
-
-/// The raw value of `key` in scanned fields; the last of duplicates, as serde keeps.
-fn field<'a>(fields: &[(Cow<'_, str>, &'a str)], key: &str) -> Option<&'a str> {
-    fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 fn u64_at(v: &Value, path: &[&str]) -> u64 {
@@ -50,20 +44,28 @@ impl Usage {
     /// `None` if it is not an object. Odd field types read as 0, and the last of duplicate
     /// keys counts, as in `from_openai`.
     pub fn from_openai_raw(raw: &str) -> Option<Usage> {
-        let usage = object_fields(raw)?;
-        let count = |raw: Option<&str>| raw.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let count = |raw: &str| raw.parse::<u64>().unwrap_or(0);
+        // A nested object's `key`, or 0 when the value is not an object.
         let nested = |object: &str, key: &str| {
-            field(&usage, object)
-                .and_then(object_fields)
-                .map_or(0, |inner| count(field(&inner, key)))
+            let mut n = 0;
+            for_each_field(object, |k, v| {
+                if k == key {
+                    n = count(v);
+                }
+            })
+            .map_or(0, |()| n)
         };
-        Some(Usage {
-            prompt: count(field(&usage, "prompt_tokens")),
-            completion: count(field(&usage, "completion_tokens")),
-            cached_prompt: nested("prompt_tokens_details", "cached_tokens"),
-            reasoning: nested("completion_tokens_details", "reasoning_tokens"),
-            estimated: false,
-        })
+        // Visited in place, not collected: each later duplicate overwrites (issue 12: the
+        // collected fields were three allocations a response).
+        let mut usage = Usage::default();
+        for_each_field(raw, |key, value| match key.as_ref() {
+            "prompt_tokens" => usage.prompt = count(value),
+            "completion_tokens" => usage.completion = count(value),
+            "prompt_tokens_details" => usage.cached_prompt = nested(value, "cached_tokens"),
+            "completion_tokens_details" => usage.reasoning = nested(value, "reasoning_tokens"),
+            _ => {}
+        })?;
+        Some(usage)
     }
 
     pub fn total(&self) -> u64 {
@@ -212,6 +214,10 @@ mod tests {
             r#"{"prompt_tokens": 18446744073709551615, "completion_tokens": 0,
                 "completion_tokens_details": {"reasoning_tokens": 2, "reasoning_tokens": 3},
                 "prompt_tokens_details": [4]}"#,
+            r#"{"prompt_tokens_details": {"cached_tokens": 4}, "prompt_tokens_details": null}"#,
+            r#"{"prompt_tokens_details": {"cached_tokens": 4, "cached_tokens": "x"}, "prompt_tokens": 9}"#,
+            r#"{"completion_tokens_details": {"reasoning_tokens": 1}, "completion_tokens": 2,
+                "completion_tokens_details": {"other": 1}}"#,
         ] {
             let tree: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(
@@ -219,6 +225,10 @@ mod tests {
                 Usage::from_openai(&tree),
                 "{raw}"
             );
+        }
+        // Cut short: nothing is read, not the fields before the cut.
+        for raw in [r#"{"prompt_tokens": 1,"#, r#"{"prompt_tokens": 1} x"#] {
+            assert_eq!(Usage::from_openai_raw(raw), None, "{raw}");
         }
     }
 
