@@ -80,8 +80,9 @@ struct Scanner<'a> {
     at: usize,
 }
 
-/// How deep arrays and objects may nest: as deep as serde_json allows by default.
-const MAX_DEPTH: usize = 128;
+/// How deep arrays and objects may nest: as deep as serde_json allows by default (and as
+/// many bits as `skip_container` tracks).
+const MAX_DEPTH: u32 = u128::BITS;
 
 impl Scanner<'_> {
     fn peek(&self) -> Option<u8> {
@@ -155,9 +156,13 @@ impl Scanner<'_> {
         ok.then_some(())
     }
 
-    /// An object or array, with its strings skipped and its brackets matched.
+    /// An object or array, with its strings skipped and its brackets matched. The open
+    /// brackets are bits of one integer, not a heap stack: a `Vec` was an allocation for
+    /// every container of every answer (issue 12).
     fn skip_container(&mut self) -> Option<()> {
-        let mut open: Vec<u8> = Vec::new();
+        // Bit 0 is the innermost open bracket: 1 for `{`, 0 for `[`.
+        let mut objects: u128 = 0;
+        let mut depth = 0;
         loop {
             let i = self.find(&IN_CONTAINER)?;
             self.at = i + 1;
@@ -166,16 +171,19 @@ impl Scanner<'_> {
                     self.skip_string()?;
                 }
                 b @ (b'{' | b'[') => {
-                    if open.len() == MAX_DEPTH {
+                    if depth == MAX_DEPTH {
                         return None;
                     }
-                    open.push(if b == b'{' { b'}' } else { b']' });
+                    objects = objects << 1 | u128::from(b == b'{');
+                    depth += 1;
                 }
                 b => {
-                    if open.pop()? != b {
+                    if depth == 0 || (b == b'}') != (objects & 1 == 1) {
                         return None;
                     }
-                    if open.is_empty() {
+                    objects >>= 1;
+                    depth -= 1;
+                    if depth == 0 {
                         return Some(());
                     }
                 }
@@ -299,6 +307,34 @@ mod tests {
         }
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         assert_eq!(by_scan(deep.as_bytes()), None);
+    }
+
+    /// A value `depth` brackets deep, objects and arrays alternating, its closers matched
+    /// or, with `swap_at`, one of them the wrong kind.
+    fn nested(depth: usize, swap_at: Option<usize>) -> String {
+        let (mut open, mut close) = (String::new(), Vec::new());
+        for level in 0..depth {
+            let object = level % 2 == 0;
+            open.push_str(if object { "{\"k\":" } else { "[" });
+            let wrong = swap_at == Some(level);
+            close.push(if object != wrong { "}" } else { "]" });
+        }
+        let innermost = if depth % 2 == 1 { "1" } else { "" };
+        close.reverse();
+        format!("{{\"a\":{open}{innermost}{}}}", close.concat())
+    }
+
+    #[test]
+    fn brackets_match_at_every_depth_up_to_the_limit() {
+        for depth in [1, 2, 63, 64, 65, 127, 128] {
+            let body = nested(depth, None);
+            assert!(by_scan(body.as_bytes()).is_some(), "depth {depth}");
+            for swap in [0, depth / 2, depth - 1] {
+                let bad = nested(depth, Some(swap));
+                assert_eq!(by_scan(bad.as_bytes()), None, "depth {depth}, swap {swap}");
+            }
+        }
+        assert_eq!(by_scan(nested(129, None).as_bytes()), None, "too deep");
     }
 
     #[test]
