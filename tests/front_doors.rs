@@ -106,8 +106,16 @@ async fn messages_to_an_openai_provider_answer_in_anthropic_shape() {
 #[tokio::test]
 async fn messages_to_an_anthropic_provider_pass_through() {
     let (mock, gw) = start();
-    let r = post(&gw, "/v1/messages", json!({"model": "anthropic/claude", "max_tokens": 100, "context_management": {"edits": []},
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi passthrough", "cache_control": {"type": "ephemeral"}}]}]})).await;
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .json(&json!({"model": "anthropic/claude", "max_tokens": 100, "context_management": {"edits": []},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi passthrough", "cache_control": {"type": "ephemeral"}}]}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["type"], "message");
@@ -115,6 +123,11 @@ async fn messages_to_an_anthropic_provider_pass_through() {
     assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
     let seen = mock.requests().pop().unwrap();
     assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(
+        seen.header("anthropic-beta"),
+        Some("context-management-2025-06-27"),
+        "the client's beta flags reach an Anthropic upstream"
+    );
     let up = seen.json().unwrap();
     assert_eq!(up["model"], "claude-up");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Admission: who is calling, what they ask, where it may go, and whether their limits let it
 //! — all before any upstream call (DESIGN §1 step 1).
 
+use http::HeaderName;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::json;
@@ -16,6 +17,12 @@ use crate::limits::{now_ms, Refusal};
 use crate::metering::Cost;
 use crate::routing::{session_hash, PlanError, RoutePlan, RouteRequest};
 
+/// Request headers the gateway reads, as names known in advance: looked up by `&str`, a
+/// name is parsed on every request.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+const X_SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
+
 impl Gateway {
     /// The caller's key: `Authorization: Bearer`, or `x-api-key` on the Anthropic door.
     pub(super) fn authenticate(
@@ -30,7 +37,7 @@ impl Gateway {
         let x_api_key = (ctx.front == FrontEnd::Messages)
             .then(|| {
                 headers
-                    .get("x-api-key")
+                    .get(X_API_KEY)
                     .and_then(|v| v.to_str().ok())
                     .map(str::trim)
             })
@@ -67,7 +74,7 @@ impl Gateway {
             Ok(a) => a,
             Err(e) => return self.send_error(session, ctx, e).await,
         };
-        let header = |name: &str| {
+        let header = |name: HeaderName| {
             session
                 .req_header()
                 .headers
@@ -75,7 +82,7 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        ctx.anthropic_beta = header("anthropic-beta");
+        ctx.anthropic_beta = header(ANTHROPIC_BETA);
         // Stickiness chooses among a model's endpoints: with one endpoint there is nothing
         // to remember, and hashing the conversation's opening would be wasted.
         let has_choice = |model: &str| {
@@ -85,11 +92,9 @@ impl Gateway {
                 .is_some_and(|m| m.endpoints.len() > 1)
         };
         let session_key = match &admitted {
-            Admitted::Chat { chat, .. } if has_choice(&chat.model) => Some(sticky_session(
-                &key,
-                chat,
-                header("x-session-id").as_deref(),
-            )),
+            Admitted::Chat { chat, .. } if has_choice(&chat.model) => {
+                Some(sticky_session(&key, chat, header(X_SESSION_ID).as_deref()))
+            }
             Admitted::Chat { .. } | Admitted::Embeddings(_) => None,
         };
         let sticky = session_key.and_then(|s| self.sticky.get(s));
