@@ -193,9 +193,25 @@ pub(crate) async fn update(
     patch: KeyPatch,
 ) -> Result<Option<StoredKey>, LedgerError> {
     let mut tx = db.pool.begin().await?;
+    let result = update_in(&mut tx, hash, patch).await;
+    // Ended here, whatever the outcome: a transaction merely dropped is rolled back only when
+    // its connection is next used, and until then its read lock on `keys` makes another
+    // connection's write to an in-memory (shared-cache) database fail with "table is locked".
+    match result {
+        Ok(Some(_)) => tx.commit().await?,
+        _ => tx.rollback().await?,
+    }
+    result
+}
+
+async fn update_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    hash: &KeyHash,
+    patch: KeyPatch,
+) -> Result<Option<StoredKey>, LedgerError> {
     let row = sqlx::query(SELECT_ONE)
         .bind(hex::encode(hash))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let Some(mut key) = row.as_ref().map(decode_key).transpose()? else {
         return Ok(None);
@@ -224,9 +240,8 @@ pub(crate) async fn update(
         .bind(key.provider_prefs.to_string())
         .bind(i64::from(key.disabled))
         .bind(key.updated_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
     Ok(Some(key))
 }
 
