@@ -169,13 +169,23 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
 /// Reloads on file changes (debounced) and SIGHUP.
 pub struct ReloadService {
     reloader: Arc<Reloader>,
+    /// File changes, from the watch `new` armed; taken by `start`.
+    changes: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<()>>>,
 }
 
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
 impl ReloadService {
+    /// Arms the file watch now, before the server starts accepting: a change made as soon as
+    /// the gateway answers is not missed (armed in `start`, it raced the listeners; a
+    /// test under load changed the file first).
     pub fn new(reloader: Arc<Reloader>) -> ReloadService {
-        ReloadService { reloader }
+        let (tx, rx) = tokio::sync::mpsc::channel::<()>(16);
+        watch_config_files(&reloader, tx);
+        ReloadService {
+            reloader,
+            changes: std::sync::Mutex::new(Some(rx)),
+        }
     }
 
     async fn reload(&self) {
@@ -201,42 +211,47 @@ fn is_config_change(
             && include_dirs.iter().any(|d| changed.starts_with(d)))
 }
 
+/// Watches the main file's directory and those of its included files (`config_watch`): a
+/// change to the main file or to any YAML file in an include directory sends on `tx`
+/// (include globs that gain a new directory need a SIGHUP or a restart).
+fn watch_config_files(reloader: &Reloader, tx: tokio::sync::mpsc::Sender<()>) {
+    let Some(path) = reloader.path.as_ref() else {
+        return;
+    };
+    let dir_of = |p: &std::path::Path| {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
+    let mut include_dirs: Vec<std::path::PathBuf> = reloader
+        .store
+        .current()
+        .included_files
+        .iter()
+        .map(|f| dir_of(f))
+        .collect();
+    include_dirs.sort();
+    include_dirs.dedup();
+    let mut dirs = vec![dir_of(path)];
+    dirs.extend(include_dirs.iter().cloned());
+    dirs.dedup();
+    let file = path.file_name().map(|f| f.to_owned());
+    crate::config_watch::watch(
+        &dirs,
+        move |p| is_config_change(p, file.as_deref(), &include_dirs),
+        move || {
+            let _ = tx.try_send(());
+        },
+    );
+}
+
 #[async_trait]
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
-        // Watch the main file's directory and those of its included files (`config_watch`).
-        // A change to the main file or to any YAML file in an include directory triggers a
-        // reload (include globs that gain a new directory need a SIGHUP or a restart).
-        if let Some(path) = self.reloader.path.as_ref() {
-            let dir_of = |p: &std::path::Path| {
-                p.parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(std::path::Path::new("."))
-                    .to_path_buf()
-            };
-            let mut include_dirs: Vec<std::path::PathBuf> = self
-                .reloader
-                .store
-                .current()
-                .included_files
-                .iter()
-                .map(|f| dir_of(f))
-                .collect();
-            include_dirs.sort();
-            include_dirs.dedup();
-            let mut dirs = vec![dir_of(path)];
-            dirs.extend(include_dirs.iter().cloned());
-            dirs.dedup();
-            let file = path.file_name().map(|f| f.to_owned());
-            crate::config_watch::watch(
-                &dirs,
-                move |p| is_config_change(p, file.as_deref(), &include_dirs),
-                move || {
-                    let _ = tx.try_send(());
-                },
-            );
-        }
+        let taken = self.changes.lock().ok().and_then(|mut c| c.take());
+        // Started once; a second start would have no watch of its own.
+        let Some(mut rx) = taken else { return };
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {

@@ -140,32 +140,11 @@ async fn metrics_count_known_traffic() {
         &[("route", "chat_completions")]
     )
     .is_some());
-    assert_eq!(
-        sample(&text, "switchyard_requests_in_flight", &[]),
-        Some(1.0),
-        "the stream still open"
-    );
+    // In flight: a request until its context is dropped, a moment after its answer. So,
+    // eventually, only the stream still held open; then none once it is closed.
+    wait_for_in_flight(mport, 1.0).await;
     drop(open_stream);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = client()
-            .get(format!("http://127.0.0.1:{mport}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let in_flight = sample(&text, "switchyard_requests_in_flight", &[]);
-        if in_flight == Some(0.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed stream still counts in flight: {in_flight:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_in_flight(mport, 0.0).await;
     assert_eq!(
         sample(
             &text,
@@ -221,6 +200,30 @@ async fn metrics_count_known_traffic() {
         );
     } else {
         eprintln!("promtool not installed: exposition checked by this test's own parser only");
+    }
+}
+
+/// Waits (bounded) until `/metrics` on `mport` shows `want` requests in flight.
+async fn wait_for_in_flight(mport: u16, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = client()
+            .get(format!("http://127.0.0.1:{mport}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let in_flight = sample(&text, "switchyard_requests_in_flight", &[]);
+        if in_flight == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in flight: {in_flight:?}, waited for {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
