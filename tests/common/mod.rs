@@ -16,13 +16,18 @@ pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
 /// A port free now, below Linux's ephemeral range (32768+): ports the OS hands out as client
 /// source ports (every test's outgoing connections) can then never take it before the
-/// gateway binds it.
+/// gateway binds it. Never the same port twice in one test binary: tests run in parallel,
+/// and two that drew the same free port before either bound it ran one gateway's admin API
+/// on the other's proxy port (a 404 where a 401 was due, seen in CI).
 pub fn free_port() -> u16 {
     use rand::Rng;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = rand::thread_rng();
     for _ in 0..1000 {
         let port = rng.gen_range(20_000..32_000);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
             return port;
         }
     }
