@@ -73,14 +73,7 @@ async fn metrics_count_known_traffic() {
         404
     );
 
-    let text = client()
-        .get(format!("http://127.0.0.1:{mport}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(mport).await;
     let ok = [
         ("route", "chat_completions"),
         ("model", "test/model"),
@@ -203,18 +196,23 @@ async fn metrics_count_known_traffic() {
     }
 }
 
+/// The Prometheus text the metrics listener on `mport` serves.
+async fn metrics_text(mport: u16) -> String {
+    client()
+        .get(format!("http://127.0.0.1:{mport}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits (bounded) until `/metrics` on `mport` shows `want` requests in flight.
 async fn wait_for_in_flight(mport: u16, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let text = client()
-            .get(format!("http://127.0.0.1:{mport}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(mport).await;
         let in_flight = sample(&text, "switchyard_requests_in_flight", &[]);
         if in_flight == Some(want) {
             return;
@@ -512,14 +510,7 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = client()
-        .get(format!("http://127.0.0.1:{mport}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(mport).await;
     assert!(
         sample(
             &text,

@@ -95,6 +95,19 @@ async fn the_default_draw_follows_inverse_price_squared() {
     );
 }
 
+/// Waits (bounded) until a health check has reached `mock` since now and its verdict has
+/// been taken, then forgets the requests `mock` saw.
+async fn wait_for_a_health_check(mock: &MockServer) {
+    mock.clear_requests();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mock.requests().iter().any(|r| r.path.ends_with("/models")) && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    mock.clear_requests();
+}
+
 /// A provider whose only backend fails its health check is passed over for the next
 /// provider, rather than sent traffic it cannot serve.
 #[tokio::test]
@@ -116,14 +129,7 @@ async fn a_provider_whose_only_backend_is_unhealthy_is_passed_over() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["provider"], "solo");
     a.set_default_fault(Some("status=500"));
-    // Wait (bounded) until a check has seen the fault.
-    a.clear_requests();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !a.requests().iter().any(|r| r.path.ends_with("/models")) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    a.clear_requests();
+    wait_for_a_health_check(&a).await;
     for _ in 0..10 {
         let resp = chat(&gw, solo_first.clone()).await;
         assert_eq!(resp.status(), 200);
@@ -152,13 +158,7 @@ async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
     );
     let gw = Gateway::start(&config);
     a.set_default_fault(Some("status=500"));
-    // Wait (bounded) until a check has seen the fault.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !a.requests().iter().any(|r| r.path.ends_with("/models")) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    a.clear_requests();
+    wait_for_a_health_check(&a).await;
     for _ in 0..20 {
         let resp = chat(
             &gw,
