@@ -767,3 +767,17 @@ fn check_validates_and_reports_what_a_reload_would_change() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The binary's allocator settings (src/main.rs) take effect: jemalloc reports the options
+/// it runs with when asked to print its statistics at exit.
+#[test]
+fn the_allocator_caches_pingoras_body_buffers_per_thread() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(stats.contains("opt.tcache_max: 131072"), "{stats}");
+}
