@@ -1,5 +1,5 @@
 //! What one generation record costs to write (issue 12): batches of records shaped like the
-//! gateway's for a chat completion (one attempt, a `gen-<secs>-<20 alphanumerics>` id, a
+//! gateway's for a chat completion (one attempt, an id made as the gateway makes it, a
 //! key hash, model and provider names, usage, cost), written by `Ledger::write_batch` (the
 //! writer's own transaction, without its queue) into a SQLite file in WAL mode, as the
 //! gateway opens it. Batches of 1 (one request at a time), 16 (light load) and 256 (the
@@ -19,13 +19,13 @@ use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use switchyard::auth::KeyHash;
 use switchyard::ledger::{block_on, now_ms, Attempt, GenerationRecord, Ledger};
 use switchyard::metering::{Cost, Usage};
+use switchyard::proxy::new_generation_id;
 
 const BATCH_SIZES: [usize; 3] = [1, 16, 256];
 const KEYS: usize = 4;
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Makes records with fresh ids (a repeated id would be a cheap no-op insert), the same
-/// sequence every run so that instruction counts repeat.
+/// Makes records with fresh ids (a repeated id would be a cheap no-op insert), in the same
+/// order and with the same values every run, so that instruction counts repeat.
 struct Records {
     seed: u64,
     keys: [KeyHash; KEYS],
@@ -47,7 +47,7 @@ impl Records {
         }
     }
 
-    /// xorshift64: the gateway's ids are random, so the id index sees random inserts.
+    /// xorshift64: usage and latencies vary from record to record.
     fn next_random(&mut self) -> u64 {
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
@@ -55,13 +55,12 @@ impl Records {
         self.seed
     }
 
-    fn id(&mut self, created_ms: i64) -> String {
-        let mut id = format!("gen-{}-", created_ms / 1000);
-        for _ in 0..20 {
-            let r = self.next_random() as usize;
-            id.push(char::from(ALPHANUMERIC[r % ALPHANUMERIC.len()]));
-        }
-        id
+    /// The gateway's own ids: in time order within their second (the microsecond leads the
+    /// suffix), so that the id index sees what it sees in production. Eight records a
+    /// millisecond, each its own microsecond, so the order repeats run to run.
+    fn id(created_ms: i64, n: usize) -> String {
+        let micros = (created_ms % 1000) as u32 * 1000 + (n % 8) as u32 * 125;
+        new_generation_id((created_ms / 1000) as u64, micros)
     }
 
     fn record(&mut self, n: usize) -> GenerationRecord {
@@ -70,7 +69,7 @@ impl Records {
         let prompt = 200 + r % 2000;
         let completion = 50 + (r >> 16) % 500;
         GenerationRecord {
-            id: self.id(created_at),
+            id: Records::id(created_at, n),
             key_hash: self.keys[n % KEYS],
             key_name: format!("team-{}", n % KEYS),
             model: "openai/gpt-4o-mini".into(),

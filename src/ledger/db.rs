@@ -99,11 +99,13 @@ pub(crate) async fn connect(url: &str, lazy: bool) -> Result<Db, LedgerError> {
 /// Per-connection settings. WAL lets readers (the `/generation` endpoint, the admin API)
 /// run while the writer commits; `synchronous = NORMAL` is the setting WAL is designed for:
 /// a power cut may lose the last commits, never corrupt the file. `journal_mode` persists in
-/// the file, so after the first connection this is a no-op.
+/// the file, so after the first connection this is a no-op. `temp_store = MEMORY`: see
+/// `SQLITE_PRAGMAS` in `sqlite_batch.rs`.
 async fn tune(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         conn.execute("PRAGMA journal_mode = WAL").await?;
         conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA temp_store = MEMORY").await?;
     }
     Ok(())
 }

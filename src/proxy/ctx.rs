@@ -245,7 +245,7 @@ impl RequestCtx {
 /// suffix, each batch of records landed all over the index's pages for the current second
 /// (~100 pages at 10k requests/s, each rewritten into the WAL at every commit); in time
 /// order, a batch appends to the index's right edge, as it does to the table.
-fn new_generation_id(created_unix: u64, micros: u32) -> String {
+pub fn new_generation_id(created_unix: u64, micros: u32) -> String {
     use rand::distributions::{Alphanumeric, DistString};
     // Written in place, not through `format!` (a third of this function's cost, issue 12).
     let mut id = String::with_capacity(4 + 20 + 1 + 20);

@@ -17,7 +17,7 @@ mod stream;
 mod upstream;
 mod whole_answer;
 
-pub use ctx::{Attempt, AttemptOutcome, RequestCtx};
+pub use ctx::{new_generation_id, Attempt, AttemptOutcome, RequestCtx};
 pub use frontdoor::FrontEnd;
 pub use routes::Route;
 
