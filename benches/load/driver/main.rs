@@ -52,7 +52,8 @@ load_driver [--runs N] [--seconds S] [--warmup-ms MS] [--levels 1,32,128] [--str
             [--only direct,nginx,pingora,switchyard,litellm,portkey] [--out FILE.md]
             [--raw FILE.jsonl] [--switchyard PATH] [--nginx PATH]
             [--wrap 'valgrind --tool=callgrind ...'] [--on-ready 'perf record -p {pid} ...']
-load_driver passthrough --listen ADDR --upstream ADDR --threads N --dir DIR";
+load_driver passthrough --listen ADDR --upstream ADDR --threads N --dir DIR
+load_driver --render FILE.jsonl    (the tables again from a --raw file)";
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
     s.split(',')
@@ -139,6 +140,24 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("passthrough") {
         passthrough_main(&args[1..]);
+    }
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--render")
+        .and_then(|i| args.get(i + 1))
+    {
+        // The tables again from a `--raw` file, without measuring anything.
+        match std::fs::read_to_string(path)
+            .map_err(|e| format!("{path}: {e}"))
+            .and_then(|text| Results::from_raw(&text))
+        {
+            Ok(results) => println!("{}", results.markdown()),
+            Err(e) => {
+                eprintln!("load_driver --render: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
     }
     if !args.iter().any(|a| a == "--bench") {
         println!("load_driver: skipped (not under `cargo bench`); run benches/load/run.sh");

@@ -2,13 +2,13 @@
 //! the runs (each run measured every target once, in the same order), added latency over the
 //! mock directly, and ratios to nginx and to the bare Pingora passthrough.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 use crate::work::{Level, Streams};
 
-/// One target's results in one run.
-#[derive(Clone, Debug, Serialize)]
+/// One target's results in one run (a line of the `--raw` file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TargetRun {
     pub target: String,
     pub run: usize,
@@ -54,6 +54,27 @@ pub struct Results {
 }
 
 impl Results {
+    /// The runs of a `--raw` file, targets in the order they first appear.
+    pub fn from_raw(text: &str) -> Result<Results, String> {
+        let mut results = Results {
+            order: Vec::new(),
+            runs: Vec::new(),
+        };
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let run: TargetRun =
+                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+            if !results.order.contains(&run.target) {
+                results.order.push(run.target.clone());
+            }
+            results.runs.push(run);
+        }
+        Ok(results)
+    }
+
     fn of(&self, target: &str) -> impl Iterator<Item = &TargetRun> {
         let target = target.to_string();
         self.runs.iter().filter(move |r| r.target == target)
@@ -83,6 +104,30 @@ impl Results {
                     let l = r.levels.iter().find(|l| l.concurrency == c)?;
                     let dl = d.levels.iter().find(|l| l.concurrency == c)?;
                     Some(f(l) - f(dl))
+                })
+                .collect(),
+        )
+    }
+
+    /// Per run, the target's value over `baseline`'s in the same run; then the median. On a
+    /// shared machine both move together within a run, and far apart between runs: the
+    /// ratio of two medians (each maybe from a different run) swung 1.8x-2.2x where the
+    /// per-run ratios held within 1.7-2.0x.
+    fn ratio_median(
+        &self,
+        target: &str,
+        baseline: &str,
+        c: usize,
+        f: impl Fn(&Level) -> Option<f64>,
+    ) -> Option<f64> {
+        let base: Vec<&TargetRun> = self.of(baseline).collect();
+        median(
+            self.of(target)
+                .filter_map(|r| {
+                    let b = base.iter().find(|b| b.run == r.run)?;
+                    let value = f(r.levels.iter().find(|l| l.concurrency == c)?)?;
+                    let base_value = f(b.levels.iter().find(|l| l.concurrency == c)?)?;
+                    (base_value > 0.0).then(|| value / base_value)
                 })
                 .collect(),
         )
@@ -132,7 +177,8 @@ impl Results {
             out,
             "Medians of {runs} run(s). CPU = utime+stime of the proxy process(es) per request. \
              Added = target minus the mock directly, same run. x Pingora = against the bare \
-             Pingora passthrough with the same thread count (2 for nginx and peers).\n"
+             Pingora passthrough with the same thread count (2 for nginx and peers). Ratios \
+             are taken within each run, then their median.\n"
         );
         for c in self.concurrencies() {
             let _ = writeln!(out, "### Non-stream chat, concurrency {c}\n");
@@ -144,12 +190,11 @@ impl Results {
                 out,
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
-            let nginx_cpu = self.level_median(NGINX, c, |l| l.cpu_us_per_req);
-            let nginx_rps = self.level_median(NGINX, c, |l| Some(l.rps));
             for t in &self.order {
                 let rps = self.level_median(t, c, |l| Some(l.rps));
                 let cpu = self.level_median(t, c, |l| l.cpu_us_per_req);
-                let pingora_cpu = self.level_median(&pingora_peer(t), c, |l| l.cpu_us_per_req);
+                let cpu_of = |l: &Level| l.cpu_us_per_req;
+                let rps_of = |l: &Level| Some(l.rps);
                 let errors: u64 = self
                     .of(t)
                     .filter_map(|r| r.levels.iter().find(|l| l.concurrency == c))
@@ -173,9 +218,9 @@ impl Results {
                         num(self.added_median(t, c, |l| l.p99_us), 0)
                     },
                     num(cpu, 1),
-                    ratio(cpu, nginx_cpu),
-                    ratio(cpu, pingora_cpu),
-                    ratio(rps, nginx_rps),
+                    num(self.ratio_median(t, NGINX, c, cpu_of), 2),
+                    num(self.ratio_median(t, &pingora_peer(t), c, cpu_of), 2),
+                    num(self.ratio_median(t, NGINX, c, rps_of), 2),
                     num(self.level_median(t, c, |l| l.ctx_switches_per_req), 2),
                 );
             }

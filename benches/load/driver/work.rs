@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::sleep_until;
 
 use crate::http::Conn;
 use crate::procfs::Watched;
 
 /// One concurrency level against one target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Level {
     pub concurrency: usize,
     pub requests: u64,
@@ -132,7 +132,7 @@ pub fn percentile(sorted: &[u32], q: f64) -> f64 {
 }
 
 /// The paced-stream phase against one target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Streams {
     pub streams: usize,
     pub completed: usize,
