@@ -190,11 +190,11 @@ impl Results {
                 out,
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
+            let cpu_of = |l: &Level| l.cpu_us_per_req;
+            let rps_of = |l: &Level| Some(l.rps);
             for t in &self.order {
-                let rps = self.level_median(t, c, |l| Some(l.rps));
-                let cpu = self.level_median(t, c, |l| l.cpu_us_per_req);
-                let cpu_of = |l: &Level| l.cpu_us_per_req;
-                let rps_of = |l: &Level| Some(l.rps);
+                let rps = self.level_median(t, c, rps_of);
+                let cpu = self.level_median(t, c, cpu_of);
                 let errors: u64 = self
                     .of(t)
                     .filter_map(|r| r.levels.iter().find(|l| l.concurrency == c))
