@@ -474,6 +474,42 @@ async fn oversized_headers_get_431_or_400_and_oversized_bodies_413() {
     assert_still_serving(&mut gw).await;
 }
 
+/// A client that writes its whole oversized body before reading (every HTTP client library)
+/// reads its 413, not "broken pipe": the gateway drops the unread body before it closes.
+/// Without that, closing with unread bytes resets the connection under the client's writes.
+#[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_its_413() {
+    let (mock, mut gw) = start();
+    // 8 MiB against the 1 MiB limit: far more than loopback's socket buffers absorb.
+    let big = json!({"model": "test/model", "messages": [{"role": "user", "content": "x".repeat(8 << 20)}]})
+        .to_string()
+        .into_bytes();
+    for round in 0..3 {
+        let sent = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await;
+        let r = sent.unwrap_or_else(|e| panic!("round {round}: the client saw {e:?}"));
+        assert_eq!(r.status(), 413, "round {round}");
+        let e = assert_client_error(413, &r.text().await.unwrap(), "an 8 MiB body");
+        assert_eq!(e["code"], "request_too_large", "{e}");
+    }
+    // The same for a request refused before its body for another reason.
+    let unauthorized = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-wrong")
+        .body(big)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a wrong key: the client saw {e:?}"));
+    assert_eq!(unauthorized.status(), 401);
+    assert_eq!(mock.request_count(), 0);
+    assert_still_serving(&mut gw).await;
+}
+
 #[tokio::test]
 async fn unknown_paths_and_methods_are_404_or_405() {
     let (mock, mut gw) = start();

@@ -201,7 +201,8 @@ impl Gateway {
             .settle_at_once(key, admission, cost, tokens, now_ms());
     }
 
-    /// Sends an error before the body was read: the connection cannot be reused.
+    /// Sends an error before the body was read: the connection is not reused, and what
+    /// the client still sends is dropped once the request is logged.
     pub(super) async fn refuse_unread(
         &self,
         session: &mut Session,
@@ -209,6 +210,7 @@ impl Gateway {
         error: ApiError,
     ) -> Result<bool> {
         session.as_mut().set_keepalive(None);
+        ctx.body_unread = true;
         self.send_error(session, ctx, error).await
     }
 }

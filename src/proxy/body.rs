@@ -9,13 +9,22 @@
 //! that declare a Content-Length. A chunked body over 64 KiB cannot be replayed and is
 //! refused with 411 (every SDK sends Content-Length for JSON).
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
+use tokio::time::{timeout, Instant};
 
 use crate::api::ApiError;
 
 /// Pingora's retry buffer capacity (`BODY_BUF_LIMIT` in pingora-core 0.9).
 const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How much of an unread body is read and dropped after an early refusal, at most.
+const DISCARD_MAX_BYTES: usize = 16 << 20;
+/// How long that may take in all, and how long the client may pause within it.
+const DISCARD_MAX_TIME: Duration = Duration::from_secs(5);
+const DISCARD_MAX_PAUSE: Duration = Duration::from_secs(1);
 
 pub async fn read_body_for_replay(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
     let declared = match session
@@ -66,4 +75,22 @@ pub async fn read_body_for_replay(session: &mut Session, limit: usize) -> Result
         return Err(e);
     }
     Ok(body.freeze())
+}
+
+/// After an answer sent before the request body was read (413, 401, 404...): reads and
+/// drops what the client is still sending, within bounds, before the connection closes.
+/// Closing a socket with unread bytes makes the kernel send a reset, and a client still
+/// writing its body then sees "broken pipe" instead of the answer (nginx's lingering close
+/// exists for the same reason). A client past the bounds gets the reset.
+pub async fn discard_unread_body(session: &mut Session) {
+    let deadline = Instant::now() + DISCARD_MAX_TIME;
+    let mut discarded = 0usize;
+    while discarded <= DISCARD_MAX_BYTES {
+        let pause = DISCARD_MAX_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
+        match timeout(pause, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => discarded += chunk.len(),
+            // The body ended, failed, or paused too long: close now.
+            _ => return,
+        }
+    }
 }

@@ -147,6 +147,9 @@ pub struct RequestCtx {
     pub published: Option<SharedRecord>,
     /// `Gateway::answer_complete` has run: the record, the settlement and the metrics.
     pub answered: bool,
+    /// The answer went out before the request body was read: what the client still sends
+    /// is dropped before the connection closes (`body::discard_unread_body`).
+    pub body_unread: bool,
 }
 
 impl RequestCtx {
@@ -197,6 +200,7 @@ impl RequestCtx {
             client_status: 0,
             published: None,
             answered: false,
+            body_unread: false,
         }
     }
 

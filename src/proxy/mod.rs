@@ -493,5 +493,9 @@ impl ProxyHttp for Gateway {
             self.writer.record(record);
         }
         crate::access_log::log_request(session, ctx);
+        // After the log line, so that its duration is the answer's, not the discard's.
+        if ctx.body_unread && e.is_none() {
+            body::discard_unread_body(session).await;
+        }
     }
 }
