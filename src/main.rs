@@ -51,6 +51,9 @@ enum Command {
         /// Take over the listening sockets of a running instance (graceful upgrade).
         #[arg(short, long)]
         upgrade: bool,
+        /// Reload only on SIGHUP and `POST /admin/reload`, not when the config files change.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a config file and print every problem with its line and column.
     Check {
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             config,
             demo,
             upgrade,
+            no_watch,
         } => {
             init_logging();
             let loaded = if demo {
@@ -161,7 +165,13 @@ fn main() -> ExitCode {
             };
             let file = config.display().to_string();
             print_warnings(&file, &loaded);
-            match serve(loaded.snapshot, ServeOptions { upgrade }) {
+            match serve(
+                loaded.snapshot,
+                ServeOptions {
+                    upgrade,
+                    watch_config: !no_watch,
+                },
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -178,10 +178,13 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 impl ReloadService {
     /// Arms the file watch now, before the server starts accepting: a change made as soon as
     /// the gateway answers is not missed (armed in `start`, it raced the listeners; a
-    /// test under load changed the file first).
-    pub fn new(reloader: Arc<Reloader>) -> ReloadService {
+    /// test under load changed the file first). Without `watch_files` (`serve --no-watch`)
+    /// only SIGHUP and the admin API reload.
+    pub fn new(reloader: Arc<Reloader>, watch_files: bool) -> ReloadService {
         let (tx, rx) = tokio::sync::mpsc::channel::<()>(16);
-        watch_config_files(&reloader, tx);
+        if watch_files {
+            watch_config_files(&reloader, tx);
+        }
         ReloadService {
             reloader,
             changes: std::sync::Mutex::new(Some(rx)),

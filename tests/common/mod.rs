@@ -59,6 +59,11 @@ impl Gateway {
     }
 
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_with(yaml, env, &[])
+    }
+
+    /// As `start_with_env`, with more arguments for `serve` (e.g. `--no-watch`).
+    pub fn start_with(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
@@ -80,6 +85,7 @@ impl Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         cmd.args(["serve", "-c"])
             .arg(&config)
+            .args(args)
             .env("UPSTREAM_KEY", UPSTREAM_KEY)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
