@@ -96,15 +96,25 @@ async fn the_default_draw_follows_inverse_price_squared() {
 }
 
 /// Waits (bounded) until a health check has reached `mock` since now and its verdict has
-/// been taken, then forgets the requests `mock` saw.
+/// been taken, then forgets the requests `mock` saw. Pingora checks, applies the verdict,
+/// then sleeps: a second check since now means the first one's verdict is in force (a fixed
+/// wait after the first was not always enough on a loaded machine).
 async fn wait_for_a_health_check(mock: &MockServer) {
     mock.clear_requests();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !mock.requests().iter().any(|r| r.path.ends_with("/models")) && Instant::now() < deadline
-    {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let checks = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/models"))
+            .count()
+    };
+    while checks() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no health check reached the mock"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
     mock.clear_requests();
 }
 

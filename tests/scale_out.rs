@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,14 +22,6 @@ use serde_json::{json, Value};
 
 const PRICE_PER_MTOK: f64 = 1000.0;
 const PICO_PER_USD: f64 = 1e12;
-
-fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_port(port: u16, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -47,7 +39,7 @@ fn scratch_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "switchyard-{what}-{}-{}",
         std::process::id(),
-        port()
+        free_port()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -71,7 +63,7 @@ impl Redis {
             return None;
         }
         let mut redis = Redis {
-            port: port(),
+            port: free_port(),
             dir: scratch_dir("redis"),
             child: None,
         };
@@ -192,7 +184,7 @@ impl Postgres {
             return None;
         }
         let pg = Postgres {
-            port: port(),
+            port: free_port(),
             dir: scratch_dir("postgres"),
             bin,
         };
@@ -460,7 +452,7 @@ async fn two_gateways_share_one_budget_one_rate_limit_one_ledger_and_their_keys(
     let Some(redis) = Redis::start() else { return };
     let Some(pg) = Postgres::start() else { return };
     let mock = MockServer::start("127.0.0.1:0").unwrap();
-    let (admin1, admin2) = (port(), port());
+    let (admin1, admin2) = (free_port(), free_port());
     let mut gw1 = gateway(&mock, &pg, &redis, admin1, "closed");
     let mut gw2 = gateway(&mock, &pg, &redis, admin2, "closed");
     let both = [&gw1, &gw2];
@@ -583,8 +575,8 @@ async fn when_redis_dies_each_gateway_follows_its_policy_and_both_recover() {
     };
     let Some(pg) = Postgres::start() else { return };
     let mock = MockServer::start("127.0.0.1:0").unwrap();
-    let mut open = gateway(&mock, &pg, &redis, port(), "open");
-    let mut closed = gateway(&mock, &pg, &redis, port(), "closed");
+    let mut open = gateway(&mock, &pg, &redis, free_port(), "open");
+    let mut closed = gateway(&mock, &pg, &redis, free_port(), "closed");
     let mut answers: Vec<(&str, &str, Answer)> = Vec::new();
     let round = |phase: &'static str| {
         let (open_url, closed_url) = (open.url(""), closed.url(""));
@@ -623,6 +615,7 @@ async fn when_redis_dies_each_gateway_follows_its_policy_and_both_recover() {
         answers.extend(round("outage").await);
     }
     let outage_took = outage.elapsed();
+    let outage_end = Instant::now();
     // Let the ledger writers (50 ms batches) land the outage's records, then Redis comes back
     // empty: spend is seeded from Postgres.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -648,10 +641,11 @@ async fn when_redis_dies_each_gateway_follows_its_policy_and_both_recover() {
         "{} requests of background load through the outage",
         load.len()
     );
-    // Open-gateway requests the fallback may have served just before the re-seed.
+    // Open-gateway requests the fallback may have served just before the re-seed (from the
+    // outage's end: one answered just before `back` may not be in Postgres when it seeds).
     let mut racing: f64 = 0.0;
     for (gw, a, at) in load {
-        if gw == "open" && at > back {
+        if gw == "open" && at > outage_end {
             racing += a.cost;
         }
         answers.push(("load", gw, a));
@@ -659,8 +653,10 @@ async fn when_redis_dies_each_gateway_follows_its_policy_and_both_recover() {
 
     let slowest = answers.iter().map(|(_, _, a)| a.latency).max().unwrap();
     println!("outage: 20 requests in {outage_took:?}; recovered {recovered_in:?} after redis restarted; slowest answer {slowest:?}");
+    // By design a request may spend Redis's connect and operation timeouts, or the 2 s seed
+    // from Postgres, on its path; waiting on a dead Redis would be far longer.
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_secs(5),
         "no request waits on a dead redis"
     );
     for (phase, gw, a) in &answers {

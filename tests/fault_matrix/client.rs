@@ -149,7 +149,10 @@ pub(crate) async fn slow_loris_headers(gw: &Gateway, mock: &MockServer) -> Vec<S
     }
     let started = Instant::now();
     let id = served_meanwhile(gw).await;
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Not a speed test: a gateway held up by the slow heads would take Pingora's 60 s read
+    // timeout; the bound leaves room for a loaded machine.
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "served after {waited:?}");
     assert_eq!(
         mock.request_count(),
         1,

@@ -252,8 +252,10 @@ pub fn unavailable_database_drops_and_counts(ledger: &Ledger) {
     }
     let total = started.elapsed();
     println!("record() x1000 against a down database: {total:?} in all, slowest {slowest:?}");
+    // Waiting on the database would take its 2 s attempt timeout; the bound leaves room for
+    // a loaded machine taking the thread off the CPU, which a tighter one did not.
     assert!(
-        slowest < Duration::from_millis(20),
+        slowest < Duration::from_millis(500),
         "record() waited {slowest:?}"
     );
     // At most the queue plus one batch in the writer's hands.

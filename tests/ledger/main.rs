@@ -4,7 +4,7 @@
 mod behaviours;
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use behaviours::*;
 use support::*;
@@ -93,8 +93,14 @@ fn a_failing_batch_is_retried_until_the_database_comes_back() {
     for i in 0..10 {
         assert!(writer.record(record(&format!("gen-recover-{i}"), [4; 32], 1, now_ms())));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(writer.stats().write_errors >= 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writer.stats().write_errors == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never tried the database"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(writer.stats().written, 0);
 
     std::fs::remove_dir(&live).unwrap();
