@@ -379,6 +379,22 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_is_built_without_allocation_statistics() {
+        // .cargo/config.toml: a mutex per malloc for counters nothing reads.
+        let conn = Connection::open_in_memory().unwrap();
+        let mut options = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = options
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
+    #[test]
     fn the_insert_binds_every_column_and_key_hex_matches_hex_encode() {
         for n in ROW_CHUNKS {
             assert_eq!(INSERT_ROWS.get(n).matches('?').count(), n * COLUMNS);
