@@ -81,7 +81,8 @@ pub async fn read_body_for_replay(session: &mut Session, limit: usize) -> Result
 /// drops what the client is still sending, within bounds, before the connection closes.
 /// Closing a socket with unread bytes makes the kernel send a reset, and a client still
 /// writing its body then sees "broken pipe" instead of the answer (nginx's lingering close
-/// exists for the same reason). A client past the bounds gets the reset.
+/// exists for the same reason). A client past the bounds gets the reset. Not Pingora's
+/// `drain_request_body`: it has no bound, and an endless body would hold the task forever.
 pub async fn discard_unread_body(session: &mut Session) {
     let deadline = Instant::now() + DISCARD_MAX_TIME;
     let mut discarded = 0usize;
