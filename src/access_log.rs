@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::catalog::PICO_USD_PER_USD;
 use crate::config::LogFormat;
+use crate::log_batch::ACCESS_TARGET;
 use crate::metering::Cost;
 use crate::proxy::RequestCtx;
 
@@ -120,7 +121,7 @@ struct AccessLine<'a> {
 }
 
 pub fn log_request(session: &Session, ctx: &RequestCtx) {
-    if !log::log_enabled!(target: "access", log::Level::Info) {
+    if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         return;
     }
     let req = session.req_header();
@@ -149,7 +150,7 @@ pub fn log_request(session: &Session, ctx: &RequestCtx) {
         LogFormat::Json => serde_json::to_string(&line).unwrap_or_default(),
         LogFormat::Text => text_line(&line),
     };
-    log::info!(target: "access", "{text}");
+    log::info!(target: ACCESS_TARGET, "{text}");
 }
 
 /// `<id> <method> <path> <status> key= model= provider= tokens=<p>+<c> cost=<usd, 8 places>

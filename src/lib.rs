@@ -14,6 +14,7 @@ pub mod dialects;
 pub mod keystore;
 pub mod ledger;
 pub mod limits;
+pub mod log_batch;
 pub mod logging;
 pub mod metering;
 pub mod metrics;

@@ -12,6 +12,8 @@ use std::io::Write;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+use crate::log_batch::{BatchWriter, Batched, LineBatch};
+
 /// The most verbose level Pingora's own modules may log at.
 pub const PINGORA_MAX: Level = Level::Info;
 
@@ -48,14 +50,24 @@ impl<L: Log> Log for Capped<L> {
 }
 
 /// Installs the capped logger: `RUST_LOG` (default `info`) for everything, Pingora at most
-/// `info`.
+/// `info`; lines go to stderr in batches (`log_batch`: access lines up to ~100 ms late, any
+/// other line at once). Call `log::logger().flush()` before the process exits.
 pub fn init() {
+    let batch = LineBatch::start(Box::new(std::io::stderr()));
+    batch.install_panic_flush();
     let logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
             .filter_module("pingora", LevelFilter::Info)
             .format(write_line)
+            .target(env_logger::Target::Pipe(Box::new(BatchWriter(
+                batch.clone(),
+            ))))
             .build();
     let max = logger.filter();
+    let logger = Batched {
+        inner: logger,
+        batch,
+    };
     if log::set_boxed_logger(Box::new(Capped::new(logger))).is_ok() {
         log::set_max_level(max);
     }

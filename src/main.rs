@@ -165,13 +165,16 @@ fn main() -> ExitCode {
             };
             let file = config.display().to_string();
             print_warnings(&file, &loaded);
-            match serve(
+            let served = serve(
                 loaded.snapshot,
                 ServeOptions {
                     upgrade,
                     watch_config: !no_watch,
                 },
-            ) {
+            );
+            // The last access lines may still sit in the log's batch.
+            log::logger().flush();
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

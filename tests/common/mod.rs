@@ -152,6 +152,30 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once `ready` holds of it (polled for 10 s, then a panic). Access lines are
+    /// written in batches up to ~100 ms after their request ends (`src/log_batch.rs`).
+    pub fn log_when(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log_text();
+            if ready(&log) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log never showed {what}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log once it holds at least `n` access lines.
+    pub fn log_with_access_lines(&self, n: usize) -> String {
+        self.log_when(&format!("{n} access lines"), |log| {
+            log.matches(" access] ").count() >= n
+        })
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
