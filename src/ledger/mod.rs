@@ -39,6 +39,9 @@ pub use error::LedgerError;
 pub use keys::{KeyPatch, NewKey, StoredKey};
 pub use period::{iso8601, now_ms, period_end, period_start};
 pub use queue::WriterStats;
+/// A realistic record, for other modules' tests.
+#[cfg(test)]
+pub(crate) use record::tests::sample as sample_record;
 pub use record::{Attempt, GenerationRecord, SharedRecord};
 pub use rows::parse_key_hash;
 pub use runtime::{block_on, block_on_timeout};

@@ -13,7 +13,7 @@ pub use check::HealthCheckService;
 use arc_swap::ArcSwap;
 use pingora::lb::selection::Random;
 use pingora::lb::{Backend, Backends, LoadBalancer};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -145,7 +145,7 @@ impl ProviderPools {
     /// Pools for `snapshot`'s providers, reusing the current pool of each unchanged provider.
     pub fn sync(&self, snapshot: &Snapshot) {
         let old = self.pools.load();
-        let mut next = HashMap::new();
+        let mut next = HashMap::default();
         for (id, provider) in &snapshot.catalog.providers {
             let fp = fingerprint(provider);
             let pool = match old.get(id) {

@@ -1,6 +1,10 @@
 //! The generation record of a finished request, for the ledger and `/v1/generation`.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Borrow;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHashSet as HashSet;
 use std::sync::{Arc, Mutex};
 
 use super::ctx::{AttemptOutcome, RequestCtx};
@@ -87,15 +91,40 @@ pub struct RecentGenerations {
     inner: Mutex<Recent>,
 }
 
-/// Records by id, and ids oldest first (for eviction).
-type Recent = (HashMap<String, SharedRecord>, VecDeque<SharedRecord>);
+/// Records by id (the set's keys borrow the records' own ids: no copy per request), and
+/// records oldest first (for eviction).
+type Recent = (HashSet<ById>, VecDeque<SharedRecord>);
+
+/// A record hashed and compared by its id.
+struct ById(SharedRecord);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that lookups by `&str` (`Borrow`) find it.
+        self.0.id.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
 
 const RECENT: usize = 4096;
 
 impl Default for RecentGenerations {
     fn default() -> Self {
         RecentGenerations {
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            inner: Mutex::new((HashSet::default(), VecDeque::new())),
         }
     }
 }
@@ -105,17 +134,45 @@ impl RecentGenerations {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let (map, order) = &mut *inner;
+        let (by_id, order) = &mut *inner;
         if order.len() == RECENT {
             if let Some(old) = order.pop_front() {
-                map.remove(&old.id);
+                by_id.remove(old.id.as_str());
             }
         }
-        map.insert(record.id.clone(), record.clone());
+        by_id.replace(ById(record.clone()));
         order.push_back(record);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<GenerationRecord>> {
-        self.inner.lock().ok()?.0.get(id).cloned()
+        self.inner.lock().ok()?.0.get(id).map(|r| r.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> SharedRecord {
+        Arc::new(GenerationRecord {
+            id: id.to_string(),
+            ..crate::ledger::sample_record()
+        })
+    }
+
+    #[test]
+    fn the_recent_map_finds_the_last_records_and_forgets_the_oldest() {
+        let recent = RecentGenerations::default();
+        for i in 0..=RECENT {
+            recent.insert(record(&format!("gen-{i}")));
+        }
+        assert!(recent.get("gen-0").is_none(), "the oldest is evicted");
+        for i in [1, RECENT / 2, RECENT] {
+            let id = format!("gen-{i}");
+            assert_eq!(recent.get(&id).map(|r| r.id.clone()), Some(id));
+        }
+        assert!(recent.get("gen-nope").is_none());
+        let inner = recent.inner.lock().unwrap();
+        assert_eq!((inner.0.len(), inner.1.len()), (RECENT, RECENT));
     }
 }
