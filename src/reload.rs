@@ -112,6 +112,14 @@ pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
             "server.listen changed: listeners change only on restart or graceful upgrade".into(),
         );
     }
+    let (old, new) = (&current.server, &next.snapshot.server);
+    if (old.threads, old.work_stealing) != (new.threads, new.work_stealing) {
+        report.warnings.push(
+            "server.threads or server.work_stealing changed: the runtime changes only on \
+             restart or graceful upgrade"
+                .into(),
+        );
+    }
     report
 }
 
@@ -282,7 +290,8 @@ impl BackgroundService for ReloadService {
 
 #[cfg(test)]
 mod tests {
-    use super::is_config_change;
+    use super::{is_config_change, report};
+    use crate::config;
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
 
@@ -310,5 +319,22 @@ mod tests {
         for p in no {
             assert!(!is_config_change(Path::new(p), main, &includes), "{p}");
         }
+    }
+
+    #[test]
+    fn a_reload_changing_the_runtime_warns_that_it_waits_for_a_restart() {
+        let load = |server: &str| {
+            config::load_str(&format!("server:\n{server}"), "t.yaml", &|_| None).unwrap()
+        };
+        let current = load("  threads: 2\n").snapshot;
+        let warned = |next: &config::Loaded| {
+            report(&current, next)
+                .warnings
+                .iter()
+                .any(|w| w.contains("server.threads or server.work_stealing changed"))
+        };
+        assert!(!warned(&load("  threads: 2\n")));
+        assert!(warned(&load("  threads: 4\n")));
+        assert!(warned(&load("  threads: 2\n  work_stealing: true\n")));
     }
 }

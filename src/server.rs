@@ -44,6 +44,7 @@ fn server_conf(snapshot: &Snapshot) -> ServerConf {
         .to_string();
     ServerConf {
         threads: server.threads,
+        work_stealing: server.work_stealing,
         grace_period_seconds: Some(server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(server.grace_period.as_secs().max(1)),
         pid_file: server

@@ -588,3 +588,34 @@ fn dechunk(mut wire: &[u8]) -> Vec<u8> {
         wire = &wire[size + 2..];
     }
 }
+
+/// `server.work_stealing: true` (Pingora's default runtime; ours is one runtime per thread,
+/// which every other test runs on) serves the same answers, streamed or not, on many
+/// connections at once.
+#[tokio::test]
+async fn the_work_stealing_runtime_serves_too() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let yaml = single_provider_config(&mock)
+        .replace("  threads: 2\n", "  threads: 2\n  work_stealing: true\n");
+    assert!(yaml.contains("work_stealing: true"));
+    let gw = Gateway::start(&yaml);
+    let answers = futures_util::future::join_all((0..16).map(|i| {
+        let gw = &gw;
+        async move {
+            let resp = chat(gw, hello(i % 2 == 0)).await;
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            (status, text)
+        }
+    }))
+    .await;
+    for (i, (status, text)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{text}");
+        if i % 2 == 0 {
+            assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        } else {
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(v["model"], "test/model", "{v}");
+        }
+    }
+}

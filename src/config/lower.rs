@@ -302,6 +302,7 @@ impl Lowering<'_> {
             admin_listen: raw.admin_listen,
             metrics_listen: raw.metrics_listen,
             threads,
+            work_stealing: raw.work_stealing.unwrap_or(defaults.work_stealing),
             max_body_bytes,
             admin_token,
             grace_period,

@@ -38,6 +38,7 @@ pub struct RawServer {
     pub admin_listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub threads: Option<usize>,
+    pub work_stealing: Option<bool>,
     pub max_body_bytes: Option<usize>,
     pub admin_token_env: Option<String>,
     pub grace_period: Option<String>,

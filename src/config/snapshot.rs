@@ -19,6 +19,10 @@ pub struct ServerSettings {
     pub admin_listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub threads: usize,
+    /// Tokio's work-stealing scheduler across the threads (Pingora's default), or one
+    /// single-threaded runtime per thread, each connection on one of them (our default: ~9%
+    /// less CPU a request at 32 connections, issue 12).
+    pub work_stealing: bool,
     pub max_body_bytes: usize,
     pub admin_token: Option<Secret>,
     pub grace_period: Duration,
@@ -34,6 +38,7 @@ impl Default for ServerSettings {
             admin_listen: None,
             metrics_listen: None,
             threads: 2,
+            work_stealing: false,
             max_body_bytes: 10 * 1024 * 1024,
             admin_token: None,
             grace_period: Duration::from_secs(30),

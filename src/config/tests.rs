@@ -140,3 +140,21 @@ fn refuses_bad_keys() {
     assert!(err.errors.iter().any(|e| e.message.contains("64 hex")));
     assert!(err.errors.iter().any(|e| e.message.contains("exactly one")));
 }
+
+#[test]
+fn work_stealing_is_off_unless_asked_for() {
+    assert!(!load(VALID).unwrap().snapshot.server.work_stealing);
+    let on = VALID.replace(
+        "  grace_period: 5s\n",
+        "  grace_period: 5s\n  work_stealing: true\n",
+    );
+    assert!(load(&on).unwrap().snapshot.server.work_stealing);
+    let bad = VALID.replace(
+        "  grace_period: 5s\n",
+        "  grace_period: 5s\n  work_stealing: often\n",
+    );
+    let err = load(&bad).unwrap_err();
+    let e = &err.errors[0];
+    assert!(e.message.contains("server.work_stealing"), "{e:?}");
+    assert_eq!(e.line, Some(5), "{e:?}");
+}
