@@ -32,7 +32,7 @@ pub fn serve(listen: &str, upstream: SocketAddr, threads: usize, dir: &str) -> !
         // Pingora's default runtime (work stealing) unless asked: the naive baseline. With
         // LOAD_BENCH_BARE_NO_STEAL set it runs as Switchyard does by default (one
         // single-threaded runtime per thread), to tell the runtime's share from the rest.
-        work_stealing: std::env::var_os("LOAD_BENCH_BARE_NO_STEAL").is_none(),
+        work_stealing: std::env::var_os("LOAD_BENCH_BARE_NO_STEAL").is_none_or(|v| v.is_empty()),
         pid_file: format!("{dir}/passthrough.pid"),
         upgrade_sock: format!("{dir}/passthrough-upgrade.sock"),
         // SIGTERM ends the process at once (a wrapping profiler then writes its output).
