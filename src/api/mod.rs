@@ -7,6 +7,7 @@ pub mod fields;
 pub mod key;
 pub mod messages;
 pub mod models;
+pub mod quote;
 pub mod responses;
 pub mod scan;
 pub mod stamp;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+use super::quote::push_json_str;
 use super::scan::top_level_fields;
 use crate::metering::{OpenAiUsage, Usage};
 
@@ -86,7 +87,7 @@ impl<'a> Completion<'a> {
             if out.len() > 1 {
                 out.push(b',');
             }
-            write_json(&mut out, key.as_ref());
+            push_json_str(&mut out, key.as_ref());
             out.push(b':');
             match stamped_index(key) {
                 Some(i) if !seen[i] => {
@@ -104,7 +105,7 @@ impl<'a> Completion<'a> {
                 if out.len() > 1 {
                     out.push(b',');
                 }
-                write_json(&mut out, key);
+                push_json_str(&mut out, key);
                 out.push(b':');
                 write_stamped(&mut out, i, stamp);
             }
@@ -149,16 +150,11 @@ fn stamped_index(key: &str) -> Option<usize> {
 
 fn write_stamped(out: &mut Vec<u8>, i: usize, stamp: &Stamp<'_>) {
     match i {
-        0 => write_json(out, stamp.id),
-        1 => write_json(out, stamp.model),
-        2 => write_json(out, stamp.provider),
+        0 => push_json_str(out, stamp.id),
+        1 => push_json_str(out, stamp.model),
+        2 => push_json_str(out, stamp.provider),
         _ => stamp.usage.write_json(out),
     }
-}
-
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    // Writing strings and plain structs into memory cannot fail.
-    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]

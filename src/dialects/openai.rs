@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 
 use crate::api::chat::GATEWAY_ONLY_FIELDS;
+use crate::api::quote::push_json_str;
 use crate::api::TopLevelFields;
 
 /// The upstream body for one candidate. Untouched values are copied as raw slices.
@@ -20,7 +21,7 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
             out.put_u8(b',');
         }
         first = false;
-        write_json_string(out, key);
+        push_json_str(out, key);
         out.put_u8(b':');
         out.put_slice(value);
     };
@@ -31,8 +32,8 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
         }
         match key {
             "model" => {
-                let mut quoted = BytesMut::new();
-                write_json_string(&mut quoted, upstream_model);
+                let mut quoted = Vec::with_capacity(upstream_model.len() + 2);
+                push_json_str(&mut quoted, upstream_model);
                 put_field(&mut out, key, &quoted);
             }
             "stream_options" if stream => {
@@ -58,12 +59,6 @@ fn with_include_usage(raw: &[u8]) -> Vec<u8> {
     map.insert("include_usage".into(), Value::Bool(true));
     serde_json::to_vec(&Value::Object(map))
         .unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
-}
-
-fn write_json_string(out: &mut BytesMut, s: &str) {
-    // serde_json escapes exactly as JSON requires; a String never fails to serialise.
-    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    out.put_slice(quoted.as_bytes());
 }
 
 #[cfg(test)]
