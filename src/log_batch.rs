@@ -3,15 +3,18 @@
 //! Why (issue 12): every request logs an access line, and as a write of its own it cost the
 //! proxy thread ~3 us of the ~65 a request takes at 32 connections (perf: a syscall per
 //! request, ~5% of the process). Lines now collect in a buffer that goes out
-//! - when a line other than an access line is logged, at once (`Batched`): a warning never
-//!   waits, and the access lines before it go out first, so the order is kept;
+//! - when a line other than an access line is logged, at once (`Batched`): a warning does
+//!   not linger, and the access lines before it go out first, so the order is kept;
 //! - when the buffer passes [`BATCH_BYTES`], on the thread that logged;
 //! - [`LINGER`] after a line lands in an empty buffer, from a flusher thread;
 //! - at shutdown (`log::logger().flush()`) and on a panic (the hook `install_panic_flush`).
 //!
 //! So an access line reaches stderr at most ~`LINGER` after its request ends, as with nginx's
 //! `access_log ... buffer= flush=`. A process killed outright loses at most that much of the
-//! access log; the ledger, the record of truth, is unaffected.
+//! access log; the ledger, the record of truth, is unaffected. As before batching, a stderr
+//! that blocks (a stalled pipe) blocks the thread that writes to it; memory stays bounded
+//! because that thread stops adding lines. A batch whose write fails (stderr closed) is
+//! dropped: there is nowhere to report it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -52,8 +55,9 @@ fn unpoisoned<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LineBatch {
-    /// A batch writing to `sink`, with no flusher thread (tests; see [`LineBatch::start`]).
-    fn new(sink: Box<dyn Write + Send>) -> Arc<LineBatch> {
+    /// A batch writing to `sink`. Until [`start_flusher`](Self::start_flusher), lines wait
+    /// for a full batch, another line or a flush.
+    pub fn new(sink: Box<dyn Write + Send>) -> Arc<LineBatch> {
         Arc::new(LineBatch {
             pending: Mutex::new(Vec::with_capacity(BATCH_BYTES * 2)),
             filled: Condvar::new(),
@@ -65,18 +69,16 @@ impl LineBatch {
         })
     }
 
-    /// A batch writing to `sink`, and its flusher thread, which lives as long as the process.
-    pub fn start(sink: Box<dyn Write + Send>) -> Arc<LineBatch> {
-        let batch = LineBatch::new(sink);
-        let flusher = batch.clone();
+    /// Starts the flusher thread, which lives as long as the process.
+    pub fn start_flusher(self: &Arc<Self>) {
+        let flusher = self.clone();
         let started = std::thread::Builder::new()
             .name("log-flush".into())
             .spawn(move || flusher.flush_after_linger());
         if started.is_err() {
             // No thread to write late lines: write every line at once instead.
-            batch.immediate.store(true, Relaxed);
+            self.immediate.store(true, Relaxed);
         }
-        batch
     }
 
     /// Adds `bytes` (whole lines) to the batch, writing the batch out if it is full.
@@ -98,13 +100,15 @@ impl LineBatch {
         self.write_out(unpoisoned(&self.out));
     }
 
-    /// [`flush`](Self::flush), unless a write is under way (a panic hook must not wait on a
-    /// lock its own thread may hold).
-    pub fn flush_if_idle(&self) {
-        match self.out.try_lock() {
-            Ok(out) => self.write_out(out),
-            Err(TryLockError::Poisoned(p)) => self.write_out(p.into_inner()),
-            Err(TryLockError::WouldBlock) => {}
+    /// [`flush`](Self::flush), waiting at most ~100 ms for a write under way (the flusher's,
+    /// usually): a panic hook must not wait forever on a lock its own thread might hold.
+    pub fn flush_soon(&self) {
+        for _ in 0..100 {
+            match self.out.try_lock() {
+                Ok(out) => return self.write_out(out),
+                Err(TryLockError::Poisoned(p)) => return self.write_out(p.into_inner()),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+            }
         }
     }
 
@@ -141,7 +145,7 @@ impl LineBatch {
         let batch = self.clone();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            batch.flush_if_idle();
+            batch.flush_soon();
             previous(info);
         }));
     }
@@ -286,7 +290,8 @@ mod tests {
     #[test]
     fn the_flusher_thread_writes_a_lone_line_after_its_linger() {
         let sink = Writes::default();
-        let batch = LineBatch::start(Box::new(sink.clone()));
+        let batch = LineBatch::new(Box::new(sink.clone()));
+        batch.start_flusher();
         batch.append(b"alone\n");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while sink.taken().is_empty() {

@@ -53,8 +53,7 @@ impl<L: Log> Log for Capped<L> {
 /// `info`; lines go to stderr in batches (`log_batch`: access lines up to ~100 ms late, any
 /// other line at once). Call `log::logger().flush()` before the process exits.
 pub fn init() {
-    let batch = LineBatch::start(Box::new(std::io::stderr()));
-    batch.install_panic_flush();
+    let batch = LineBatch::new(Box::new(std::io::stderr()));
     let logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
             .filter_module("pingora", LevelFilter::Info)
@@ -66,9 +65,12 @@ pub fn init() {
     let max = logger.filter();
     let logger = Batched {
         inner: logger,
-        batch,
+        batch: batch.clone(),
     };
     if log::set_boxed_logger(Box::new(Capped::new(logger))).is_ok() {
+        // Only for the logger installed: a second `init` leaves no thread or hook behind.
+        batch.start_flusher();
+        batch.install_panic_flush();
         log::set_max_level(max);
     }
 }
