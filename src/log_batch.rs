@@ -5,21 +5,22 @@
 //! request, ~5% of the process). Lines now collect in a buffer that goes out
 //! - when a line other than an access line is logged, at once (`Batched`): a warning does
 //!   not linger, and the access lines before it go out first, so the order is kept;
-//! - when the buffer passes [`BATCH_BYTES`], on the thread that logged;
-//! - [`LINGER`] after a line lands in an empty buffer, from a flusher thread;
+//! - when the buffer passes [`BATCH_BYTES`], or [`LINGER`] after a line lands in an empty
+//!   buffer, from a flusher thread: a request's thread never writes an access line itself;
 //! - at shutdown (`log::logger().flush()`) and on a panic (the hook `install_panic_flush`).
 //!
 //! So an access line reaches stderr at most ~`LINGER` after its request ends, as with nginx's
 //! `access_log ... buffer= flush=`. A process killed outright loses at most that much of the
-//! access log; the ledger, the record of truth, is unaffected. As before batching, a stderr
-//! that blocks (a stalled pipe) blocks the thread that writes to it; memory stays bounded
-//! because that thread stops adding lines. A batch whose write fails (stderr closed) is
-//! dropped: there is nowhere to report it.
+//! access log; the ledger, the record of truth, is unaffected. A stderr that blocks (a
+//! stalled pipe, a stuck log collector) blocks the flusher, and a thread logging a line
+//! other than an access line; requests go on: past [`MAX_PENDING`] new lines are dropped
+//! and counted (`switchyard_log_lines_dropped_total`) instead of held. A batch whose write
+//! fails (stderr closed) is dropped: there is nowhere to report it.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use log::{Log, Metadata, Record};
 
@@ -29,8 +30,20 @@ pub const BATCH_BYTES: usize = 32 * 1024;
 /// How long the first line of a batch may wait for company.
 pub const LINGER: Duration = Duration::from_millis(100);
 
+/// The most that waits while stderr is stalled (~5,000 access lines); later lines are
+/// dropped and counted until it drains.
+pub const MAX_PENDING: usize = 1024 * 1024;
+
 /// The target every access line is logged under (`access_log::log_request`).
 pub const ACCESS_TARGET: &str = "access";
+
+/// The batch of the process's logger (`logging::init`), for its metrics.
+static INSTALLED: OnceLock<Arc<LineBatch>> = OnceLock::new();
+
+/// The batch `logging::init` installed, if it did.
+pub fn installed() -> Option<&'static Arc<LineBatch>> {
+    INSTALLED.get()
+}
 
 /// Lines waiting to be written, and where they go.
 pub struct LineBatch {
@@ -41,6 +54,8 @@ pub struct LineBatch {
     out: Mutex<Output>,
     /// No flusher thread could be started: every line is written at once.
     immediate: AtomicBool,
+    /// Lines dropped because `MAX_PENDING` bytes were already waiting.
+    dropped: AtomicU64,
 }
 
 struct Output {
@@ -66,7 +81,13 @@ impl LineBatch {
                 spare: Vec::with_capacity(BATCH_BYTES * 2),
             }),
             immediate: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
         })
+    }
+
+    /// Makes this the batch whose counters `/metrics` shows (once per process).
+    pub fn install(self: &Arc<Self>) {
+        let _ = INSTALLED.set(self.clone());
     }
 
     /// Starts the flusher thread, which lives as long as the process.
@@ -81,18 +102,30 @@ impl LineBatch {
         }
     }
 
-    /// Adds `bytes` (whole lines) to the batch, writing the batch out if it is full.
+    /// Adds `bytes` (whole lines) to the batch and wakes the flusher for a first line or a
+    /// full batch; never writes (unless no flusher could be started). Dropped and counted
+    /// when `MAX_PENDING` bytes already wait.
     pub fn append(&self, bytes: &[u8]) {
         let mut pending = unpoisoned(&self.pending);
-        let was_empty = pending.is_empty();
+        let before = pending.len();
+        if before >= MAX_PENDING {
+            drop(pending);
+            self.dropped.fetch_add(1, Relaxed);
+            return;
+        }
         pending.extend_from_slice(bytes);
-        let full = pending.len() >= BATCH_BYTES || self.immediate.load(Relaxed);
+        let filled_now = before < BATCH_BYTES && pending.len() >= BATCH_BYTES;
         drop(pending);
-        if full {
+        if self.immediate.load(Relaxed) {
             self.flush();
-        } else if was_empty {
+        } else if before == 0 || filled_now {
             self.filled.notify_one();
         }
+    }
+
+    /// Lines dropped so far because stderr did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
     }
 
     /// Writes out what is pending.
@@ -124,7 +157,8 @@ impl LineBatch {
         out.spare.clear();
     }
 
-    /// The flusher thread: waits for a first line, lets the batch fill for `LINGER`, writes.
+    /// The flusher thread: waits for a first line, lets the batch fill for up to `LINGER`,
+    /// writes.
     fn flush_after_linger(&self) {
         loop {
             let mut pending = unpoisoned(&self.pending);
@@ -134,8 +168,19 @@ impl LineBatch {
                     .wait(pending)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            let deadline = Instant::now() + LINGER;
+            while pending.len() < BATCH_BYTES {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pending = self
+                    .filled
+                    .wait_timeout(pending, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
             drop(pending);
-            std::thread::sleep(LINGER);
             self.flush();
         }
     }
@@ -270,21 +315,69 @@ mod tests {
         assert_eq!(sink.taken().len(), 2, "an empty batch writes nothing");
     }
 
-    #[test]
-    fn a_full_batch_goes_out_on_the_thread_that_filled_it() {
-        let sink = Writes::default();
-        let batch = LineBatch::new(Box::new(sink.clone()));
-        let line = [b'x'; 99].iter().chain(b"\n").copied().collect::<Vec<u8>>();
-        let lines_to_fill = BATCH_BYTES.div_ceil(line.len());
-        for _ in 0..lines_to_fill - 1 {
-            batch.append(&line);
+    /// A sink whose writes wait until the gate opens: a stalled stderr.
+    struct Gated {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        writes: Writes,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (lock, cvar) = &*self.open;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = cvar.wait(open).unwrap();
+            }
+            self.writes.write(buf)
         }
-        assert!(sink.taken().is_empty());
-        batch.append(&line);
-        let writes = sink.taken();
-        assert_eq!(writes.len(), 1);
-        assert_eq!(writes[0].len(), lines_to_fill * line.len());
-        assert!(writes[0].lines().all(|l| l.len() == 99));
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_stderr_never_blocks_the_lines_of_requests_and_bounds_what_waits() {
+        let writes = Writes::default();
+        let open = Arc::new((Mutex::new(false), Condvar::new()));
+        let batch = LineBatch::new(Box::new(Gated {
+            open: open.clone(),
+            writes: writes.clone(),
+        }));
+        batch.start_flusher();
+        // 3 MiB of numbered 100-byte lines against a sink that takes nothing yet.
+        let total = 3 * MAX_PENDING / 100;
+        let appender = batch.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for i in 0..total {
+                appender.append(format!("{i:>99}\n").as_bytes());
+            }
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("appending waited on the stalled sink");
+        let dropped = batch.dropped() as usize;
+        assert!(dropped > 0 && dropped < total, "{dropped} of {total}");
+        // The sink recovers: what waited is written, whole lines, in order.
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let written: usize = writes.taken().iter().map(String::len).sum();
+            if written / 100 + dropped == total {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{written} bytes, {dropped} dropped"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = writes.taken().concat();
+        for (n, line) in text.lines().enumerate() {
+            assert_eq!(line.trim_start().parse::<usize>().unwrap(), n);
+        }
     }
 
     #[test]

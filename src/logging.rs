@@ -71,6 +71,7 @@ pub fn init() {
         // Only for the logger installed: a second `init` leaves no thread or hook behind.
         batch.start_flusher();
         batch.install_panic_flush();
+        batch.install();
         log::set_max_level(max);
     }
 }

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub ledger_records: IntCounterVec,
     pub build_info: GaugeVec,
     pub limits_redis: IntCounterVec,
+    pub log_lines_dropped: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -105,6 +106,10 @@ fn build() -> prometheus::Result<Metrics> {
             &["fate"]
         )?,
         build_info: register_gauge_vec!("switchyard_build_info", "Build information", &["version"])?,
+        log_lines_dropped: prometheus::register_int_counter!(
+            "switchyard_log_lines_dropped_total",
+            "Log lines dropped because stderr did not keep up (over 1 MiB waiting)"
+        )?,
         limits_redis: register_int_counter_vec!(
             "switchyard_limits_redis_events_total",
             "Shared limits: redis errors, outages (down/up), admissions by the fallback or refused by policy, spend seeded from the ledger, settles deferred/replayed/dropped",

@@ -133,6 +133,12 @@ async fn metrics_count_known_traffic() {
         &[("route", "chat_completions")]
     )
     .is_some());
+    // The log kept up with four requests (a stalled stderr is `log_batch`'s unit test).
+    assert_eq!(
+        sample(&text, "switchyard_log_lines_dropped_total", &[]),
+        Some(0.0),
+        "{text}"
+    );
     // In flight: a request until its context is dropped, a moment after its answer. So,
     // eventually, only the stream still held open; then none once it is closed.
     wait_for_in_flight(mport, 1.0).await;

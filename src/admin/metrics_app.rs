@@ -47,6 +47,11 @@ impl MetricsApp {
                 counter.inc_by(n - current);
             }
         }
+        let dropped = crate::log_batch::installed().map_or(0, |b| b.dropped());
+        let current = m.log_lines_dropped.get();
+        if dropped > current {
+            m.log_lines_dropped.inc_by(dropped - current);
+        }
     }
 
     /// Health gauges are read at scrape time rather than kept in step on every change.
