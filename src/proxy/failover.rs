@@ -4,6 +4,7 @@
 //! the response head is out, an upstream failure ends the stream with an error chunk (or the
 //! connection, for a non-stream body) and is never retried; the record says it failed.
 
+use bytes::{BufMut, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
@@ -13,6 +14,7 @@ use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 use serde_json::json;
 
 use super::ctx::{AttemptOutcome, RequestCtx};
+use super::head_text::HeadText;
 use super::response::ResponseMode;
 use super::Gateway;
 use crate::api::ApiError;
@@ -92,18 +94,28 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
         // Converted streams (Bedrock's binary framing included) reach the client as SSE.
         head.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     }
-    head.insert(X_GENERATION_ID, header_value(&ctx.generation_id)?);
-    if let Some(c) = &ctx.current {
-        head.insert(X_PROVIDER, header_value(&c.provider().id)?);
-        head.insert(X_MODEL, header_value(&c.model.id)?);
+    // The gateway's own values: one buffer, sliced.
+    let mut text = HeadText::with_capacity(160 + 48 * ctx.attempts.len());
+    let generation_id = text.text(&ctx.generation_id);
+    let served = ctx
+        .current
+        .as_ref()
+        .map(|c| (text.text(&c.provider().id), text.text(&c.model.id)));
+    let attempts = text.number(ctx.attempts.len() as u64);
+    let attempt_log = text.write(|buf| write_attempt_log(buf, ctx, resp.status.as_u16()));
+    let rate = ctx.rate_status.as_ref().map(|rate| {
+        super::respond::rate_limit_headers(rate).map(|(name, n)| (name, text.number(n)))
+    });
+    let text = text.freeze();
+    head.insert(X_GENERATION_ID, text.value(generation_id)?);
+    if let Some((provider, model)) = served {
+        head.insert(X_PROVIDER, text.value(provider)?);
+        head.insert(X_MODEL, text.value(model)?);
     }
-    head.insert(X_ATTEMPTS, HeaderValue::from(ctx.attempts.len()));
-    head.insert(
-        X_ATTEMPT_LOG,
-        header_value(&attempt_log(ctx, resp.status.as_u16()))?,
-    );
-    if let Some(rate) = &ctx.rate_status {
-        head.extend(super::respond::rate_limit_headers(rate));
+    head.insert(X_ATTEMPTS, text.value(attempts)?);
+    head.insert(X_ATTEMPT_LOG, text.value(attempt_log)?);
+    for (name, mark) in rate.into_iter().flatten() {
+        head.insert(name, text.value(mark)?);
     }
     if let Some(id) = upstream_request_id_value(resp) {
         head.insert(X_UPSTREAM_REQUEST_ID, id.clone());
@@ -140,37 +152,31 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
     Ok(())
 }
 
-/// A header value from text the gateway or the provider chose; refused as Pingora would.
-fn header_value(text: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(text).or_err(ErrorType::InvalidHTTPHeader, "invalid header value")
-}
-
 /// Every attempt as `provider;status;ms`, comma-separated: the route this request took. The
 /// attempt that answered shows the upstream's status and its time to the response head;
 /// attempts that failed without a status show their outcome (`connect_failed`, `timeout`).
-fn attempt_log(ctx: &RequestCtx, answered_status: u16) -> String {
-    use std::fmt::Write;
-    // Written into one String: this runs on every response (issue 12).
-    let mut log = String::with_capacity(32 * ctx.attempts.len());
+fn write_attempt_log(buf: &mut BytesMut, ctx: &RequestCtx, answered_status: u16) {
+    // Pieces, not `write!`: this runs on every response (issue 12).
+    let mut n = itoa::Buffer::new();
     for (i, a) in ctx.attempts.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
+        if i > 0 {
+            buf.put_slice(b", ");
+        }
+        buf.put_slice(a.provider.as_bytes());
+        buf.put_u8(b';');
+        match &a.outcome {
+            AttemptOutcome::Status(s) => buf.put_slice(n.format(*s).as_bytes()),
+            AttemptOutcome::InFlight | AttemptOutcome::Succeeded => {
+                buf.put_slice(n.format(answered_status).as_bytes())
+            }
+            other => buf.put_slice(crate::access_log::outcome_label(other).as_bytes()),
+        }
+        buf.put_u8(b';');
         let ms = a
             .latency_ms
             .unwrap_or_else(|| a.started.elapsed().as_millis() as u64);
-        let _ = match &a.outcome {
-            AttemptOutcome::Status(s) => write!(log, "{sep}{};{s};{ms}", a.provider),
-            AttemptOutcome::InFlight | AttemptOutcome::Succeeded => {
-                write!(log, "{sep}{};{answered_status};{ms}", a.provider)
-            }
-            other => write!(
-                log,
-                "{sep}{};{};{ms}",
-                a.provider,
-                crate::access_log::outcome_label(other)
-            ),
-        };
+        buf.put_slice(n.format(ms).as_bytes());
     }
-    log
 }
 
 fn outcome_of(e: &Error) -> AttemptOutcome {

@@ -7,6 +7,7 @@ mod body_filter;
 mod ctx;
 mod failover;
 mod frontdoor;
+mod head_text;
 mod limits;
 mod local;
 mod record;

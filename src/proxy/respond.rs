@@ -1,7 +1,7 @@
 //! Answers the gateway writes itself: local endpoints and errors, in the front door's shape.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -35,14 +35,14 @@ pub async fn send_json(
 }
 
 /// `X-RateLimit-Limit/Remaining/Reset` from a key's rate standing.
-pub fn rate_limit_headers(rate: &crate::limits::RateStatus) -> [(HeaderName, HeaderValue); 3] {
+pub fn rate_limit_headers(rate: &crate::limits::RateStatus) -> [(HeaderName, u64); 3] {
     const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
     const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
     [
-        (LIMIT, HeaderValue::from(rate.limit)),
-        (REMAINING, HeaderValue::from(rate.remaining)),
-        (RESET, HeaderValue::from(rate.reset_unix)),
+        (LIMIT, rate.limit),
+        (REMAINING, rate.remaining),
+        (RESET, rate.reset_unix),
     ]
 }
 
@@ -69,9 +69,8 @@ impl Gateway {
             headers.push((super::failover::X_GENERATION_ID, ctx.generation_id.clone()));
         }
         if let Some(rate) = &ctx.rate_status {
-            for (name, value) in rate_limit_headers(rate) {
-                // Digits only: always valid UTF-8.
-                headers.push((name, value.to_str().unwrap_or_default().to_string()));
+            for (name, n) in rate_limit_headers(rate) {
+                headers.push((name, n.to_string()));
             }
         }
         let body = error.body(ctx.door);
