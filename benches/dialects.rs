@@ -1,5 +1,6 @@
 //! Per-dialect costs on the request path and the stream path:
-//! - `request_parse`: reading the client's body into top-level fields (once per request);
+//! - `request_parse`: reading the client's body into top-level fields (once per request), on
+//!   the load bench's short chat request too;
 //! - `request_rewrite`: `dialects::chat_request` per dialect (once per tried candidate), on a
 //!   20-message conversation with tools (~6 KB) and the same with a pasted 300 KB document;
 //! - `stream_convert`: provider stream to OpenAI chunks, events per second: Anthropic and
@@ -21,6 +22,9 @@ mod streams;
 
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// The load bench's request (`benches/load`): most chat requests are this short.
+const SHORT_CHAT: &str = r#"{"model":"bench/chat","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello and tell me one fact about gateways."}],"max_tokens":128,"temperature":0.2}"#;
+
 fn bodies() -> [(&'static str, Bytes); 2] {
     [
         ("chat_with_tools", Bytes::from(requests::chat_with_tools())),
@@ -30,7 +34,8 @@ fn bodies() -> [(&'static str, Bytes); 2] {
 
 fn bench_request(c: &mut Criterion) {
     let mut parse = c.benchmark_group("request_parse");
-    for (name, body) in bodies() {
+    let short = ("chat_short", Bytes::from_static(SHORT_CHAT.as_bytes()));
+    for (name, body) in std::iter::once(short).chain(bodies()) {
         parse.throughput(Throughput::Bytes(body.len() as u64));
         parse.bench_function(name, |b| {
             b.iter(|| ChatRequest::parse(black_box(body.clone())).expect("valid request"))

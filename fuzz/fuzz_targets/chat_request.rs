@@ -1,6 +1,7 @@
 //! A client's chat request body, parsed and converted for every dialect: never a panic, and
 //! whatever is accepted becomes a JSON object upstream that names the provider's model and
-//! carries none of the gateway-only fields.
+//! carries none of the gateway-only fields. The strict pass (`api::strict`) accepts a body
+//! only where serde does, with the same fields.
 #![no_main]
 
 use bytes::Bytes;
@@ -10,6 +11,17 @@ use switchyard::catalog::Dialect;
 use switchyard::dialects;
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(fields) = switchyard::api::strict::object_fields(data) {
+        let by_serde = switchyard::api::fields::raw_fields(data)
+            .expect("the strict pass accepted a body serde refuses");
+        let base = data.as_ptr() as usize;
+        assert_eq!(fields.len(), by_serde.len());
+        for ((key, value), (serde_key, raw)) in fields.iter().zip(&by_serde) {
+            assert_eq!(&data[key.clone()], serde_key.as_bytes());
+            assert_eq!(value.start, raw.get().as_ptr() as usize - base);
+            assert_eq!(value.len(), raw.get().len());
+        }
+    }
     let Ok(chat) = ChatRequest::parse(Bytes::copy_from_slice(data)) else {
         return;
     };

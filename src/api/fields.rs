@@ -28,23 +28,10 @@ impl TopLevelFields {
                 "the request body is empty; expected a JSON object",
             ));
         }
-        let base = body.as_ptr() as usize;
-        let pairs = raw_fields(&body).map_err(json_error)?;
-        let mut fields = Vec::with_capacity(pairs.len());
-        for (key, raw) in pairs {
-            let start = raw.get().as_ptr() as usize - base;
-            let range = start..start + raw.get().len();
-            if fields
-                .iter()
-                .any(|(k, _): &(String, Range<usize>)| *k == key)
-            {
-                return Err(ApiError::bad_param(
-                    &key,
-                    format!("field `{key}` appears twice in the JSON body"),
-                ));
-            }
-            fields.push((key.into_owned(), range));
-        }
+        let fields = match super::strict::object_fields(&body) {
+            Some(ranges) => fields_from_ranges(&body, ranges)?,
+            None => fields_by_serde(&body)?,
+        };
         Ok(TopLevelFields { body, fields })
     }
 
@@ -79,6 +66,43 @@ impl TopLevelFields {
                 .map_err(|_| ApiError::bad_param(key, format!("`{key}` must be {expected}"))),
         }
     }
+}
+
+/// The strict pass's fields (`strict.rs`): keys without escapes, in UTF-8 checked by it.
+fn fields_from_ranges(
+    body: &[u8],
+    ranges: super::strict::FieldRanges,
+) -> Result<Vec<(String, Range<usize>)>, ApiError> {
+    let mut fields: Vec<(String, Range<usize>)> = Vec::with_capacity(ranges.len());
+    for (key, value) in ranges {
+        let key = String::from_utf8_lossy(&body[key]);
+        refuse_duplicate(&fields, &key)?;
+        fields.push((key.into_owned(), value));
+    }
+    Ok(fields)
+}
+
+/// serde's reading, for whatever the strict pass leaves to it: its errors are the client's.
+fn fields_by_serde(body: &[u8]) -> Result<Vec<(String, Range<usize>)>, ApiError> {
+    let base = body.as_ptr() as usize;
+    let pairs = raw_fields(body).map_err(json_error)?;
+    let mut fields: Vec<(String, Range<usize>)> = Vec::with_capacity(pairs.len());
+    for (key, raw) in pairs {
+        let start = raw.get().as_ptr() as usize - base;
+        refuse_duplicate(&fields, &key)?;
+        fields.push((key.into_owned(), start..start + raw.get().len()));
+    }
+    Ok(fields)
+}
+
+fn refuse_duplicate(fields: &[(String, Range<usize>)], key: &str) -> Result<(), ApiError> {
+    if fields.iter().any(|(k, _)| k == key) {
+        return Err(ApiError::bad_param(
+            key,
+            format!("field `{key}` appears twice in the JSON body"),
+        ));
+    }
+    Ok(())
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {

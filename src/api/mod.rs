@@ -11,6 +11,7 @@ pub mod quote;
 pub mod responses;
 pub mod scan;
 pub mod stamp;
+pub mod strict;
 
 pub use chat::ChatRequest;
 pub use error::{ApiError, FrontDoor};
