@@ -12,6 +12,7 @@ pub mod responses;
 pub mod scan;
 pub mod stamp;
 pub mod strict;
+mod swar;
 
 pub use chat::ChatRequest;
 pub use error::{ApiError, FrontDoor};

@@ -16,6 +16,8 @@
 
 use std::ops::Range;
 
+use super::swar;
+
 /// The byte ranges of each top-level key (inside its quotes) and raw value, in order.
 pub type FieldRanges = Vec<(Range<usize>, Range<usize>)>;
 
@@ -238,28 +240,17 @@ impl Strict<'_> {
     }
 }
 
-/// The index of the first byte in `text` that ends a run of plain string text, eight bytes
-/// at a time: most of a request is the text of its messages. Each test below marks its
-/// first match exactly (a borrow can only mark bytes after a true match), so the lowest mark
-/// of the three is the first stop.
+/// The index of the first byte in `text` that ends a run of plain string text, a word at a
+/// time (`swar.rs`): most of a request is the text of its messages.
 fn find_string_stop(text: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w;
-    let mut at = 0;
-    while let Some(chunk) = text.get(at..at + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().ok()?);
-        let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
-        let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
-        let control = w.wrapping_sub(ONES * 0x20) & !w;
-        let marks = (quote | backslash | control) & HIGH;
-        if marks != 0 {
-            return Some(at + (marks.trailing_zeros() / 8) as usize);
+    let stops = |w| swar::equal(w, b'"') | swar::equal(w, b'\\') | swar::below(w, 0x20);
+    match swar::find_in_words(text, usize::MAX, stops) {
+        Ok(at) => Some(at),
+        Err(at) => {
+            let tail = text[at..].iter().position(|b| STRING_STOP[*b as usize])?;
+            Some(at + tail)
         }
-        at += 8;
     }
-    let tail = text[at..].iter().position(|b| STRING_STOP[*b as usize])?;
-    Some(at + tail)
 }
 
 /// Bytes that end a run of plain string text: the closing quote, an escape, or a raw control
