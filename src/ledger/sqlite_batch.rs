@@ -14,7 +14,6 @@
 //! still running (it outlived the writer's attempt timeout) fails at once instead of
 //! queueing behind it: a stuck disk then holds one batch more in memory, not a growing pile.
 
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use super::error::LedgerError;
 use super::generations::{
     add_spend_sql, row_chunks, SpendDelta, COLUMNS, GENERATION_COLUMNS, ROW_CHUNKS,
 };
-use super::record::{GenerationRecord, SharedRecord};
+use super::record::{write_attempts_json, GenerationRecord, SharedRecord};
 use super::rows::{int, text};
 use crate::auth::KeyHash;
 
@@ -282,7 +281,6 @@ fn add_spend(conn: &Connection, spend: &SpendDelta) -> rusqlite::Result<()> {
 #[derive(Default)]
 struct Scratch {
     attempts: Vec<u8>,
-    cost: String,
     key_hex: LastKeyHex,
 }
 
@@ -294,16 +292,10 @@ fn bind_row(
     rec: &GenerationRecord,
 ) -> rusqlite::Result<()> {
     scratch.attempts.clear();
-    // Plain strings and numbers always serialise; the fallback keeps this infallible.
-    if serde_json::to_writer(&mut scratch.attempts, &rec.attempts).is_err() {
-        scratch.attempts.clear();
-    }
-    let attempts = std::str::from_utf8(&scratch.attempts)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("[]");
-    scratch.cost.clear();
-    let _ = write!(scratch.cost, "{}", rec.cost.0);
+    write_attempts_json(&rec.attempts, &mut scratch.attempts);
+    // JSON written from `&str`s is UTF-8.
+    let attempts = std::str::from_utf8(&scratch.attempts).unwrap_or("[]");
+    let mut cost = itoa::Buffer::new();
     let u = &rec.usage;
     let mut at = offset;
     let mut bind = |value: &dyn ToSql| {
@@ -321,7 +313,7 @@ fn bind_row(
     bind(&int(u.completion))?;
     bind(&int(u.cached_prompt))?;
     bind(&int(u.reasoning))?;
-    bind(&scratch.cost.as_str())?;
+    bind(&cost.format(rec.cost.0))?;
     bind(&int(rec.latency_ms))?;
     bind(&rec.ttft_ms.map(int))?;
     bind(&rec.finish_reason.as_deref().map(text))?;
