@@ -1,6 +1,7 @@
 //! Client-facing wire types: request parsing per front door and the one error type.
 
 pub mod chat;
+mod cursor;
 pub mod embeddings;
 pub mod error;
 pub mod fields;

@@ -12,6 +12,8 @@
 
 use std::borrow::Cow;
 
+use super::cursor::{cursor_reader, whole_object, Cursor, MAX_DEPTH};
+
 /// `(key, raw value)` for each top-level field, in order; `None` unless `body` is one JSON
 /// object (within the limits above).
 pub fn top_level_fields(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
@@ -32,37 +34,18 @@ pub fn for_each_field<'t>(
     text: &'t str,
     mut visit: impl FnMut(Cow<'t, str>, &'t str),
 ) -> Option<()> {
-    let mut s = Scanner {
-        bytes: text.as_bytes(),
-        at: 0,
-    };
-    s.skip_ws();
-    s.expect(b'{')?;
-    s.skip_ws();
-    if s.peek() == Some(b'}') {
-        s.at += 1;
-    } else {
-        loop {
-            let key_start = s.at;
-            s.expect(b'"')?;
-            let escaped = s.skip_string()?;
-            let key = unescape_key(&text[key_start..s.at], escaped)?;
-            s.skip_ws();
-            s.expect(b':')?;
-            s.skip_ws();
-            let value_start = s.at;
-            s.skip_value()?;
-            visit(key, &text[value_start..s.at]);
-            s.skip_ws();
-            match s.next()? {
-                b',' => s.skip_ws(),
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
-    s.skip_ws();
-    (s.at == s.bytes.len()).then_some(())
+    let mut s = Scanner(Cursor::new(text.as_bytes()));
+    whole_object(&mut s, |s| {
+        let key_start = s.at;
+        s.expect(b'"')?;
+        let escaped = s.skip_string()?;
+        let key = unescape_key(&text[key_start..s.at], escaped)?;
+        s.colon()?;
+        let value_start = s.at;
+        s.skip_value()?;
+        visit(key, &text[value_start..s.at]);
+        Some(())
+    })
 }
 
 /// A quoted key without its quotes; escapes (rare in keys) are decoded by serde.
@@ -75,36 +58,9 @@ fn unescape_key(quoted: &str, escaped: bool) -> Option<Cow<'_, str>> {
     }
 }
 
-struct Scanner<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-/// How deep arrays and objects may nest: as deep as serde_json allows by default (and as
-/// many bits as `skip_container` tracks).
-const MAX_DEPTH: u32 = u128::BITS;
+cursor_reader!(Scanner);
 
 impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn expect(&mut self, want: u8) -> Option<()> {
-        (self.next()? == want).then_some(())
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.at += 1;
-        }
-    }
-
     /// Past the closing quote of a string whose opening quote was just read; whether it
     /// held an escape. memchr finds the quote or backslash many bytes at a time: strings are
     /// most of an answer's bytes.

@@ -16,79 +16,40 @@
 
 use std::ops::Range;
 
+use super::cursor::{cursor_reader, whole_object, Cursor, MAX_DEPTH};
 use super::swar;
 
 /// The byte ranges of each top-level key (inside its quotes) and raw value, in order.
 pub type FieldRanges = Vec<(Range<usize>, Range<usize>)>;
-
-/// How deep containers may nest here: deeper bodies are serde's to judge (it has no limit
-/// for values it skips).
-const MAX_DEPTH: u32 = u128::BITS;
 
 /// `body`'s top-level fields if it is one JSON object as serde_json reads it and no key holds
 /// an escape; `None` when serde must decide.
 pub fn object_fields(body: &[u8]) -> Option<FieldRanges> {
     // Invalid UTF-8 is refused wherever it is: in keys, values or between tokens.
     std::str::from_utf8(body).ok()?;
-    let mut s = Strict { bytes: body, at: 0 };
+    // Nesting deeper than `MAX_DEPTH` is serde's to judge (it has no limit for values it
+    // skips).
+    let mut s = Strict(Cursor::new(body));
     let mut fields = Vec::with_capacity(8);
-    s.skip_ws();
-    s.expect(b'{')?;
-    s.skip_ws();
-    if s.peek() == Some(b'}') {
-        s.at += 1;
-    } else {
-        loop {
-            s.expect(b'"')?;
-            let key_start = s.at;
-            if s.string()? {
-                return None;
-            }
-            let key = key_start..s.at - 1;
-            s.skip_ws();
-            s.expect(b':')?;
-            s.skip_ws();
-            let value_start = s.at;
-            s.value()?;
-            fields.push((key, value_start..s.at));
-            s.skip_ws();
-            match s.next()? {
-                b',' => s.skip_ws(),
-                b'}' => break,
-                _ => return None,
-            }
+    whole_object(&mut s, |s| {
+        s.expect(b'"')?;
+        let key_start = s.at;
+        if s.string()? {
+            return None;
         }
-    }
-    s.skip_ws();
-    (s.at == body.len()).then_some(fields)
+        let key = key_start..s.at - 1;
+        s.colon()?;
+        let value_start = s.at;
+        s.value()?;
+        fields.push((key, value_start..s.at));
+        Some(())
+    })?;
+    Some(fields)
 }
 
-struct Strict<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
+cursor_reader!(Strict);
 
 impl Strict<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn expect(&mut self, want: u8) -> Option<()> {
-        (self.next()? == want).then_some(())
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.at += 1;
-        }
-    }
-
     /// Past the closing quote of a string whose opening quote was just read; whether it held
     /// an escape.
     fn string(&mut self) -> Option<bool> {
@@ -187,10 +148,7 @@ impl Strict<'_> {
     fn member_key(&mut self) -> Option<()> {
         self.expect(b'"')?;
         self.string()?;
-        self.skip_ws();
-        self.expect(b':')?;
-        self.skip_ws();
-        Some(())
+        self.colon()
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; what follows is the caller's to check
