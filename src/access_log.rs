@@ -8,7 +8,7 @@ use crate::catalog::PICO_USD_PER_USD;
 use crate::config::LogFormat;
 use crate::log_batch::ACCESS_TARGET;
 use crate::metering::Cost;
-use crate::proxy::RequestCtx;
+use crate::proxy::{AttemptOutcome, RequestCtx};
 
 /// Counts the finished request in the Prometheus metrics. The endpoint's and the route's
 /// handles are cached (`metrics::EndpointMetrics`, `metrics::route_times`).
@@ -21,18 +21,33 @@ pub fn record_metrics(ctx: &RequestCtx, status: u16) {
         .as_ref()
         .map_or("", |c| c.provider().id.as_str());
     let endpoint = ctx.current.as_ref().map(|c| &c.endpoint().metrics);
-    m.requests
-        .with_label_values(&[
-            crate::metrics::ROUTE_LABELS[route],
-            model,
-            provider,
-            crate::metrics::status_class(status),
-        ])
-        .inc();
+    // The usual answer's series through the endpoint's cached handles (`EndpointMetrics`).
+    let answered = endpoint
+        .filter(|_| (200..300).contains(&status))
+        .and_then(|e| e.answered(route, model, provider));
+    match answered {
+        Some(counter) => counter.inc(),
+        None => m
+            .requests
+            .with_label_values(&[
+                crate::metrics::ROUTE_LABELS[route],
+                model,
+                provider,
+                crate::metrics::status_class(status),
+            ])
+            .inc(),
+    }
     for a in &ctx.attempts {
-        m.attempts
-            .with_label_values(&[a.provider.as_str(), outcome_label(&a.outcome)])
-            .inc();
+        match endpoint {
+            // The attempt that succeeded is the current candidate's.
+            Some(e) if a.outcome == AttemptOutcome::Succeeded && a.provider == provider => {
+                e.succeeded(provider).inc()
+            }
+            _ => m
+                .attempts
+                .with_label_values(&[a.provider.as_str(), outcome_label(&a.outcome)])
+                .inc(),
+        }
     }
     if let Some(u) = ctx.usage {
         let counts = [u.prompt, u.completion, u.cached_prompt, u.reasoning];

@@ -142,7 +142,15 @@ pub struct EndpointMetrics {
     tokens: [OnceLock<IntCounter>; 4],
     cost_usd: OnceLock<Counter>,
     ttft: OnceLock<Histogram>,
+    /// `switchyard_requests_total{status="2xx"}` for each route an endpoint serves (the first
+    /// [`ENDPOINT_ROUTES`] of [`ROUTE_LABELS`]): the usual answer's series.
+    answered: [OnceLock<IntCounter>; ENDPOINT_ROUTES],
+    /// `switchyard_upstream_attempts_total{outcome="success"}` of the endpoint's provider.
+    succeeded: OnceLock<IntCounter>,
 }
+
+/// Routes whose requests are served by a catalog endpoint: the first of [`ROUTE_LABELS`].
+pub const ENDPOINT_ROUTES: usize = 4;
 
 impl EndpointMetrics {
     /// `switchyard_tokens_total{model, provider, kind = TOKEN_KINDS[kind]}`.
@@ -157,6 +165,23 @@ impl EndpointMetrics {
     pub fn cost_usd(&self, model: &str, provider: &str) -> &Counter {
         self.cost_usd
             .get_or_init(|| metrics().cost_usd.with_label_values(&[model, provider]))
+    }
+
+    /// `switchyard_requests_total{route, model, provider, status="2xx"}`; `None` for a route
+    /// no endpoint serves.
+    pub fn answered(&self, route: usize, model: &str, provider: &str) -> Option<&IntCounter> {
+        let cell = self.answered.get(route)?;
+        Some(cell.get_or_init(|| {
+            metrics()
+                .requests
+                .with_label_values(&[ROUTE_LABELS[route], model, provider, "2xx"])
+        }))
+    }
+
+    /// `switchyard_upstream_attempts_total{provider, outcome="success"}`.
+    pub fn succeeded(&self, provider: &str) -> &IntCounter {
+        self.succeeded
+            .get_or_init(|| metrics().attempts.with_label_values(&[provider, "success"]))
     }
 
     pub fn ttft(&self, provider: &str) -> &Histogram {
@@ -238,6 +263,29 @@ mod tests {
         after.tokens(0, model, provider).inc_by(2);
         after.cost_usd(model, provider).inc_by(0.5);
         after.ttft(provider).observe(0.2);
+        for m in [&before, &after] {
+            m.answered(0, model, provider).unwrap().inc();
+            m.succeeded(provider).inc();
+        }
+        assert!(before.answered(ENDPOINT_ROUTES, model, provider).is_none());
+        let answered = line_of(
+            "switchyard_requests_total",
+            &format!("model=\"{model}\",provider=\"{provider}\",route=\"chat_completions\",status=\"2xx\""),
+        );
+        assert_eq!(
+            answered.as_deref().map(|l| l.ends_with(" 2")),
+            Some(true),
+            "{answered:?}"
+        );
+        let succeeded = line_of(
+            "switchyard_upstream_attempts_total",
+            &format!("outcome=\"success\",provider=\"{provider}\""),
+        );
+        assert_eq!(
+            succeeded.as_deref().map(|l| l.ends_with(" 2")),
+            Some(true),
+            "{succeeded:?}"
+        );
         let labels = format!("model=\"{model}\",provider=\"{provider}\"");
         let prompt = line_of("switchyard_tokens_total", &labels).expect("prompt series");
         assert!(
