@@ -268,23 +268,21 @@ mod tests {
             m.succeeded(provider).inc();
         }
         assert!(before.answered(ENDPOINT_ROUTES, model, provider).is_none());
-        let answered = line_of(
+        let counted_twice = |name: &str, labels: String| {
+            let line = line_of(name, &labels);
+            assert_eq!(
+                line.as_deref().map(|l| l.ends_with(" 2")),
+                Some(true),
+                "{line:?}"
+            );
+        };
+        counted_twice(
             "switchyard_requests_total",
-            &format!("model=\"{model}\",provider=\"{provider}\",route=\"chat_completions\",status=\"2xx\""),
+            format!("model=\"{model}\",provider=\"{provider}\",route=\"chat_completions\",status=\"2xx\""),
         );
-        assert_eq!(
-            answered.as_deref().map(|l| l.ends_with(" 2")),
-            Some(true),
-            "{answered:?}"
-        );
-        let succeeded = line_of(
+        counted_twice(
             "switchyard_upstream_attempts_total",
-            &format!("outcome=\"success\",provider=\"{provider}\""),
-        );
-        assert_eq!(
-            succeeded.as_deref().map(|l| l.ends_with(" 2")),
-            Some(true),
-            "{succeeded:?}"
+            format!("outcome=\"success\",provider=\"{provider}\""),
         );
         let labels = format!("model=\"{model}\",provider=\"{provider}\"");
         let prompt = line_of("switchyard_tokens_total", &labels).expect("prompt series");
@@ -294,14 +292,9 @@ mod tests {
         );
         let cost = line_of("switchyard_cost_usd_total", &labels).expect("cost series");
         assert!(cost.ends_with(" 0.75"), "{cost}");
-        let ttft = line_of(
+        counted_twice(
             "switchyard_time_to_first_token_seconds_count",
-            &format!("provider=\"{provider}\""),
-        );
-        assert_eq!(
-            ttft.as_deref().map(|l| l.ends_with(" 2")),
-            Some(true),
-            "{ttft:?}"
+            format!("provider=\"{provider}\""),
         );
         // Kinds never counted have no series (nothing is resolved ahead of use).
         let text = render();
