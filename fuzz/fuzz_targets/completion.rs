@@ -1,6 +1,7 @@
 //! A provider's chat completion, scanned (`api::scan`) and stamped: never a panic; wherever
 //! serde reads one JSON object, the scan finds the same fields and the stamped answer is
-//! JSON; and a stamped answer is always JSON unless the provider's nested bytes were not.
+//! JSON; the usage read in the scan's pass is the usage read from its text; and a stamped
+//! answer is always JSON unless the provider's nested bytes were not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,9 +23,16 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let Some(completion) = Completion::parse(data) else {
+        assert!(scanned.is_none(), "the scan found fields the completion reader refused");
         return;
     };
-    let _ = completion.peek();
+    // The usage read in the scan's pass is the usage read from the first `usage` value.
+    let fields = scanned.expect("the completion reader accepted what the scan refused");
+    let first_usage = fields.iter().find(|(k, _)| k == "usage");
+    assert_eq!(
+        completion.peek().usage,
+        first_usage.and_then(|(_, raw)| Usage::from_openai_raw(raw))
+    );
     let stamped = completion.stamp(&Stamp {
         id: "gen-1",
         model: "m",

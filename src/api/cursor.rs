@@ -56,34 +56,46 @@ impl<'a> Cursor<'a> {
 // other modules (codegen units), where they were not inlined without it (+600 instructions
 // a response, callgrind).
 
-/// The whole text as one JSON object: `{`, members separated by commas, each read by `member`
-/// (from its key's opening quote to the end of its value), `}`, then only whitespace.
+/// The whole text as one JSON object: [`object`], then only whitespace.
 #[inline]
 pub(super) fn whole_object<'a, R>(
+    reader: &mut R,
+    member: impl FnMut(&mut R) -> Option<()>,
+) -> Option<()>
+where
+    R: std::ops::DerefMut<Target = Cursor<'a>>,
+{
+    reader.skip_ws();
+    object(reader, member)?;
+    reader.skip_ws();
+    (reader.at == reader.bytes.len()).then_some(())
+}
+
+/// One JSON object from the cursor on: `{`, members separated by commas, each read by
+/// `member` (from its key's opening quote to the end of its value), `}`.
+#[inline]
+pub(super) fn object<'a, R>(
     reader: &mut R,
     mut member: impl FnMut(&mut R) -> Option<()>,
 ) -> Option<()>
 where
     R: std::ops::DerefMut<Target = Cursor<'a>>,
 {
-    reader.skip_ws();
     reader.expect(b'{')?;
     reader.skip_ws();
     if reader.peek() == Some(b'}') {
         reader.at += 1;
-    } else {
-        loop {
-            member(reader)?;
-            reader.skip_ws();
-            match reader.next()? {
-                b',' => reader.skip_ws(),
-                b'}' => break,
-                _ => return None,
-            }
+        return Some(());
+    }
+    loop {
+        member(reader)?;
+        reader.skip_ws();
+        match reader.next()? {
+            b',' => reader.skip_ws(),
+            b'}' => return Some(()),
+            _ => return None,
         }
     }
-    reader.skip_ws();
-    (reader.at == reader.bytes.len()).then_some(())
 }
 
 /// A reader over a `Cursor`: its steps and position read as the reader's own.

@@ -11,12 +11,14 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 use super::quote::push_json_str;
-use super::scan::top_level_fields;
+use super::scan::read_fields;
 use crate::metering::{OpenAiUsage, Usage};
 
 /// A provider's chat completion, read to its top-level fields.
 pub struct Completion<'a> {
     fields: Vec<(Cow<'a, str>, &'a str)>,
+    /// The first `usage` field, read as the fields were found.
+    usage: Option<Usage>,
 }
 
 /// What the gateway reads of a completion: usage, first finish reason, and, when the provider
@@ -51,7 +53,23 @@ struct MessagePeek<'a> {
 impl<'a> Completion<'a> {
     /// `None` when the body is not one JSON object (as far as `scan.rs` checks).
     pub fn parse(body: &'a [u8]) -> Option<Completion<'a>> {
-        top_level_fields(body).map(|fields| Completion { fields })
+        let text = std::str::from_utf8(body).ok()?;
+        let mut fields = Vec::with_capacity(12);
+        let (mut usage, mut usage_seen) = (None, false);
+        read_fields(text, |key, field| {
+            let raw = if key == "usage" && !usage_seen {
+                usage_seen = true;
+                let mut read = Usage::default();
+                let object = field.object(|k, value| read.read_openai_member(&k, value))?;
+                usage = object.complete.then_some(read);
+                object.raw
+            } else {
+                field.raw()?
+            };
+            fields.push((key, raw));
+            Some(())
+        })?;
+        Some(Completion { fields, usage })
     }
 
     fn raw(&self, key: &str) -> Option<&'a str> {
@@ -59,7 +77,7 @@ impl<'a> Completion<'a> {
     }
 
     pub fn peek(&self) -> Peek {
-        let usage = self.raw("usage").and_then(Usage::from_openai_raw);
+        let usage = self.usage;
         let choices = self.raw("choices");
         // The text's length is only the estimate's basis, when the provider reported no usage:
         // otherwise `choices` is not parsed a second time.
@@ -87,7 +105,15 @@ impl<'a> Completion<'a> {
             if out.len() > 1 {
                 out.push(b',');
             }
-            push_json_str(&mut out, key.as_ref());
+            match key {
+                // Without escapes (the scan found none): as it came, quotes around.
+                Cow::Borrowed(key) => {
+                    out.push(b'"');
+                    out.extend_from_slice(key.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(key) => push_json_str(&mut out, key),
+            }
             out.push(b':');
             match stamped_index(key) {
                 Some(i) if !seen[i] => {
@@ -240,6 +266,69 @@ mod tests {
             Completion::parse(unfinished).unwrap().peek(),
             Peek::default()
         );
+    }
+
+    #[test]
+    fn usage_read_in_the_scan_is_the_usage_read_from_its_text_on_mutations() {
+        // Every single-byte change to a JSON-significant byte: the scan's verdict is the plain
+        // scan's, and the usage it read is what reading the first `usage` value's text
+        // gives (and, where serde reads the answer, what the tree reader gives).
+        let answer =
+            br#"{"id":"c-1","choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,
+            "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},
+            "completion_tokens_details":{"reasoning_tokens":3,"accepted_prediction_tokens":0}}}"#;
+        let want = Usage {
+            prompt: 12,
+            completion: 7,
+            cached_prompt: 4,
+            reasoning: 3,
+            estimated: false,
+        };
+        assert_eq!(Completion::parse(answer).unwrap().peek().usage, Some(want));
+        let mut read = 0;
+        for at in 0..answer.len() {
+            for b in [b'"', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'x'] {
+                let mut body = answer.to_vec();
+                body[at] = b;
+                let fields = crate::api::scan::top_level_fields(&body);
+                let completion = Completion::parse(&body);
+                assert_eq!(
+                    completion.is_some(),
+                    fields.is_some(),
+                    "byte {at} -> {}",
+                    b as char
+                );
+                let (Some(fields), Some(completion)) = (fields, completion) else {
+                    continue;
+                };
+                let from_text = fields
+                    .iter()
+                    .find(|(k, _)| k == "usage")
+                    .and_then(|(_, raw)| Usage::from_openai_raw(raw));
+                let usage = completion.peek().usage;
+                assert_eq!(usage, from_text, "byte {at} -> {}", b as char);
+                if let Ok(tree) = serde_json::from_slice::<Value>(&body) {
+                    let from_tree = tree.get("usage").and_then(Usage::from_openai);
+                    assert_eq!(usage, from_tree, "byte {at} -> {}", b as char);
+                }
+                read += usize::from(usage.is_some());
+            }
+        }
+        assert!(read > 1000, "{read}");
+    }
+
+    #[test]
+    fn keys_are_written_as_they_came_or_escaped_as_serde_would() {
+        let body = br#"{"a\"b":1,"plain":2,"\u0069d":"x"}"#;
+        let out = Completion::parse(body).unwrap().stamp(&stamp());
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.starts_with(r#"{"a\"b":1,"plain":2,"id":"gen-1","#),
+            "{text}"
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["a\"b"], 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::scan::for_each_field;
+use crate::api::scan::{read_fields, Field};
 use crate::catalog::{Price, PICO_USD_PER_USD};
 
 /// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`,
@@ -25,6 +25,24 @@ fn u64_at(v: &Value, path: &[&str]) -> u64 {
         .unwrap_or(0)
 }
 
+/// A token count as OpenAI writes it; 0 for any other value.
+fn count(raw: &str) -> u64 {
+    raw.parse().unwrap_or(0)
+}
+
+/// A nested object's `key` as a count; 0 when the value is not an object (or one that does
+/// not read).
+fn nested_count(field: Field<'_, '_>, key: &str) -> Option<u64> {
+    let mut n = 0;
+    let read = field.object(|k, value| {
+        if k == key {
+            n = count(value.raw()?);
+        }
+        Some(())
+    })?;
+    Some(if read.complete { n } else { 0 })
+}
+
 impl Usage {
     /// Reads OpenAI's `usage` object; `None` if it is not an object.
     pub fn from_openai(usage: &Value) -> Option<Usage> {
@@ -44,28 +62,27 @@ impl Usage {
     /// `None` if it is not an object. Odd field types read as 0, and the last of duplicate
     /// keys counts, as in `from_openai`.
     pub fn from_openai_raw(raw: &str) -> Option<Usage> {
-        let count = |raw: &str| raw.parse::<u64>().unwrap_or(0);
-        // A nested object's `key`, or 0 when the value is not an object.
-        let nested = |object: &str, key: &str| {
-            let mut n = 0;
-            for_each_field(object, |k, v| {
-                if k == key {
-                    n = count(v);
-                }
-            })
-            .map_or(0, |()| n)
-        };
-        // Visited in place, not collected: each later duplicate overwrites (issue 12: the
-        // collected fields were three allocations a response).
         let mut usage = Usage::default();
-        for_each_field(raw, |key, value| match key.as_ref() {
-            "prompt_tokens" => usage.prompt = count(value),
-            "completion_tokens" => usage.completion = count(value),
-            "prompt_tokens_details" => usage.cached_prompt = nested(value, "cached_tokens"),
-            "completion_tokens_details" => usage.reasoning = nested(value, "reasoning_tokens"),
-            _ => {}
-        })?;
+        read_fields(raw, |key, field| usage.read_openai_member(&key, field))?;
         Some(usage)
+    }
+
+    /// One member of OpenAI's `usage` object read into `self`, in the pass that scans the
+    /// answer around it ([`Field::object`]). Visited in place, not collected: each later
+    /// duplicate overwrites (issue 12: the collected fields were three allocations a
+    /// response). `None` only where the scan itself fails.
+    pub fn read_openai_member(&mut self, key: &str, field: Field<'_, '_>) -> Option<()> {
+        match key {
+            "prompt_tokens" => self.prompt = count(field.raw()?),
+            "completion_tokens" => self.completion = count(field.raw()?),
+            "prompt_tokens_details" => self.cached_prompt = nested_count(field, "cached_tokens")?,
+            "completion_tokens_details" => {
+                self.reasoning = nested_count(field, "reasoning_tokens")?
+            }
+            // Left unread: the scan skips it.
+            _ => {}
+        }
+        Some(())
     }
 
     pub fn total(&self) -> u64 {
