@@ -110,6 +110,10 @@ pub struct RequestCtx {
     pub backend: Option<Arc<Backend>>,
     /// Set when a pooled connection turned out dead: try the same candidate once more.
     pub retry_same_candidate: Option<Candidate>,
+    /// That retry was made: once a request. A provider resetting every request looks like a
+    /// dead pooled connection each time, and would otherwise be tried once per connection
+    /// in the pool (the fault matrix saw 8 attempts at one provider).
+    pub stale_retry_spent: bool,
     /// The upstream body for the current candidate (sent on every try at it).
     pub upstream_body: Bytes,
     pub attempts: Vec<Attempt>,
@@ -181,6 +185,7 @@ impl RequestCtx {
             current: None,
             backend: None,
             retry_same_candidate: None,
+            stale_retry_spent: false,
             upstream_body: Bytes::new(),
             attempts: Vec::new(),
             response: ResponseMode::None,

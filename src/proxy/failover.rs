@@ -215,13 +215,11 @@ pub fn decide_retry(
     if matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.retry() {
         return e; // our own failover decision from `upstream_response_filter`
     }
-    // A pooled connection the provider had already closed: the same candidate again.
-    if client_reused
-        && !matches!(e.etype(), ErrorType::ReadTimedout)
-        && ctx.retry_same_candidate.is_none()
-    {
+    // A pooled connection the provider had already closed: the same candidate again, once.
+    if client_reused && !matches!(e.etype(), ErrorType::ReadTimedout) && !ctx.stale_retry_spent {
         if let Some(current) = ctx.current.clone() {
             ctx.end_attempt(AttemptOutcome::Failed);
+            ctx.stale_retry_spent = true;
             ctx.retry_same_candidate = Some(current);
             e.set_retry(true);
             return e;
