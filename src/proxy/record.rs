@@ -85,7 +85,10 @@ fn generation_record(ctx: &RequestCtx, status: u16) -> Option<GenerationRecord> 
 }
 
 /// The most recent records, so `/v1/generation` answers at once for a request that just
-/// finished (the ledger writes in batches, up to 50 ms later). Bounded.
+/// finished (the ledger writes in batches, up to 50 ms later): the last [`RECENT`], and
+/// older ones as long as anything else holds them — the ledger's queue, or a batch being
+/// written — so that a record leaves only once the ledger has it in its database (or gave
+/// it up). Bounded: [`RECENT`] and at most the ledger queue's capacity and a batch more.
 pub struct RecentGenerations {
     inner: Mutex<Recent>,
 }
@@ -101,6 +104,28 @@ pub struct RecentGenerations {
 struct Recent {
     by_id_hash: FxHashMap<u64, SharedRecord>,
     oldest_first: VecDeque<(u64, SharedRecord)>,
+}
+
+impl Recent {
+    /// Drops the oldest record unless something besides this map holds it; `false` if it
+    /// stays.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((hash, oldest)) = self.oldest_first.front() else {
+            return false;
+        };
+        let mapped = self
+            .by_id_hash
+            .get(hash)
+            .is_some_and(|mapped| Arc::ptr_eq(mapped, oldest));
+        if Arc::strong_count(oldest) > 1 + usize::from(mapped) {
+            return false;
+        }
+        if mapped {
+            self.by_id_hash.remove(hash);
+        }
+        self.oldest_first.pop_front();
+        true
+    }
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -124,15 +149,11 @@ impl RecentGenerations {
             return;
         };
         let recent = &mut *inner;
-        if recent.oldest_first.len() == RECENT {
-            if let Some((old_hash, old)) = recent.oldest_first.pop_front() {
-                let still_mapped = recent
-                    .by_id_hash
-                    .get(&old_hash)
-                    .is_some_and(|mapped| Arc::ptr_eq(mapped, &old));
-                if still_mapped {
-                    recent.by_id_hash.remove(&old_hash);
-                }
+        // Two at most, so that the map shrinks back after a ledger backlog without one
+        // request freeing thousands of records.
+        for _ in 0..2 {
+            if recent.oldest_first.len() < RECENT || !recent.evict_oldest() {
+                break;
             }
         }
         recent.by_id_hash.insert(hash, record.clone());
@@ -176,24 +197,108 @@ mod tests {
         );
     }
 
+    /// A record the ledger still holds (queued, or in a batch being written) stays past the
+    /// limit, and the ones behind it with it; once let go, the map shrinks back two a record.
+    #[test]
+    fn a_record_the_ledger_still_holds_stays_until_it_is_let_go() {
+        let recent = RecentGenerations::default();
+        let queued = record("gen-queued");
+        recent.insert(queued.clone());
+        for i in 0..RECENT + 10 {
+            recent.insert(record(&format!("gen-{i}")));
+        }
+        assert!(Arc::ptr_eq(&recent.get("gen-queued").unwrap(), &queued));
+        assert!(
+            recent.get("gen-0").is_some(),
+            "nothing behind it left either"
+        );
+        let len = || recent.inner.lock().unwrap().oldest_first.len();
+        assert_eq!(len(), RECENT + 11);
+        drop(queued);
+        recent.insert(record("gen-next"));
+        assert!(recent.get("gen-queued").is_none() && recent.get("gen-0").is_none());
+        assert_eq!(len(), RECENT + 10, "two left, one came");
+        for i in 0..20 {
+            recent.insert(record(&format!("gen-more-{i}")));
+        }
+        assert_eq!(len(), RECENT);
+        let inner = recent.inner.lock().unwrap();
+        assert_eq!(inner.by_id_hash.len(), RECENT);
+    }
+
     /// Evicting an old record leaves alone a newer one under the same hash (here the same
     /// id, as two colliding ids would be).
     #[test]
     fn evicting_a_record_keeps_a_newer_one_under_the_same_hash() {
         let recent = RecentGenerations::default();
+        // Watched, not held: a record held elsewhere would stay.
         let (first, second) = (record("gen-dup"), record("gen-dup"));
-        recent.insert(first.clone());
-        recent.insert(second.clone());
+        let (first_seen, second_seen) = (Arc::downgrade(&first), Arc::downgrade(&second));
+        recent.insert(first);
+        recent.insert(second);
         for i in 0..RECENT - 1 {
             recent.insert(record(&format!("gen-{i}")));
         }
+        assert!(
+            first_seen.upgrade().is_none(),
+            "the older one is evicted and let go"
+        );
         let found = recent.get("gen-dup").expect("the newer one stays");
-        assert!(Arc::ptr_eq(&found, &second));
+        assert!(std::sync::Weak::ptr_eq(
+            &Arc::downgrade(&found),
+            &second_seen
+        ));
+        drop(found);
         recent.insert(record("gen-last"));
         assert!(
             recent.get("gen-dup").is_none(),
             "then it is evicted in turn"
         );
-        assert_eq!(Arc::strong_count(&first), 1, "the evicted one is let go");
+        assert!(second_seen.upgrade().is_none());
+    }
+
+    /// With the real writer: while the database is locked, every record stays findable
+    /// here however many come after it; once written, it leaves (and the ledger has it).
+    #[test]
+    fn a_record_stays_until_the_ledger_has_written_it() {
+        use crate::ledger::{block_on, Ledger, WriterConfig};
+        use std::time::Duration;
+
+        let dir = std::env::temp_dir().join(format!("sy-recent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ledger = Ledger::open(&format!("sqlite://{}/ledger.db", dir.display())).unwrap();
+        let writer = ledger.writer(WriterConfig::default());
+        // Another connection holds the write lock: batches wait (5 s busy timeout).
+        let lock = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let recent = RecentGenerations::default();
+        let publish = |id: &str| {
+            // As `publish` then `logging` do: the map first, then the ledger's queue.
+            let rec = record(id);
+            recent.insert(rec.clone());
+            assert!(writer.record(rec));
+        };
+        publish("gen-first");
+        for i in 0..RECENT + 100 {
+            publish(&format!("gen-{i}"));
+        }
+        assert!(
+            recent.get("gen-first").is_some(),
+            "evicted before it was written"
+        );
+        assert_eq!(writer.stats().written, 0);
+
+        lock.execute_batch("COMMIT").unwrap();
+        assert!(writer.flush_blocking(Duration::from_secs(30)));
+        for i in 0..200 {
+            publish(&format!("gen-after-{i}"));
+        }
+        assert!(recent.get("gen-first").is_none(), "written, then let go");
+        assert!(block_on(ledger.get_generation("gen-first"))
+            .unwrap()
+            .is_some());
+        block_on(writer.close());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
