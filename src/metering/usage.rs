@@ -60,7 +60,8 @@ impl Usage {
 
     /// Reads the raw text of OpenAI's `usage` object without building a tree (`api::scan`);
     /// `None` if it is not an object. Odd field types read as 0, and the last of duplicate
-    /// keys counts, as in `from_openai`.
+    /// keys counts, as in `from_openai`. The answer path reads usage in its own scan
+    /// (`Completion::parse`); this is the reference its tests and fuzz target compare with.
     pub fn from_openai_raw(raw: &str) -> Option<Usage> {
         let mut usage = Usage::default();
         read_fields(raw, |key, field| usage.read_openai_member(&key, field))?;

@@ -1,5 +1,6 @@
 //! The generation record of a finished request, for the ledger and `/v1/generation`.
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -113,15 +114,16 @@ impl Recent {
         let Some((hash, oldest)) = self.oldest_first.front() else {
             return false;
         };
-        let mapped = self
-            .by_id_hash
-            .get(hash)
-            .is_some_and(|mapped| Arc::ptr_eq(mapped, oldest));
-        if Arc::strong_count(oldest) > 1 + usize::from(mapped) {
+        // One probe: the entry is removed through the handle that found it.
+        let entry = match self.by_id_hash.entry(*hash) {
+            Entry::Occupied(e) if Arc::ptr_eq(e.get(), oldest) => Some(e),
+            _ => None,
+        };
+        if Arc::strong_count(oldest) > 1 + usize::from(entry.is_some()) {
             return false;
         }
-        if mapped {
-            self.by_id_hash.remove(hash);
+        if let Some(entry) = entry {
+            entry.remove();
         }
         self.oldest_first.pop_front();
         true
