@@ -331,3 +331,163 @@ async fn a_session_sticks_to_its_endpoint_and_moves_when_it_dies() {
         assert_eq!(served_by(&gw, req("conversation-1")).await, other);
     }
 }
+
+/// A provider with two keys on one URL (DESIGN's own `backends` example), health-checked,
+/// with a metrics listener; `KEY_A` and `KEY_B` are the keys' environment variables.
+fn two_keys_on_one_url(mock: &MockServer, metrics_port: u16) -> String {
+    config_head().replacen(
+        "server:\n",
+        &format!("server:\n  metrics_listen: \"127.0.0.1:{metrics_port}\"\n"),
+        1,
+    ) + &format!(
+        "providers:\n  pool:\n    dialect: openai\n    base_url: \"{0}\"\n    backends:\n      - {{ base_url: \"{0}\", api_key_env: KEY_A }}\n      - {{ base_url: \"{0}\", api_key_env: KEY_B }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
+        mock.base_url()
+    )
+}
+
+/// `switchyard_backend_healthy` for `provider`, as (backend label, value), once `rows`
+/// backends show (bounded wait: discovery and the first checks run in the background).
+async fn backend_health(metrics_port: u16, provider: &str, rows: usize) -> Vec<(String, String)> {
+    let label = format!("provider=\"{provider}\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut found: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| l.starts_with("switchyard_backend_healthy{") && l.contains(&label))
+            .filter_map(|l| {
+                let backend = l.split("backend=\"").nth(1)?.split('"').next()?;
+                Some((backend.to_string(), l.rsplit(' ').next()?.to_string()))
+            })
+            .collect();
+        found.sort();
+        if found.len() == rows || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn keys_seen(mock: &MockServer) -> (usize, usize) {
+    let chats = mock.requests();
+    let with = |key: &str| {
+        let bearer = format!("Bearer {key}");
+        chats
+            .iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+            .filter(|r| r.header("authorization") == Some(bearer.as_str()))
+            .count()
+    };
+    (with("key-a"), with("key-b"))
+}
+
+/// Two backends on one URL with different keys are two backends: each key gets its share
+/// (Pingora knows a backend by address alone; they used to collapse into the first).
+#[tokio::test]
+async fn two_keys_on_one_url_share_its_traffic() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let metrics_port = free_port();
+    let gw = Gateway::start_with_env(
+        &two_keys_on_one_url(&mock, metrics_port),
+        &[("KEY_A", "key-a"), ("KEY_B", "key-b")],
+    );
+    let addr = mock.base_url().split('/').nth(2).unwrap().to_string();
+    assert_eq!(
+        backend_health(metrics_port, "pool", 2).await,
+        vec![
+            (format!("0:{addr}"), "1".into()),
+            (format!("1:{addr}"), "1".into())
+        ]
+    );
+    mock.clear_requests();
+    for _ in 0..60 {
+        let resp = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let (a, b) = keys_seen(&mock);
+    assert_eq!(a + b, 60);
+    // Equal weights: a fair draw puts fewer than 10 of 60 on one key about once in 10^8.
+    assert!(a >= 10 && b >= 10, "key-a {a}, key-b {b}");
+}
+
+/// Each key on a shared URL is checked with its own credentials: a refused key is taken
+/// out of the draw (and shows unhealthy) while the other keeps serving.
+#[tokio::test]
+async fn a_refused_key_on_a_shared_url_is_passed_over() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", "key-a").unwrap();
+    let metrics_port = free_port();
+    let gw = Gateway::start_with_env(
+        &two_keys_on_one_url(&mock, metrics_port),
+        &[("KEY_A", "key-a"), ("KEY_B", "key-b")],
+    );
+    let addr = mock.base_url().split('/').nth(2).unwrap().to_string();
+    wait_for_a_health_check(&mock).await;
+    assert_eq!(
+        backend_health(metrics_port, "pool", 2).await,
+        vec![
+            (format!("0:{addr}"), "1".into()),
+            (format!("1:{addr}"), "0".into())
+        ]
+    );
+    mock.clear_requests();
+    for _ in 0..20 {
+        let resp = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(keys_seen(&mock), (20, 0));
+}
+
+/// A key rotated by reload (the variable's name changed, the length the same) is a new
+/// pool: its health checks use the new key, so the backend comes back once the new key is
+/// accepted, rather than staying down on the old key's 401s until a restart.
+#[tokio::test]
+async fn a_key_rotated_by_reload_is_health_checked_with_the_new_key() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", "key-b").unwrap();
+    let metrics_port = free_port();
+    let config = |var: &str| {
+        config_head().replacen(
+            "server:\n",
+            &format!("server:\n  metrics_listen: \"127.0.0.1:{metrics_port}\"\n"),
+            1,
+        ) + &format!(
+            "providers:\n  solo:\n    dialect: openai\n    base_url: \"{}\"\n    api_key_env: {var}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: solo, model: m }}\n",
+            mock.base_url()
+        )
+    };
+    let gw = Gateway::start_with_env(&config("KEY_A"), &[("KEY_A", "key-a"), ("KEY_B", "key-b")]);
+    let addr = mock.base_url().split('/').nth(2).unwrap().to_string();
+    wait_for_a_health_check(&mock).await;
+    assert_eq!(
+        backend_health(metrics_port, "solo", 1).await,
+        vec![(format!("0:{addr}"), "0".into())],
+        "the refused key's backend is not down"
+    );
+    gw.write_config(&config("KEY_B"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = backend_health(metrics_port, "solo", 1).await;
+        if health == vec![(format!("0:{addr}"), "1".into())] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {health:?} after the reload to the accepted key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hi = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(chat(&gw, hi).await.status(), 200);
+}

@@ -1,7 +1,8 @@
 //! Active health checks: `GET <base path><health_check.path>` on each backend with the
 //! provider's own credentials, at the provider's `health_check.interval`. Healthy means the
 //! backend answered below 500 and did not refuse the key (401/403). One failure marks a
-//! backend down; one success brings it back.
+//! backend down; one success brings it back. Backends that share an address (two keys on one
+//! URL) are checked each with its own key and judged each on its own.
 
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -12,9 +13,11 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::discovery::Members;
 use super::ProviderPools;
 use crate::catalog::{Dialect, Provider};
 
@@ -22,36 +25,31 @@ pub struct ProviderCheck {
     provider: Arc<Provider>,
     path: String,
     connector: Connector,
+    /// Each of the provider's backends' own verdict, by index (see `ProviderPool::pick`).
+    member_up: Arc<[AtomicBool]>,
 }
 
 impl ProviderCheck {
-    pub fn new(provider: Arc<Provider>, path: String) -> ProviderCheck {
+    pub fn new(
+        provider: Arc<Provider>,
+        path: String,
+        member_up: Arc<[AtomicBool]>,
+    ) -> ProviderCheck {
         ProviderCheck {
             provider,
             path,
             connector: Connector::new(None),
+            member_up,
         }
     }
-}
 
-#[async_trait]
-impl HealthCheck for ProviderCheck {
-    async fn check(&self, target: &Backend) -> pingora::Result<()> {
-        let fail = |why: String| Error::explain(ErrorType::HTTPStatus(502), why);
-        let index = *target
-            .ext
-            .get::<usize>()
-            .ok_or_else(|| fail("backend without index".into()))?;
+    /// One backend of the provider (URL and key) at `addr`.
+    async fn check_member(&self, index: usize, addr: std::net::SocketAddr) -> pingora::Result<()> {
         let backend = self
             .provider
             .backends
             .get(index)
             .ok_or_else(|| fail("unknown backend".into()))?;
-        let addr = target
-            .addr
-            .as_inet()
-            .copied()
-            .ok_or_else(|| fail("not an inet backend".into()))?;
         let mut peer = HttpPeer::new(addr, backend.url.tls, backend.url.host.clone());
         let timeout = self.provider.timeouts.connect.max(Duration::from_secs(1));
         peer.options.connection_timeout = Some(timeout);
@@ -86,6 +84,38 @@ impl HealthCheck for ProviderCheck {
             return Err(fail(format!("health check answered {status}")));
         }
         Ok(())
+    }
+}
+
+fn fail(why: String) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(502), why)
+}
+
+#[async_trait]
+impl HealthCheck for ProviderCheck {
+    /// Every backend of the provider behind `target`'s address, each with its own key: the
+    /// address is healthy while one of them is, and each keeps its own verdict for the draw.
+    async fn check(&self, target: &Backend) -> pingora::Result<()> {
+        let members = target
+            .ext
+            .get::<Members>()
+            .ok_or_else(|| fail("backend without members".into()))?;
+        let addr = target
+            .addr
+            .as_inet()
+            .copied()
+            .ok_or_else(|| fail("not an inet backend".into()))?;
+        let mut verdict = Err(fail("no backend to check".into()));
+        for &(index, _) in members.0.iter() {
+            let result = self.check_member(index, addr).await;
+            if let Some(up) = self.member_up.get(index) {
+                up.store(result.is_ok(), Ordering::Relaxed);
+            }
+            if verdict.is_err() {
+                verdict = result;
+            }
+        }
+        verdict
     }
 
     fn health_threshold(&self, _success: bool) -> usize {

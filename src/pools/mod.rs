@@ -12,23 +12,28 @@ pub use check::HealthCheckService;
 
 use arc_swap::ArcSwap;
 use pingora::lb::selection::Random;
-use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::lb::{Backends, LoadBalancer};
+use rand::Rng;
 use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::catalog::Provider;
 use crate::config::Snapshot;
 use check::ProviderCheck;
-use discovery::ProviderDiscovery;
+use discovery::{Members, ProviderDiscovery};
 
 /// One provider's load balancer.
 pub struct ProviderPool {
+    /// The provider the pool was built from; a reload keeps the pool for a provider that is
+    /// the same in everything the pool uses (`same_pool`).
     pub provider: Arc<Provider>,
     lb: LoadBalancer<Random>,
-    /// What identifies "the same backends" across reloads.
-    fingerprint: String,
+    /// Each backend's own health-check verdict, by index: backends that share an address are
+    /// one Pingora backend (`discovery::Members`), healthy while one of them is.
+    member_up: Arc<[AtomicBool]>,
     pub(crate) next_check: std::sync::Mutex<Instant>,
 }
 
@@ -39,50 +44,47 @@ pub struct PickedBackend {
     pub addr: SocketAddr,
 }
 
-fn picked(b: &Backend) -> Option<PickedBackend> {
-    let index = *b.ext.get::<usize>()?;
-    let addr = b.addr.as_inet().copied()?;
-    Some(PickedBackend { index, addr })
-}
-
-fn fingerprint(p: &Provider) -> String {
-    let backends: Vec<String> = p
-        .backends
-        .iter()
-        .map(|b| {
-            format!(
-                "{}:{}{}|{}|{}",
-                b.url.host,
-                b.url.port,
-                b.url.path_prefix,
-                b.weight,
-                b.api_key.as_ref().map_or(0, |k| k.expose().len())
-            )
+/// Whether a pool built for `a` serves `b` as it is: the same backends (URL, key, weight, in
+/// order, so indexes mean the same), and the same health check, with the same dialect and
+/// connect timeout it checks with. A key rotated in place is a new pool: its checks must
+/// use the new key.
+fn same_pool(a: &Provider, b: &Provider) -> bool {
+    a.dialect == b.dialect
+        && a.health_check == b.health_check
+        && a.timeouts.connect == b.timeouts.connect
+        && a.backends.len() == b.backends.len()
+        && a.backends.iter().zip(&b.backends).all(|(x, y)| {
+            Arc::ptr_eq(x, y) || (x.url == y.url && x.api_key == y.api_key && x.weight == y.weight)
         })
-        .collect();
-    format!(
-        "{:?}|{}|{:?}",
-        p.dialect,
-        backends.join(","),
-        p.health_check
-    )
 }
 
 impl ProviderPool {
     fn new(provider: Arc<Provider>) -> ProviderPool {
+        let member_up: Arc<[AtomicBool]> = provider
+            .backends
+            .iter()
+            .map(|_| AtomicBool::new(true))
+            .collect();
         let mut backends = Backends::new(Box::new(ProviderDiscovery::new(provider.clone())));
         if let Some(hc) = &provider.health_check {
             backends.set_health_check(Box::new(ProviderCheck::new(
                 provider.clone(),
                 hc.path.clone(),
+                member_up.clone(),
             )));
         }
         ProviderPool {
-            fingerprint: fingerprint(&provider),
             lb: LoadBalancer::from_backends(backends),
             provider,
+            member_up,
             next_check: std::sync::Mutex::new(Instant::now()),
         }
+    }
+
+    /// Whether this pool's indexes and health are `provider`'s: false for a request that
+    /// began before a reload rebuilt the pool (its provider's backends may differ).
+    pub fn serves(&self, provider: &Provider) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.provider), provider) || same_pool(&self.provider, provider)
     }
 
     /// Re-resolves the backends and, if configured, runs one round of health checks.
@@ -103,14 +105,50 @@ impl ProviderPool {
     pub fn pick(&self) -> Option<PickedBackend> {
         let backends = self.lb.backends();
         let all = backends.get_backend();
-        if all.len() == 1 {
-            // One backend, the usual case: nothing to draw, only its health to check. The
+        let address = if all.len() == 1 {
+            // One address, the usual case: nothing to draw, only its health to check. The
             // balancer's draw clones the backend and tracks what it has tried in a hash set
             // (~1.2k instructions a request, issue 12).
             let only = all.iter().next()?;
-            return backends.ready(only).then(|| picked(only)).flatten();
+            if !backends.ready(only) {
+                return None;
+            }
+            only.clone()
+        } else {
+            self.lb.select(b"", 64)?
+        };
+        let members = &address.ext.get::<Members>()?.0;
+        let addr = *address.addr.as_inet()?;
+        let index = match &members[..] {
+            [(only, _)] => *only,
+            _ => self.draw_member(members)?,
+        };
+        Some(PickedBackend { index, addr })
+    }
+
+    /// One of an address's backends that passes its check, drawn by weight.
+    fn draw_member(&self, members: &[(usize, u32)]) -> Option<usize> {
+        let up = |index: usize| {
+            self.member_up
+                .get(index)
+                .is_some_and(|u| u.load(Ordering::Relaxed))
+        };
+        let total: u64 = members
+            .iter()
+            .filter(|(i, _)| up(*i))
+            .map(|(_, w)| u64::from(*w))
+            .sum();
+        if total == 0 {
+            return None;
         }
-        picked(&self.lb.select(b"", 64)?)
+        let mut at = rand::thread_rng().gen_range(0..total);
+        for &(index, weight) in members.iter().filter(|(i, _)| up(*i)) {
+            match at.checked_sub(u64::from(weight)) {
+                Some(rest) => at = rest,
+                None => return Some(index),
+            }
+        }
+        None
     }
 
     /// Whether discovery has produced any backend yet.
@@ -121,17 +159,24 @@ impl ProviderPool {
     /// Health of each discovered backend (index, address, healthy).
     pub fn backend_health(&self) -> Vec<(usize, SocketAddr, bool)> {
         let backends = self.lb.backends();
-        backends
-            .get_backend()
-            .iter()
-            .filter_map(|b| {
-                Some((
-                    *b.ext.get::<usize>()?,
-                    *b.addr.as_inet()?,
-                    backends.ready(b),
-                ))
-            })
-            .collect()
+        let mut health = Vec::new();
+        for address in backends.get_backend().iter() {
+            let (Some(members), Some(addr)) =
+                (address.ext.get::<Members>(), address.addr.as_inet())
+            else {
+                continue;
+            };
+            let ready = backends.ready(address);
+            for &(index, _) in members.0.iter() {
+                let up = self
+                    .member_up
+                    .get(index)
+                    .is_some_and(|u| u.load(Ordering::Relaxed));
+                health.push((index, *addr, ready && up));
+            }
+        }
+        health.sort_by_key(|(index, _, _)| *index);
+        health
     }
 }
 
@@ -147,9 +192,8 @@ impl ProviderPools {
         let old = self.pools.load();
         let mut next = HashMap::default();
         for (id, provider) in &snapshot.catalog.providers {
-            let fp = fingerprint(provider);
             let pool = match old.get(id) {
-                Some(p) if p.fingerprint == fp => p.clone(),
+                Some(p) if same_pool(&p.provider, provider) => p.clone(),
                 _ => Arc::new(ProviderPool::new(provider.clone())),
             };
             next.insert(id.clone(), pool);
@@ -163,5 +207,43 @@ impl ProviderPools {
 
     pub fn all(&self) -> Vec<Arc<ProviderPool>> {
         self.pools.load().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The provider `p` of a config whose backends are `backends` (YAML flow list), with
+    /// KEY_A/KEY_B/KEY_C set to same-length keys.
+    fn provider(backends: &str) -> Arc<Provider> {
+        let text = format!(
+            "providers:\n  p:\n    dialect: openai\n    base_url: \"http://127.0.0.1:9/v1\"\n    backends: {backends}\nmodels:\n  t/m:\n    endpoints:\n      - {{ provider: p, model: m }}\n"
+        );
+        let env = |name: &str| match name {
+            "KEY_A" => Some("key-a".to_string()),
+            "KEY_B" => Some("key-b".to_string()),
+            _ => None,
+        };
+        let loaded = crate::config::load_str(&text, "t.yaml", &env).unwrap();
+        loaded.snapshot.catalog.providers["p"].clone()
+    }
+
+    #[test]
+    fn a_pool_serves_a_provider_with_the_same_backends_and_keys_only() {
+        let a = "[{ base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_A }, { base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_B }]";
+        let pool = ProviderPool::new(provider(a));
+        assert!(pool.serves(&pool.provider.clone()));
+        // A reload that changed nothing the pool uses: another `Provider`, the same pool.
+        assert!(pool.serves(&provider(a)));
+        // The same URLs, the keys swapped (same length): index 0 is another key now.
+        let swapped = "[{ base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_B }, { base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_A }]";
+        assert!(!pool.serves(&provider(swapped)));
+        // One backend fewer, or another weight.
+        assert!(!pool.serves(&provider(
+            "[{ base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_A }]"
+        )));
+        let weighted = "[{ base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_A, weight: 2 }, { base_url: \"http://127.0.0.1:9/v1\", api_key_env: KEY_B }]";
+        assert!(!pool.serves(&provider(weighted)));
     }
 }

@@ -92,12 +92,14 @@ impl Gateway {
     }
 
     /// The backend and address for an attempt at `provider`: a healthy one from its pool, or,
-    /// before the pool's first discovery, a weighted pick resolved here.
+    /// before the pool's first discovery (or for a request older than a reload that rebuilt
+    /// the pool: its indexes are another list's), a weighted pick resolved here.
     async fn pick_backend(
         &self,
         provider: &Provider,
     ) -> std::result::Result<(Arc<Backend>, SocketAddr), String> {
-        if let Some(pool) = self.pools.get(&provider.id).filter(|p| p.is_discovered()) {
+        let pool = self.pools.get(&provider.id);
+        if let Some(pool) = pool.filter(|p| p.is_discovered() && p.serves(provider)) {
             let picked = pool
                 .pick()
                 .ok_or_else(|| format!("no healthy backend of provider {}", provider.id))?;
