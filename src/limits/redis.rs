@@ -2,11 +2,11 @@
 //! in-process limits (budget.rs, rate.rs), each step one Lua script run atomically by Redis.
 //!
 //! - Admit (admit.lua): rate limits, then the budget; an admitted request leaves a *hold*
-//!   (its worst-case cost and prompt tokens) with a lease of [`HOLD_LEASE`]. A request is
-//!   admitted only while settled spend + all holds are below the limit, so settled spend ≤
-//!   limit + one hold across all instances (when providers bill no more than the worst
-//!   case; an under-estimate is charged in full, as in-process). A refused request holds
-//!   nothing.
+//!   (its worst-case cost and prompt tokens, bounded: see `hold_of`) with a lease of
+//!   [`HOLD_LEASE`]. A request is admitted only while settled spend + all holds are below
+//!   the limit, so settled spend ≤ limit + one hold across all instances (when providers
+//!   bill no more than the worst case; an under-estimate is charged in full, as
+//!   in-process). A refused request holds nothing.
 //! - Settle (settle.lua): removes the hold and charges the real cost, exactly once — only
 //!   the call that removes the hold charges. When Redis cannot be reached the settle waits
 //!   in the link's queue and is replayed when it returns; a hold whose instance died is
@@ -121,6 +121,20 @@ fn pico_arg(amount: u128) -> String {
     amount.min(i64::MAX as u128).to_string()
 }
 
+/// The most one hold may be, in pico-USD and in tokens: 2^53 (about $9,000), beyond what
+/// any real request costs — but a client's `max_tokens` alone can make a worst case past
+/// 2^63. Redis sums holds in signed 64-bit integers; with holds this small the sums reach
+/// 2^62 only with 512 of the largest in flight at once, and admit.lua refuses, before it
+/// writes anything, an admission that would take them past that.
+const MAX_HOLD: u128 = 1 << 53;
+
+/// What a request holds in Redis: its worst case, but never more than the key's limit — a
+/// hold of the whole budget already refuses every other request until it settles, and the
+/// cost is charged in full whatever was held — nor more than [`MAX_HOLD`].
+fn hold_of(worst_case: Cost, limit: Option<u128>) -> u128 {
+    worst_case.0.min(limit.unwrap_or(MAX_HOLD)).min(MAX_HOLD)
+}
+
 fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -157,8 +171,13 @@ impl RedisLimits {
         let space = KeySpace::new(&key.hash);
         let window_start = now_ms - now_ms % WINDOW_MS;
         let rated = key.rpm.is_some() || key.tpm.is_some();
-        let held_tokens = if rated { prompt_tokens } else { 0 };
+        let held_tokens = if rated {
+            prompt_tokens.min(MAX_HOLD as u64)
+        } else {
+            0
+        };
         let limit = key.limit_usd.map(limit_pico);
+        let hold = hold_of(worst_case, limit);
         let member_id = new_id();
         let mut keys = space.spends(now_ms / 1000).to_vec();
         keys.extend([
@@ -174,7 +193,7 @@ impl RedisLimits {
             window_start.to_string(),
             limit.map_or(0, |_| spend_slot(key.limit_reset)).to_string(),
             pico_arg(limit.unwrap_or(0)),
-            pico_arg(worst_case.0),
+            hold.to_string(),
             key.rpm.unwrap_or(0).to_string(),
             key.tpm.unwrap_or(0).to_string(),
             held_tokens.to_string(),
@@ -212,8 +231,8 @@ impl RedisLimits {
                 AdmitReply::Admitted { requests, spends } => Ok(SharedAdmitted {
                     hold: SharedHold {
                         key: key.hash,
-                        member: format!("{member_id}:{}:{held_tokens}", pico_arg(worst_case.0)),
-                        amount: worst_case.0.min(i64::MAX as u128),
+                        member: format!("{member_id}:{hold}:{held_tokens}"),
+                        amount: hold,
                         tokens: held_tokens,
                         rated,
                     },

@@ -5,10 +5,18 @@
 --   * a request refused by a rate limit counts nothing; one refused by the budget still
 --     counts against requests per minute, as in-process, and holds nothing;
 --   * the budget refuses once settled spend + outstanding holds reach the limit, so
---     concurrent requests overspend by at most the hold of the last one admitted.
+--     concurrent requests overspend by at most the hold of the last one admitted;
+--   * nothing of the admission is written until every check has passed, and the held sums
+--     are raised before the hold is added: Redis does not undo a script that fails half
+--     way, and a hold left without its sums would, when its lease ends, be taken off sums
+--     it never raised (a sum without its hold only refuses too much);
+--   * held sums never go below zero: a negative one (left by an earlier version, whose
+--     failed admissions could leave such holds) is read as zero, or it would lift the
+--     limit on every instance.
 -- Pico-USD amounts travel as decimal strings and change only through INCRBY/HINCRBY (exact
 -- 64-bit integers); Lua doubles are used only to compare them (exact below $9000 of spend,
--- within a few pico-USD above).
+-- within a few pico-USD above). A hold is at most 2^53 (redis.rs), so the held sums stay far
+-- below 2^63; an admission that would take one past MAX_HELD fails before any write.
 --
 -- KEYS  1-4 spend of the current daily, weekly, monthly, never period (hash: usd, at;
 --           absent: not seeded)
@@ -32,20 +40,48 @@ for i = 1, 4 do
 end
 
 local now = tonumber(ARGV[1])
+local MAX_HELD = 2^62
 
--- A hold outlives its lease only when its instance died before settling it.
+-- A held sum, as a decimal string; a negative one is reset to zero (see the header).
+local function held(field)
+  local sum = redis.call('HGET', KEYS[6], field) or '0'
+  if tonumber(sum) < 0 then
+    redis.call('HSET', KEYS[6], field, '0')
+    return '0'
+  end
+  return sum
+end
+
+-- Takes a released hold's amount off a held sum, never below zero (doubles round
+-- monotonically, so `>` here implies it for the exact integers: HINCRBY stays positive).
+local function release(field, amount)
+  local sum = held(field)
+  if amount == '0' or sum == '0' then return end
+  if tonumber(sum) > tonumber(amount) then
+    redis.call('HINCRBY', KEYS[6], field, '-' .. amount)
+  else
+    redis.call('HSET', KEYS[6], field, '0')
+  end
+end
+
+-- A hold outlives its lease only when its instance died before settling it. Releasing it
+-- is due whatever this admission decides.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
 for _, member in ipairs(expired) do
   local usd, tok = string.match(member, ':(%d+):(%d+)$')
-  if usd and usd ~= '0' then redis.call('HINCRBY', KEYS[6], 'usd', '-' .. usd) end
-  if tok and tok ~= '0' then redis.call('HINCRBY', KEYS[6], 'tok', '-' .. tok) end
+  if usd then
+    release('usd', usd)
+    release('tok', tok)
+  end
 end
 if #expired > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 end
 
+local held_usd, held_tok = held('usd'), held('tok')
+local rated = ARGV[13] == '1'
 local rq_prev, rq_cur = 0, 0
-if ARGV[13] == '1' then
+if rated then
   -- A sliding minute from two fixed ones: the last window weighs what still overlaps.
   local weight = 1 - (now - tonumber(ARGV[2])) / 60000
   local rpm, tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -57,27 +93,39 @@ if ARGV[13] == '1' then
   if tpm > 0 then
     local tk_prev = tonumber(redis.call('GET', KEYS[10]) or '0')
     local tk_cur = tonumber(redis.call('GET', KEYS[9]) or '0')
-    local used = tk_prev * weight + tk_cur + tonumber(redis.call('HGET', KEYS[6], 'tok') or '0')
+    local used = tk_prev * weight + tk_cur + tonumber(held_tok)
     if used + tonumber(ARGV[8]) > tpm and used > 0 then
       return {'rate', 'tokens', tk_prev, tk_cur}
     end
   end
-  rq_cur = redis.call('INCR', KEYS[7])
-  redis.call('PEXPIRE', KEYS[7], ARGV[12])
 end
 
+-- Decided now, answered once the request is counted.
+local over_budget
 local slot = tonumber(ARGV[3])
 if slot > 0 then
   local spent = redis.call('HGET', KEYS[slot], 'usd')
-  local held = redis.call('HGET', KEYS[6], 'usd') or '0'
-  if tonumber(spent) + tonumber(held) >= tonumber(ARGV[4]) then
-    return {'budget', spent, held}
+  if tonumber(spent) + tonumber(held_usd) >= tonumber(ARGV[4]) then
+    over_budget = {'budget', spent, held_usd}
   end
 end
+if not over_budget and (tonumber(held_usd) + tonumber(ARGV[5]) > MAX_HELD
+    or tonumber(held_tok) + tonumber(ARGV[8]) > MAX_HELD) then
+  return redis.error_reply('ERR the held sums would pass 2^62')
+end
 
-redis.call('ZADD', KEYS[5], ARGV[10], ARGV[9] .. ':' .. ARGV[5] .. ':' .. ARGV[8])
+-- Every check passed: from here on, only writes that cannot fail on these values.
+if rated then
+  rq_cur = redis.call('INCR', KEYS[7])
+  redis.call('PEXPIRE', KEYS[7], ARGV[12])
+end
+if over_budget then
+  return over_budget
+end
+
 if ARGV[5] ~= '0' then redis.call('HINCRBY', KEYS[6], 'usd', ARGV[5]) end
 if ARGV[8] ~= '0' then redis.call('HINCRBY', KEYS[6], 'tok', ARGV[8]) end
+redis.call('ZADD', KEYS[5], ARGV[10], ARGV[9] .. ':' .. ARGV[5] .. ':' .. ARGV[8])
 -- Every hold's deadline is at most a lease away: the keys outlive their members.
 redis.call('PEXPIRE', KEYS[5], ARGV[11])
 redis.call('PEXPIRE', KEYS[6], ARGV[11])

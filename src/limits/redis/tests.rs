@@ -284,6 +284,148 @@ async fn the_hold_of_an_instance_that_never_settles_ends_with_its_lease() {
     assert_eq!(limiter.report(&k.hash, later).await.reserved, Cost(0));
 }
 
+/// `"max_tokens": 9007199254740991` at $15 per million output tokens: a worst case far
+/// beyond the 64-bit integers Redis sums holds in.
+const ABSURD_WORST_CASE: Cost = Cost(9_007_199_254_740_991 * 15_000_000);
+
+#[tokio::test]
+async fn a_worst_case_beyond_redis_integers_never_lifts_the_limit() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let (limiter, other) = (
+        shared(&redis, RedisFailure::Closed, Arc::default()),
+        shared(&redis, RedisFailure::Closed, Arc::default()),
+    );
+    let k = key(Some(1.0), LimitReset::Never, None, None);
+    let now = now_ms();
+    let in_flight = limiter.admit(&k, 0, Cost(USD / 10), now).await.unwrap();
+    let huge = limiter
+        .admit(&k, 0, ABSURD_WORST_CASE, now)
+        .await
+        .expect("admitted: budget remained");
+    let refusal = other.admit(&k, 0, Cost(1), now).await;
+    assert!(
+        matches!(refusal, Err(Refusal::Budget(_))),
+        "its hold takes the rest of the budget: {refusal:?}"
+    );
+    std::mem::forget(huge); // its instance died: the hold ends with its lease
+    limiter
+        .settle(&k, in_flight, Cost(USD / 10), 0, now + 1)
+        .await;
+    let later = now + HOLD_LEASE.as_millis() as u64 + 1;
+    let last = limiter
+        .admit(&k, 0, Cost(USD), later)
+        .await
+        .expect("the lease ended");
+    limiter.settle(&k, last, Cost(USD), 0, later).await;
+    let report = limiter.report(&k.hash, later).await;
+    assert_eq!(
+        (report.total, report.reserved),
+        (Cost(USD * 11 / 10), Cost(0))
+    );
+    for instance in [&limiter, &other] {
+        let refusal = instance.admit(&k, 0, Cost(1), later + 1).await;
+        assert!(
+            matches!(refusal, Err(Refusal::Budget(_))),
+            "$1.10 spent of $1: {refusal:?}"
+        );
+    }
+    let mut conn = raw(&redis).await;
+    let held: Option<String> = ::redis::cmd("HGET")
+        .arg(KeySpace::new(&k.hash).held())
+        .arg("usd")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_hold_an_earlier_version_orphaned_does_not_lift_the_limit() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let limiter = shared(&redis, RedisFailure::Closed, Arc::default());
+    let k = key(Some(1.0), LimitReset::Never, None, None);
+    let space = KeySpace::new(&k.hash);
+    let now = now_ms();
+    let spend_all = limiter.admit(&k, 0, Cost(USD / 10), now).await.unwrap();
+    limiter.settle(&k, spend_all, Cost(USD), 0, now).await;
+    // What a failed admission of the earlier admit.lua left: a hold of 2^63 - 1 whose sums
+    // were never raised, its lease ending in a second.
+    let mut conn = raw(&redis).await;
+    let _: () = ::redis::cmd("ZADD")
+        .arg(space.holds())
+        .arg(now + 1_000)
+        .arg(format!("orphan:{}:0", i64::MAX))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refusal = limiter.admit(&k, 0, Cost(1), now + 2_000).await;
+    assert!(
+        matches!(refusal, Err(Refusal::Budget(_))),
+        "its lease ended: {refusal:?}"
+    );
+    // A sum an orphan already took below zero before the upgrade.
+    let _: () = ::redis::cmd("HSET")
+        .arg(space.held())
+        .arg("usd")
+        .arg(1 - i64::MAX)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refusal = limiter.admit(&k, 0, Cost(1), now + 3_000).await;
+    assert!(
+        matches!(refusal, Err(Refusal::Budget(_))),
+        "a negative sum: {refusal:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_admission_redis_cannot_sum_leaves_nothing_behind() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let limits = RedisLimits::connect(&redis.url(), Arc::new(FakeLedger::default())).unwrap();
+    let k = key(None, LimitReset::Never, Some(100), None);
+    let space = KeySpace::new(&k.hash);
+    let now = now_ms();
+    let Ok(SharedAdmitted { hold, .. }) = limits.admit(&k, 0, Cost(1), now).await.unwrap() else {
+        panic!("admitted")
+    };
+    limits.settle(hold, Cost(1), 0, now).await.unwrap();
+    // Held sums one more hold would take past Redis's 64-bit integers (a hand-edited key,
+    // or holds made by instances that disagree on how much to hold).
+    let mut conn = raw(&redis).await;
+    let near_max = (i64::MAX - 10).to_string();
+    let _: () = ::redis::cmd("HSET")
+        .arg(space.held())
+        .arg("usd")
+        .arg(&near_max)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(limits.admit(&k, 0, Cost(USD), now).await.is_err());
+    let holds: u64 = ::redis::cmd("ZCARD")
+        .arg(space.holds())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let held: Option<String> = ::redis::cmd("HGET")
+        .arg(space.held())
+        .arg("usd")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let requests = get(&mut conn, &space.requests(now - now % WINDOW_MS)).await;
+    assert_eq!(
+        (holds, held.as_deref(), requests.as_deref()),
+        (0, Some(near_max.as_str()), Some("1")),
+        "no hold, no change to the sums, not counted"
+    );
+}
+
 #[tokio::test]
 async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
     let Some(redis) = TestRedis::start() else {
