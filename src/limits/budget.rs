@@ -38,11 +38,14 @@ fn slot(reset: LimitReset) -> usize {
 }
 
 impl KeySpend {
-    /// Rolls every period forward to the one containing `now_unix`.
+    /// Rolls every period forward to the one containing `now_unix`, never back: a
+    /// timestamp from an earlier period (a request stamped before midnight and settled
+    /// after, another thread's, a clock stepped back) counts in the current one, as
+    /// `settle` documents; rolling back and forth again would drop the current spend.
     fn roll(&mut self, now_unix: u64) {
         for (i, reset) in RESETS.iter().enumerate() {
             let start = period_start(*reset, now_unix);
-            if self.periods[i].0 != start {
+            if start > self.periods[i].0 {
                 self.periods[i] = (start, 0);
             }
         }
@@ -165,9 +168,16 @@ impl Budgets {
         self.with(key, now_unix, |s| (Cost(s.spent(reset)), Cost(s.reserved)))
     }
 
-    /// Seeds a key's settled spend for one kind of period (from the ledger at startup).
+    /// Seeds a key's settled spend for one kind of period (from the ledger at startup, or
+    /// Redis's figure mirrored). A figure for a period earlier than the current one (a
+    /// stale timestamp) is not the current one's: it changes nothing.
     pub fn seed(&self, key: &KeyHash, reset: LimitReset, now_unix: u64, spent: Cost) {
-        self.with(key, now_unix, |s| s.periods[slot(reset)].1 = spent.0);
+        self.with(key, now_unix, |s| {
+            let period = &mut s.periods[slot(reset)];
+            if period.0 == period_start(reset, now_unix) {
+                period.1 = spent.0;
+            }
+        });
     }
 }
 
@@ -226,6 +236,28 @@ mod tests {
             (report.daily, report.monthly, report.total),
             (Cost(0), Cost(USD), Cost(USD))
         );
+    }
+
+    #[test]
+    fn a_settle_stamped_in_the_previous_day_counts_in_the_new_one() {
+        let b = Budgets::default();
+        let k = key(Some(1.0));
+        let midnight = 1_699_920_000; // Tuesday 2023-11-14: not a week's or month's start
+        let yesterday = b.reserve(&k, Cost(USD / 2), midnight - 10).unwrap();
+        let today = b.reserve(&k, Cost(USD / 4), midnight + 5).unwrap();
+        b.settle(today, Cost(USD / 4), midnight + 6);
+        // Stamped before midnight, settled after the day rolled (a stale timestamp).
+        b.settle(yesterday, Cost(USD / 2), midnight - 1);
+        let report = b.report(&k.hash, midnight + 7);
+        assert_eq!(
+            (report.daily, report.monthly, report.reserved),
+            (Cost(USD * 3 / 4), Cost(USD * 3 / 4), Cost(0))
+        );
+        // A figure for the previous day (a mirror of Redis's, stamped before midnight) is
+        // not the new day's.
+        b.seed(&k.hash, LimitReset::Daily, midnight - 1, Cost(USD * 9));
+        assert_eq!(b.report(&k.hash, midnight + 8).daily, Cost(USD * 3 / 4));
+        assert!(b.reserve(&k, Cost(1), midnight + 9).is_ok());
     }
 
     #[test]

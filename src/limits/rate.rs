@@ -22,9 +22,13 @@ struct Window {
 }
 
 impl Window {
+    /// Moves to the window containing `now_ms`, forward only: a timestamp from an earlier
+    /// window (read before an await on Redis while other requests moved the window on,
+    /// another thread's, or a clock stepped back) counts in the current one, as if at its
+    /// start — moving back would drop both windows' counts.
     fn roll(&mut self, now_ms: u64) {
         let start = now_ms - now_ms % WINDOW_MS;
-        if start != self.start_ms {
+        if start > self.start_ms {
             self.previous = if start - self.start_ms == WINDOW_MS {
                 self.current
             } else {
@@ -36,14 +40,14 @@ impl Window {
     }
 
     fn estimate(&self, now_ms: u64) -> f64 {
-        let into = (now_ms - self.start_ms) as f64 / WINDOW_MS as f64;
+        let into = now_ms.saturating_sub(self.start_ms) as f64 / WINDOW_MS as f64;
         self.previous as f64 * (1.0 - into) + self.current as f64
     }
 
     /// Milliseconds until the estimate drops by at least one unit below `limit`.
     fn wait_ms(&self, now_ms: u64, limit: u64) -> u64 {
         if self.previous == 0 {
-            return WINDOW_MS - (now_ms - self.start_ms);
+            return WINDOW_MS - now_ms.saturating_sub(self.start_ms);
         }
         let excess = self.estimate(now_ms) + 1.0 - limit as f64;
         let per_ms = self.previous as f64 / WINDOW_MS as f64;
@@ -210,6 +214,25 @@ mod tests {
         for i in 0..4 {
             assert!(r.admit(&k, 0, start + WINDOW_MS + 30_000 + i).is_ok());
         }
+    }
+
+    #[test]
+    fn a_stamp_from_before_the_window_moved_counts_in_the_current_window() {
+        let r = RateLimits::default();
+        let k = key(Some(3), Some(1_000));
+        let start = 1_200_000_000_000; // a window boundary
+        let (stale, now) = (start + 59_000, start + WINDOW_MS + 1_000);
+        r.admit(&k, 0, now).unwrap();
+        // Stamped before the window moved: read before an await on Redis, or on another
+        // thread, or before the clock stepped back.
+        r.admit(&k, 0, stale).unwrap();
+        r.settle(&k.hash, 0, 900, stale);
+        let refused = r.admit(&k, 200, now + 1).unwrap_err();
+        assert_eq!(refused.kind, "tokens", "900 used + 200 > 1,000");
+        r.admit(&k, 0, now + 2).unwrap();
+        let refused = r.admit(&k, 0, now + 3).unwrap_err();
+        assert_eq!(refused.kind, "requests", "3 admitted this minute");
+        assert!(refused.retry_after.unwrap() <= 60);
     }
 
     #[test]
