@@ -321,6 +321,31 @@ async fn keys_created_through_the_admin_api_work_and_round_trip() {
         "spend shows on the key"
     );
 
+    // The operator's settings are checked: a misspelt preference (which would leave the
+    // filter off without a word) and a rate limit of 0 are refused, and change nothing.
+    for bad in [
+        json!({"provider": {"data_colection": "deny"}}),
+        json!({"rpm": 0}),
+        json!({"limit": -1}),
+    ] {
+        let r = c
+            .patch(admin(&format!("/v1/keys/{hash}")))
+            .bearer_auth("adm")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            ["data_colection", "positive", "non-negative"]
+                .iter()
+                .any(|m| message.contains(m)),
+            "{body}"
+        );
+    }
+
     // Patch: disable it.
     let r = c
         .patch(admin(&format!("/v1/keys/{hash}")))

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::ApiError;
 use crate::auth::LimitReset;
-use crate::ledger::{iso8601, parse_key_hash, KeyPatch, Ledger, NewKey, StoredKey};
+use crate::ledger::{iso8601, parse_key_hash, KeyPatch, Ledger, LedgerError, NewKey, StoredKey};
 use crate::limits::{Budgets, SpendReport};
 
 /// `data` for one key: OpenRouter's key object plus our limits.
@@ -129,7 +129,12 @@ pub fn parse_patch(body: &[u8]) -> Result<KeyPatch, ApiError> {
 /// What a keys request answers: status and body.
 pub type Answer = Result<(u16, Value), ApiError>;
 
-fn storage_error(e: impl std::fmt::Display) -> ApiError {
+/// A ledger error as the admin's answer: what the ledger refused is the caller's 400 (a
+/// negative limit, a misspelt preference), anything else the store's 503.
+fn storage_error(e: LedgerError) -> ApiError {
+    if let LedgerError::Invalid(why) = e {
+        return ApiError::bad_request(why);
+    }
     log::error!("admin keys: {e}");
     ApiError::unavailable("the key store is unavailable right now")
 }

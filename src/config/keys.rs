@@ -61,10 +61,22 @@ impl Lowering<'_> {
                     "limit_usd must be a non-negative number",
                 );
             }
+            for (name, limit) in [("rpm", raw.rpm.map(u64::from)), ("tpm", raw.tpm)] {
+                if limit == Some(0) {
+                    // Refused rather than guessed: 0 read "refuse all" in-process but "no
+                    // limit" in Redis's scripts.
+                    self.error(
+                        &child(&path, key(name)),
+                        format!("{name} must be a positive integer (leave it out for no limit)"),
+                    );
+                }
+            }
             let provider_prefs = match raw.provider {
-                Some(v) => self
-                    .entry::<ProviderPrefs>(v, &child(&path, key("provider")))
-                    .unwrap_or_default(),
+                Some(v) => {
+                    let at = child(&path, key("provider"));
+                    self.refuse_unknown_keys(&v, &at, ProviderPrefs::FIELDS);
+                    self.entry::<ProviderPrefs>(v, &at).unwrap_or_default()
+                }
                 None => ProviderPrefs::default(),
             };
             let api_key = ApiKey {

@@ -154,6 +154,36 @@ impl Lowering<'_> {
         }
     }
 
+    /// An error for each key of the mapping `value` that is not one of `fields`: for types
+    /// that ignore unknown fields in a client's body but come from the operator's file
+    /// here, where a typo must not pass silently.
+    pub(super) fn refuse_unknown_keys(
+        &mut self,
+        value: &serde_yaml::Value,
+        path: &[PathSeg],
+        fields: &[&str],
+    ) {
+        let serde_yaml::Value::Mapping(map) = value else {
+            return;
+        };
+        for name in map.keys().filter_map(serde_yaml::Value::as_str) {
+            if !fields.contains(&name) {
+                let at = self
+                    .index()
+                    .find_key_under(path, name)
+                    .unwrap_or_else(|| path.to_vec());
+                let expected: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+                self.error(
+                    &at,
+                    format!(
+                        "unknown field `{name}`, expected one of {}",
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn env_secret(&mut self, path: &[PathSeg], var: &str) -> Option<Secret> {
         match (self.env)(var) {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),

@@ -111,6 +111,40 @@ fn unknown_fields_deep_in_an_entry_point_at_the_field() {
     assert_eq!((e.line, e.column), (Some(6), Some(9)));
 }
 
+/// A key's routing preferences come from the operator: a misspelt field is an error at the
+/// field (a client's body may carry fields we do not know; the config may not), and so is a
+/// rate limit of 0, which meant "refuse all" in-process and "no limit" with Redis.
+#[test]
+fn a_keys_misspelt_preference_and_zero_rate_limits_are_errors() {
+    let text = VALID.replace(
+        "provider: { data_collection: deny }",
+        "provider: { data_colection: deny }\n    rpm: 0\n    tpm: 0",
+    );
+    let err = load(&text).unwrap_err();
+    let find = |path: &str| {
+        err.errors
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("no error at {path}: {:?}", err.errors))
+    };
+    let typo = find("keys[0].provider.data_colection");
+    assert!(
+        typo.message.contains("unknown field `data_colection`"),
+        "{}",
+        typo.message
+    );
+    assert_eq!(typo.line, Some(27));
+    assert!(find("keys[0].rpm").message.contains("positive"));
+    assert!(find("keys[0].tpm").message.contains("positive"));
+    // Spelt right, as in VALID, it loads and applies.
+    let loaded = load(VALID).unwrap();
+    let alice = loaded.snapshot.keys.find("sk-alice").unwrap();
+    assert_eq!(
+        alice.provider_prefs.data_collection,
+        Some(crate::routing::DataCollectionPref::Deny)
+    );
+}
+
 #[test]
 fn syntax_errors_have_positions() {
     let err = load("server:\n  listen: [\"a\"\n").unwrap_err();

@@ -7,7 +7,7 @@ use rand::Rng;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
-use super::db::Db;
+use super::db::{Backend, Db};
 use super::error::LedgerError;
 use super::period::now_ms;
 use super::rows::{col, flag, int, parse_key_hash};
@@ -192,7 +192,13 @@ pub(crate) async fn update(
     hash: &KeyHash,
     patch: KeyPatch,
 ) -> Result<Option<StoredKey>, LedgerError> {
-    let mut tx = db.pool.begin().await?;
+    // On SQLite the write lock is taken first: a deferred transaction that read and then
+    // writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when the ledger's writer
+    // committed in between, which it does every batch. Postgres reads committed rows anyway.
+    let mut tx = match db.backend {
+        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool.begin().await?,
+    };
     let result = update_in(&mut tx, hash, patch).await;
     // Ended here, whatever the outcome: a transaction merely dropped is rolled back only when
     // its connection is next used, and until then its read lock on `keys` makes another
@@ -262,6 +268,10 @@ fn validate(key: &StoredKey) -> Result<(), LedgerError> {
     if key.limit_usd.is_some_and(|l| !l.is_finite() || l < 0.0) {
         return invalid("limit must be a non-negative number of USD");
     }
+    if key.rpm == Some(0) || key.tpm == Some(0) {
+        // 0 read "refuse all" in-process but "no limit" in Redis's scripts.
+        return invalid("rpm and tpm must be positive integers (null for no limit)");
+    }
     if key
         .allowed_models
         .as_ref()
@@ -277,6 +287,13 @@ fn parse_prefs(prefs: &Value) -> Result<ProviderPrefs, LedgerError> {
         return Err(LedgerError::Invalid(
             "provider preferences must be an object".into(),
         ));
+    }
+    let names = prefs.as_object().into_iter().flat_map(|m| m.keys());
+    if let Some(name) = ProviderPrefs::unknown_field(names.map(String::as_str)) {
+        return Err(LedgerError::Invalid(format!(
+            "provider preferences: unknown field `{name}`, expected one of {}",
+            ProviderPrefs::FIELDS.join(", ")
+        )));
     }
     serde_json::from_value(prefs.clone())
         .map_err(|e| LedgerError::Invalid(format!("provider preferences: {e}")))

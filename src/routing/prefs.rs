@@ -22,6 +22,32 @@ pub struct ProviderPrefs {
     pub preferred_min_throughput: Option<serde_json::Value>,
 }
 
+impl ProviderPrefs {
+    /// Every field's name on the wire. A client's body may carry fields we do not know; the
+    /// operator's own settings (a key's `provider:` in the config or through the admin API)
+    /// may not: a typo there (`data_colection: deny`) would turn a privacy filter off
+    /// without a word.
+    pub const FIELDS: &'static [&'static str] = &[
+        "order",
+        "only",
+        "ignore",
+        "allow_fallbacks",
+        "require_parameters",
+        "data_collection",
+        "zdr",
+        "quantizations",
+        "sort",
+        "max_price",
+        "preferred_max_latency",
+        "preferred_min_throughput",
+    ];
+
+    /// The first name in the object `names` that is not a field, for the strict callers.
+    pub fn unknown_field<'a>(mut names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+        names.find(|name| !Self::FIELDS.contains(name))
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DataCollectionPref {
@@ -143,5 +169,58 @@ mod tests {
         let merged = req.overlay(&key);
         assert_eq!(merged.zdr, Some(false));
         assert_eq!(merged.data_collection, Some(DataCollectionPref::Deny));
+    }
+
+    /// `FIELDS` names every field: an object setting each of them fills every one (a name
+    /// missing from the list would leave its field empty; a new field breaks this pattern).
+    #[test]
+    fn fields_lists_every_field() {
+        let values = [
+            ("order", r#"["a"]"#),
+            ("only", r#"["a"]"#),
+            ("ignore", r#"["a"]"#),
+            ("allow_fallbacks", "false"),
+            ("require_parameters", "true"),
+            ("data_collection", r#""deny""#),
+            ("zdr", "true"),
+            ("quantizations", r#"["fp8"]"#),
+            ("sort", r#""price""#),
+            ("max_price", r#"{"prompt": 1}"#),
+            ("preferred_max_latency", "1"),
+            ("preferred_min_throughput", "1"),
+        ];
+        assert_eq!(
+            values.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            ProviderPrefs::FIELDS
+        );
+        let body = values
+            .iter()
+            .map(|(name, value)| format!("\"{name}\": {value}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let p: ProviderPrefs = serde_json::from_str(&format!("{{{body}}}")).unwrap();
+        let ProviderPrefs {
+            order,
+            only,
+            ignore,
+            allow_fallbacks,
+            require_parameters,
+            data_collection,
+            zdr,
+            quantizations,
+            sort,
+            max_price,
+            preferred_max_latency,
+            preferred_min_throughput,
+        } = p;
+        assert!(order.is_some() && only.is_some() && ignore.is_some());
+        assert!(allow_fallbacks.is_some() && require_parameters.is_some());
+        assert!(data_collection.is_some() && zdr.is_some() && quantizations.is_some());
+        assert!(sort.is_some() && max_price.is_some());
+        assert!(preferred_max_latency.is_some() && preferred_min_throughput.is_some());
+        assert_eq!(
+            ProviderPrefs::unknown_field(["zdr", "data_colection"].into_iter()),
+            Some("data_colection")
+        );
     }
 }

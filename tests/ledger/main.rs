@@ -57,6 +57,40 @@ fn sqlite_keys_round_trip() {
     keys_round_trip(&ledger);
 }
 
+/// A key patched while another connection (the ledger's writer, say) holds the write lock
+/// and commits waits its turn and succeeds. It used to read first, then fail at once with
+/// SQLITE_BUSY_SNAPSHOT when the other's commit made its read stale: a random 503 to the
+/// admin under traffic.
+#[test]
+fn sqlite_a_key_patch_waits_for_a_concurrent_writer_instead_of_failing() {
+    let (dir, ledger) = sqlite("patch-busy");
+    let (_, key) = block_on(ledger.create_key(NewKey::named("carol"))).unwrap();
+    let other = rusqlite::Connection::open(dir.0.join("nested/ledger.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    other
+        .execute("UPDATE keys SET label = label || '.'", [])
+        .unwrap();
+    let (locked, commit) = (Instant::now(), Duration::from_millis(300));
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(commit);
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let patch = switchyard::ledger::KeyPatch {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    let patched = block_on(ledger.update_key(&key.hash, patch));
+    writer.join().unwrap();
+    let patched = patched.expect("the patch waits for the lock").unwrap();
+    assert!(patched.disabled);
+    assert!(
+        locked.elapsed() >= commit,
+        "the patch did not wait for the lock"
+    );
+    let stored = block_on(ledger.get_key(&key.hash)).unwrap().unwrap();
+    assert!(stored.disabled);
+}
+
 #[test]
 fn sqlite_close_loses_nothing() {
     let (_dir, ledger) = sqlite("close");
