@@ -210,6 +210,24 @@ async fn upstream_sees_its_model_and_key_and_nothing_of_the_client() {
     }
 }
 
+/// OpenRouter's fallback form, `models` without `model`: the first is the model, the rest
+/// its fallbacks, and the provider gets its own model id.
+#[tokio::test]
+async fn models_alone_route_to_the_first_then_the_rest() {
+    let (mock, gw) = start();
+    let resp = chat(
+        &gw,
+        json!({"models": ["test/model", "test/other"], "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["model"], "test/model");
+    let up: Value = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(up["model"], "up-model");
+    assert!(up.get("models").is_none());
+}
+
 #[tokio::test]
 async fn lists_the_catalog_without_a_key() {
     let (_mock, gw) = start();

@@ -49,9 +49,20 @@ pub struct ChatRequest {
 impl ChatRequest {
     pub fn parse(body: Bytes) -> Result<ChatRequest, ApiError> {
         let fields = TopLevelFields::parse(body)?;
-        let model: String = fields
-            .get("model", "a string")?
-            .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
+        let mut fallbacks: Vec<String> = fields
+            .get("models", "an array of model ids")?
+            .unwrap_or_default();
+        let model: String = match fields.get("model", "a string")? {
+            Some(model) => model,
+            // OpenRouter's fallback form: `models` alone, the first being the model.
+            None if !fallbacks.is_empty() => fallbacks.remove(0),
+            None => {
+                return Err(ApiError::bad_param(
+                    "model",
+                    "`model` (or a non-empty `models`) is required",
+                ))
+            }
+        };
         if model.trim().is_empty() {
             return Err(ApiError::bad_param("model", "`model` must not be empty"));
         }
@@ -65,9 +76,6 @@ impl ChatRequest {
             }
             None => return Err(ApiError::bad_param("messages", "`messages` is required")),
         }
-        let fallbacks: Vec<String> = fields
-            .get("models", "an array of model ids")?
-            .unwrap_or_default();
         let stream = fields.get("stream", "a boolean")?.unwrap_or(false);
         let prefs: ProviderPrefs = match fields.raw("provider") {
             None | Some(b"null") => ProviderPrefs::default(),
@@ -159,6 +167,19 @@ mod tests {
         assert_eq!(r.session_id.as_deref(), Some("s1"));
         assert_eq!(r.max_output_tokens, Some(50));
         assert_eq!(r.parameters, ["tools"]);
+    }
+
+    #[test]
+    fn models_alone_name_the_model_and_its_fallbacks() {
+        let r = parse(r#"{"models":["a/b","c/d"],"messages":[]}"#).unwrap();
+        assert_eq!(
+            (r.model.as_str(), &r.fallbacks[..]),
+            ("a/b", &["c/d".to_string()][..])
+        );
+        for body in [r#"{"messages":[]}"#, r#"{"models":[],"messages":[]}"#] {
+            let e = parse(body).unwrap_err();
+            assert!(e.message.contains("`model`"), "{}", e.message);
+        }
     }
 
     #[test]

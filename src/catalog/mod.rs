@@ -12,7 +12,9 @@ pub use price::{Price, PICO_USD_PER_USD};
 pub use provider::{
     Backend, DataCollection, Dialect, HealthCheck, Provider, Secret, Timeouts, UpstreamUrl,
 };
-pub use supports::{expand_supports, is_request_parameter, INPUT_MODALITIES, OUTPUT_MODALITIES};
+pub use supports::{
+    expand_supports, is_request_parameter, BASE_PARAMETERS, INPUT_MODALITIES, OUTPUT_MODALITIES,
+};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -68,7 +70,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn supports(&self, parameter: &str) -> bool {
-        self.supports.iter().any(|s| s == parameter)
+        BASE_PARAMETERS.contains(&parameter) || self.supports.iter().any(|s| s == parameter)
     }
 }
 

@@ -35,6 +35,11 @@ const REQUEST_PARAMETERS: &[&str] = &[
     "verbosity",
 ];
 
+/// Parameters every endpoint takes, whatever its flags: each dialect maps them. `/v1/models`
+/// lists them for every model, so its filters and `provider.require_parameters` must count
+/// them as supported too.
+pub const BASE_PARAMETERS: &[&str] = &["max_tokens", "temperature", "top_p", "stop"];
+
 /// Input modalities OpenRouter names (`InputModality`).
 pub const INPUT_MODALITIES: &[&str] = &["text", "image", "file", "audio", "video"];
 

@@ -26,15 +26,20 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
         out.put_slice(value);
     };
     let mut wrote_stream_options = false;
+    let mut wrote_model = false;
+    let quoted_model = || {
+        let mut quoted = Vec::with_capacity(upstream_model.len() + 2);
+        push_json_str(&mut quoted, upstream_model);
+        quoted
+    };
     for (key, raw) in fields.iter() {
         if GATEWAY_ONLY_FIELDS.contains(&key) {
             continue;
         }
         match key {
             "model" => {
-                let mut quoted = Vec::with_capacity(upstream_model.len() + 2);
-                push_json_str(&mut quoted, upstream_model);
-                put_field(&mut out, key, &quoted);
+                put_field(&mut out, key, &quoted_model());
+                wrote_model = true;
             }
             "stream_options" if stream => {
                 put_field(&mut out, key, &with_include_usage(raw));
@@ -42,6 +47,10 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
             }
             _ => put_field(&mut out, key, raw),
         }
+    }
+    if !wrote_model {
+        // A client may name its models in `models` alone (OpenRouter's fallback form).
+        put_field(&mut out, "model", &quoted_model());
     }
     if stream && !wrote_stream_options {
         put_field(&mut out, "stream_options", br#"{"include_usage":true}"#);
@@ -85,6 +94,13 @@ mod tests {
         for gone in ["models", "provider", "session_id", "stream_options"] {
             assert!(v.get(gone).is_none(), "{gone} must not reach the provider");
         }
+    }
+
+    #[test]
+    fn a_body_naming_its_models_in_models_alone_gets_the_upstream_model() {
+        let v = body(r#"{"models":["a/b","c/d"],"messages":[]}"#, "up", false);
+        assert_eq!(v["model"], "up");
+        assert!(v.get("models").is_none());
     }
 
     #[test]

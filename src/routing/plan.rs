@@ -161,7 +161,8 @@ impl RoutePlan {
                     stick_to(model, &mut eligible, target);
                 }
             }
-            if prefs.allow_fallbacks == Some(false) {
+            if prefs.allow_fallbacks == Some(false) && prefs.order.is_none() {
+                // The primary provider alone (with an `order`, its providers: `exclusion`).
                 eligible.truncate(1);
             }
             candidates.extend(eligible.into_iter().map(|endpoint_index| Candidate {
@@ -222,6 +223,12 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
             return Some("in provider.ignore".into());
         }
     }
+    if let (Some(false), Some(order)) = (prefs.allow_fallbacks, &prefs.order) {
+        // OpenRouter: without fallbacks, only "your custom providers in `order`" serve.
+        if !names_provider(order, provider) {
+            return Some("not in provider.order (provider.allow_fallbacks is false)".into());
+        }
+    }
     if prefs.data_collection == Some(DataCollectionPref::Deny)
         && provider.data_collection == DataCollection::Allow
     {
@@ -245,10 +252,7 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
         }
     }
     if prefs.require_parameters == Some(true) {
-        if let Some(missing) = parameters
-            .iter()
-            .find(|p| !ep.supports.iter().any(|s| s == *p))
-        {
+        if let Some(missing) = parameters.iter().find(|p| !ep.supports(p)) {
             return Some(format!(
                 "does not support `{missing}` (provider.require_parameters)"
             ));

@@ -12,10 +12,8 @@ pub use query::ModelsQuery;
 use super::FrontDoor;
 use crate::catalog::{
     is_request_parameter, listed_price, sort_models, Catalog, Model, ModelsListing, Price,
+    BASE_PARAMETERS,
 };
-
-/// Parameters every chat model takes.
-const BASE_PARAMETERS: &[&str] = &["max_tokens", "temperature", "top_p", "stop"];
 
 /// USD per token as a plain decimal string, the way OpenRouter prints prices.
 fn usd_per_token(pico: u64) -> String {

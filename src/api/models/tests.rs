@@ -54,6 +54,8 @@ fn filters_sort_and_page_with_openrouters_parameter_names() {
         ids(&c, "supported_parameters=tools%2Cstructured_outputs"),
         ["b/vision-tools"]
     );
+    // What the listing says every model takes, the filter finds on every model.
+    assert_eq!(ids(&c, "supported_parameters=temperature%2Cstop").len(), 3);
     assert_eq!(ids(&c, "input_modalities=image"), ["b/vision-tools"]);
     assert_eq!(ids(&c, "output_modalities=embeddings"), ["c/embedder"]);
     assert_eq!(ids(&c, "output_modalities=all").len(), 3);

@@ -95,6 +95,29 @@ fn policy_filters_exclude_endpoints() {
     assert_eq!(got, ["one-a@cheap"]);
 }
 
+/// `require_parameters` never excludes an endpoint for a parameter every endpoint takes
+/// (`stop`, `temperature`: /v1/models lists them for every model), only for flagged ones.
+#[test]
+fn require_parameters_counts_the_base_parameters_as_supported() {
+    let s = snapshot();
+    let prefs: ProviderPrefs = serde_json::from_str(r#"{"require_parameters":true}"#).unwrap();
+    let health = HealthBook::default();
+    let plan = |parameters: &[&'static str]| {
+        let req = RouteRequest {
+            model: "m/one",
+            fallbacks: &[],
+            prefs: &prefs,
+            key: key(&s, "all"),
+            parameters,
+            health: &health,
+            sticky: None,
+        };
+        RoutePlan::build(&s.catalog, &req).map(|p| p.candidates().len())
+    };
+    assert_eq!(plan(&["stop", "temperature"]).unwrap(), 2);
+    assert_eq!(plan(&["stop", "tools"]).unwrap(), 1);
+}
+
 #[test]
 fn fallbacks_follow_the_first_model_and_fallbacks_can_be_disabled() {
     let s = snapshot();
@@ -109,6 +132,29 @@ fn fallbacks_follow_the_first_model_and_fallbacks_can_be_disabled() {
     )
     .unwrap();
     assert_eq!(got, ["one-a@cheap"]);
+    // With an `order`, "the primary/custom providers" are the ones it names, in its order,
+    // and no others (OpenRouter's `allow_fallbacks`).
+    let no_fallbacks = |order: &str| {
+        providers(
+            &s,
+            "m/one",
+            &[],
+            &format!(r#"{{"order":{order},"allow_fallbacks":false}}"#),
+            "all",
+        )
+    };
+    assert_eq!(
+        no_fallbacks(r#"["pricey","cheap"]"#).unwrap(),
+        ["one-b@pricey", "one-a@cheap"]
+    );
+    assert_eq!(no_fallbacks(r#"["pricey"]"#).unwrap(), ["one-b@pricey"]);
+    match no_fallbacks(r#"["nobody"]"#) {
+        Err(PlanError::NoEligibleEndpoint { excluded, .. }) => {
+            assert_eq!(excluded.len(), 2);
+            assert!(excluded[0].contains("provider.order"), "{excluded:?}");
+        }
+        other => panic!("a provider the client did not name served: {other:?}"),
+    }
 }
 
 #[test]
