@@ -88,6 +88,12 @@ async fn streams_are_converted_event_by_event_and_end_with_usage_and_done() {
         let r = chat(&gw, json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hello stream"}]})).await;
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
+        // Anthropic's `ping` reaches the client as a comment: the stream shows it is alive.
+        assert_eq!(
+            text.contains("\n\n: keep-alive\n\n"),
+            model == "anthropic/claude",
+            "{model}: {text}"
+        );
         let events = sse_events(&text);
         assert_eq!(events.last().unwrap(), "data: [DONE]", "{model}");
         let mut content = String::new();

@@ -284,9 +284,10 @@ pub fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
 }
 
 /// The SSE events of a body, each without its trailing blank line.
+/// Comment events (`: keep-alive`) are left out, as every SSE client does.
 pub fn sse_events(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter(|e| !e.is_empty())
+        .filter(|e| !e.is_empty() && !e.starts_with(':'))
         .map(str::to_string)
         .collect()
 }

@@ -12,7 +12,8 @@
 //! | `message_delta` | `finish_reason` + `native_finish_reason` (usage recorded) |
 //! | `error` | nothing: recorded for [`StreamConverter::error`]; the proxy ends the stream |
 //! | `message_stop` | nothing: recorded for [`StreamConverter::saw_message_stop`] |
-//! | `ping`, `content_block_stop`, unknown | nothing |
+//! | `ping` | `: keep-alive` (an SSE comment: the provider's sign of life reaches the client) |
+//! | `content_block_stop`, unknown | nothing |
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
@@ -136,7 +137,10 @@ impl StreamConverter {
             }
             "error" => self.error = Some(v.get("error").cloned().unwrap_or(v)),
             "message_stop" => self.saw_message_stop = true,
-            _ => {} // ping, content_block_stop, and types added later
+            // Anthropic pings during long waits; a client (or a load balancer's idle
+            // timeout) between them should see the stream alive too (DESIGN §3).
+            "ping" => out.extend_from_slice(b": keep-alive\n\n"),
+            _ => {} // content_block_stop, and types added later
         }
     }
 
