@@ -212,10 +212,12 @@ impl ReloadService {
 fn is_config_change(
     changed: &std::path::Path,
     main_file: Option<&std::ffi::OsStr>,
+    link_target: Option<&std::path::Path>,
     include_dirs: &[std::path::PathBuf],
 ) -> bool {
     let name = changed.file_name();
     name.is_some_and(|n| Some(n) == main_file || n == "..data")
+        || link_target.is_some_and(|t| t == changed)
         || (changed
             .extension()
             .is_some_and(|e| e == "yaml" || e == "yml")
@@ -245,12 +247,21 @@ fn watch_config_files(reloader: &Reloader, tx: tokio::sync::mpsc::Sender<()>) {
     include_dirs.sort();
     include_dirs.dedup();
     let mut dirs = vec![dir_of(path)];
+    // A config that is a link into another folder changes there: watch that folder too (a
+    // Kubernetes `..data` link stays in the link's folder and is seen there).
+    let link_target = std::fs::canonicalize(path)
+        .ok()
+        .filter(|t| std::fs::canonicalize(dir_of(path)).ok() != Some(dir_of(t)));
+    if let Some(target) = &link_target {
+        dirs.push(dir_of(target));
+    }
     dirs.extend(include_dirs.iter().cloned());
+    dirs.sort();
     dirs.dedup();
     let file = path.file_name().map(|f| f.to_owned());
     crate::config_watch::watch(
         &dirs,
-        move |p| is_config_change(p, file.as_deref(), &include_dirs),
+        move |p| is_config_change(p, file.as_deref(), link_target.as_deref(), &include_dirs),
         move || {
             let _ = tx.try_send(());
         },
@@ -314,10 +325,13 @@ mod tests {
             "/etc/switchyard/..data_tmp",
         ];
         for p in yes {
-            assert!(is_config_change(Path::new(p), main, &includes), "{p}");
+            assert!(is_config_change(Path::new(p), main, None, &includes), "{p}");
         }
         for p in no {
-            assert!(!is_config_change(Path::new(p), main, &includes), "{p}");
+            assert!(
+                !is_config_change(Path::new(p), main, None, &includes),
+                "{p}"
+            );
         }
     }
 

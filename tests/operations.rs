@@ -242,6 +242,42 @@ fn versioned(a: &MockServer, b: &MockServer, v: usize) -> String {
     )
 }
 
+/// The config file is a link into another folder (`/etc/switchyard.yaml -> /opt/...`), and
+/// the file there is edited (written aside, renamed in, as editors do): the gateway reloads,
+/// though nothing changed in the link's own folder.
+#[tokio::test]
+async fn editing_the_file_a_config_link_points_to_reloads_the_config() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let gw = Gateway::start_linked(&versioned(&a, &b, 0));
+    let real = gw.dir.join("real/config.yaml");
+    let rendered = std::fs::read_to_string(&real).unwrap();
+    let tmp = gw.dir.join("real/.config.yaml.swp");
+    std::fs::write(&tmp, rendered.replace("model: v0", "model: v3")).unwrap();
+    std::fs::rename(&tmp, &real).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let served = a.requests().last().and_then(|r| r.json()).unwrap()["model"].clone();
+        if served == "v3" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still serving {served} after the linked file changed: {}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A Kubernetes ConfigMap volume: `config.yaml -> ..data/config.yaml`, `..data -> ..<version>`;
 /// an update writes a new version directory and swaps `..data` by rename, so the config file
 /// itself never sees an event of its own. The gateway must reload anyway.

@@ -41,17 +41,10 @@ impl MetricsApp {
             ("abandoned", stats.abandoned),
             ("write_error", stats.write_errors),
         ] {
-            let counter = m.ledger_records.with_label_values(&[fate]);
-            let current = counter.get();
-            if n > current {
-                counter.inc_by(n - current);
-            }
+            catch_up(&m.ledger_records.with_label_values(&[fate]), n);
         }
         let dropped = crate::log_batch::installed().map_or(0, |b| b.dropped());
-        let current = m.log_lines_dropped.get();
-        if dropped > current {
-            m.log_lines_dropped.inc_by(dropped - current);
-        }
+        catch_up(&m.log_lines_dropped, dropped);
     }
 
     /// Health gauges are read at scrape time rather than kept in step on every change.
@@ -96,5 +89,17 @@ impl ServeHttp for MetricsApp {
             .header("content-length", body.len())
             .body(body)
             .unwrap_or_default()
+    }
+}
+
+/// Raises `counter` to `total`, a count kept elsewhere. One scrape at a time: two (an HA
+/// pair of Prometheus servers) reading the same old value would both add the difference,
+/// and the counter would stay inflated for good.
+fn catch_up(counter: &prometheus::IntCounter, total: u64) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _copying = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
     }
 }

@@ -64,6 +64,16 @@ impl Gateway {
 
     /// As `start_with_env`, with more arguments for `serve` (e.g. `--no-watch`).
     pub fn start_with(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
+        Self::start_in(yaml, env, args, false)
+    }
+
+    /// As `start`, but `config.yaml` is a symbolic link to `real/config.yaml` (a folder of
+    /// its own), as when /etc links to a config kept elsewhere.
+    pub fn start_linked(yaml: &str) -> Gateway {
+        Self::start_in(yaml, &[], &[], true)
+    }
+
+    fn start_in(yaml: &str, env: &[(&str, &str)], args: &[&str], linked: bool) -> Gateway {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
@@ -80,7 +90,13 @@ impl Gateway {
                 dir.display()
             ));
         }
-        std::fs::write(&config, &text).unwrap();
+        if linked {
+            std::fs::create_dir_all(dir.join("real")).unwrap();
+            std::fs::write(dir.join("real/config.yaml"), &text).unwrap();
+            std::os::unix::fs::symlink("real/config.yaml", &config).unwrap();
+        } else {
+            std::fs::write(&config, &text).unwrap();
+        }
         let log = dir.join("gateway.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         cmd.args(["serve", "-c"])
