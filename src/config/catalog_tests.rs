@@ -36,6 +36,34 @@ impl Drop for Dir {
     }
 }
 
+/// A Bedrock provider's requests are signed for its region: given, read from its regional
+/// host, or an error (a default region would sign every request for the wrong one: 403).
+#[test]
+fn a_bedrock_provider_has_a_region() {
+    let provider = |entry: &str| {
+        format!("providers:\n  br: {{ dialect: bedrock, {entry}, aws_access_key_id_env: AWS_AK, aws_secret_access_key_env: AWS_SK }}\n")
+    };
+    let region = |entry: &str| {
+        load_str(&provider(entry), "t.yaml", &env)
+            .map(|l| l.snapshot.catalog.providers["br"].region.clone())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        region("base_url: \"https://bedrock-runtime.eu-west-1.amazonaws.com\"").unwrap(),
+        Some("eu-west-1".into())
+    );
+    assert_eq!(
+        region("base_url: \"https://bedrock-runtime-fips.us-gov-west-1.amazonaws.com\", region: us-gov-west-1").unwrap(),
+        Some("us-gov-west-1".into())
+    );
+    assert_eq!(
+        region("base_url: \"http://127.0.0.1:9\", region: ap-south-1").unwrap(),
+        Some("ap-south-1".into())
+    );
+    let err = region("base_url: \"http://127.0.0.1:9\"").unwrap_err();
+    assert!(err.contains("need `region`"), "{err}");
+}
+
 #[test]
 fn presets_fill_every_field_the_entry_leaves_out() {
     let text = "providers:\n  openai: { preset: openai }\n  claude: { preset: anthropic }\n  local: { preset: ollama }\n  aws: { preset: bedrock, region: eu-west-1 }\n";

@@ -246,6 +246,20 @@ impl Lowering<'_> {
                 None
             }
         };
+        let region = match (dialect, raw.region) {
+            (Dialect::Bedrock, None) => {
+                // Requests are signed for a region; one signed for another is refused (403).
+                let derived = backends.first().and_then(|b| aws_region_of(&b.url.host));
+                if derived.is_none() {
+                    self.error(
+                        &child(path, key("region")),
+                        "bedrock providers need `region` (the AWS region requests are signed for)",
+                    );
+                }
+                derived
+            }
+            (_, region) => region,
+        };
         if dialect == Dialect::Azure && raw.api_version.is_none() {
             self.error(
                 &child(path, key("api_version")),
@@ -262,9 +276,23 @@ impl Lowering<'_> {
             health_check,
             headers,
             api_version: raw.api_version,
-            region: raw.region,
+            region,
             aws_credentials,
             unavailable,
         })
     }
+}
+
+/// The region of an AWS regional host (`bedrock-runtime.eu-west-1.amazonaws.com`, the FIPS
+/// and `.amazonaws.com.cn` forms too).
+fn aws_region_of(host: &str) -> Option<String> {
+    let mut labels = host.split('.');
+    let service = labels.next()?;
+    let region = labels.next()?;
+    let is_region = region.split('-').count() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (service.starts_with("bedrock-runtime") && is_region && host.contains(".amazonaws.com"))
+        .then(|| region.to_string())
 }
