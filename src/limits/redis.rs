@@ -208,9 +208,29 @@ impl RedisLimits {
             keys,
             args,
         };
+        let hold = SharedHold {
+            key: key.hash,
+            member: format!("{member_id}:{hold}:{held_tokens}"),
+            amount: hold,
+            tokens: held_tokens,
+            rated,
+        };
         // At most one seed: a second "seed" means the figure vanished again at once.
         for attempt in 0..2 {
-            let reply: Vec<Value> = self.link.eval(call.clone()).await?;
+            let reply: Vec<Value> = match self.link.eval(call.clone()).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    if !matches!(e, LinkError::Down) {
+                        // Sent, so it may have run with its answer lost (a stall past the
+                        // deadline): its hold would count against the key for HOLD_LEASE
+                        // with nothing to settle it. Released once Redis answers again, on
+                        // the same connection, so after the admission; settle's ZREM makes
+                        // this a no-op if the admission never ran.
+                        self.link.defer(settle_call(&hold, Cost(0), 0, now_ms));
+                    }
+                    return Err(e);
+                }
+            };
             let parsed = replies::parse_admit(&reply, window_start).map_err(protocol)?;
             let decided = match parsed {
                 AdmitReply::Seed if attempt == 0 => {
@@ -229,13 +249,7 @@ impl RedisLimits {
                     reserved: held,
                 })),
                 AdmitReply::Admitted { requests, spends } => Ok(SharedAdmitted {
-                    hold: SharedHold {
-                        key: key.hash,
-                        member: format!("{member_id}:{hold}:{held_tokens}"),
-                        amount: hold,
-                        tokens: held_tokens,
-                        rated,
-                    },
+                    hold,
                     rate_status: replies::admitted(key, &requests, now_ms),
                     spends,
                 }),
@@ -254,22 +268,7 @@ impl RedisLimits {
         tokens: u64,
         now_ms: u64,
     ) -> Option<[Option<Cost>; 4]> {
-        let space = KeySpace::new(&hold.key);
-        let window_start = now_ms - now_ms % WINDOW_MS;
-        let mut keys = space.spends(now_ms / 1000).to_vec();
-        keys.extend([space.holds(), space.held(), space.tokens(window_start)]);
-        let call = ScriptCall {
-            script: &SETTLE,
-            keys,
-            args: vec![
-                hold.member,
-                pico_arg(hold.amount),
-                hold.tokens.to_string(),
-                pico_arg(actual.0),
-                if hold.rated { tokens } else { 0 }.to_string(),
-                (3 * WINDOW_MS).to_string(),
-            ],
-        };
+        let call = settle_call(&hold, actual, tokens, now_ms);
         match self.link.eval::<Vec<Value>>(call.clone()).await {
             Ok(reply) => match replies::parse_settle(&reply) {
                 Ok((_, spends)) => Some(spends),
@@ -371,6 +370,27 @@ impl RedisLimits {
         self.link.eval::<Value>(call).await?;
         record(RedisEvent::Seeded);
         Ok(())
+    }
+}
+
+/// settle.lua for `hold`: release it and charge `actual` (and `tokens` to a rated key's
+/// window), exactly once whoever sends it first.
+fn settle_call(hold: &SharedHold, actual: Cost, tokens: u64, now_ms: u64) -> ScriptCall {
+    let space = KeySpace::new(&hold.key);
+    let window_start = now_ms - now_ms % WINDOW_MS;
+    let mut keys = space.spends(now_ms / 1000).to_vec();
+    keys.extend([space.holds(), space.held(), space.tokens(window_start)]);
+    ScriptCall {
+        script: &SETTLE,
+        keys,
+        args: vec![
+            hold.member.clone(),
+            pico_arg(hold.amount),
+            hold.tokens.to_string(),
+            pico_arg(actual.0),
+            if hold.rated { tokens } else { 0 }.to_string(),
+            (3 * WINDOW_MS).to_string(),
+        ],
     }
 }
 

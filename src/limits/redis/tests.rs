@@ -484,6 +484,60 @@ async fn fail_open_admits_locally_then_replays_the_spend_when_redis_returns() {
     );
 }
 
+/// An admission sent to a Redis that stalls past the deadline still runs when Redis wakes,
+/// and leaves a hold nobody was told about: it is released once Redis answers again, rather
+/// than counting against the key's budget for the hold's hour-long lease.
+#[tokio::test]
+async fn an_admission_whose_answer_was_lost_leaves_no_hold() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let limiter = shared(&redis, RedisFailure::Open, Arc::default());
+    let k = key(Some(1.0), LimitReset::Daily, None, None);
+    let now = now_ms();
+    let first = limiter.admit(&k, 0, Cost(USD / 10), now).await.unwrap();
+    limiter.settle(&k, first, Cost(USD / 10), 5, now).await;
+    redis.pause(true);
+    // Sent, then no answer in time: admitted by the local fallback.
+    let lost = limiter
+        .admit(&k, 0, Cost(USD / 4), now)
+        .await
+        .expect("fail open");
+    assert_eq!(limiter.shared_up(), Some(false));
+    limiter.settle(&k, lost, Cost(USD / 10), 5, now).await;
+    redis.pause(false);
+    wait_until("redis to answer again", || {
+        limiter.shared_up() == Some(true)
+    })
+    .await;
+    wait_until("the backlog to reach redis", || {
+        limiter.shared_backlog() == 0
+    })
+    .await;
+    let mut conn = raw(&redis).await;
+    let space = KeySpace::new(&k.hash);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let holds: u64 = ::redis::cmd("ZCARD")
+            .arg(space.holds())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let report = limiter.report(&k.hash, now).await;
+        if holds == 0 && report.reserved == Cost(0) {
+            // Both requests' costs are charged; nothing stays held.
+            assert_eq!(report.daily, Cost(USD / 5));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{holds} hold(s), {:?} reserved after Redis came back",
+            report.reserved
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_fallback_charge_is_not_counted_twice_once_redis_returns_empty() {
     let Some(mut redis) = TestRedis::start() else {
