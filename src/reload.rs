@@ -25,9 +25,15 @@ pub struct Reloader {
     path: Option<PathBuf>,
     store: Arc<SnapshotStore>,
     pools: Arc<ProviderPools>,
+    /// Called with each snapshot about to be swapped in: seeds the spend of keys the
+    /// budgets do not track yet (a static key added, or brought back after a restart).
+    seed_keys: Option<KeySeeder>,
     /// One reload at a time: a file event and a SIGHUP together must not interleave.
     lock: Mutex<()>,
 }
+
+/// See [`Reloader::with_key_seeder`].
+pub type KeySeeder = Box<dyn Fn(&Snapshot) + Send + Sync>;
 
 pub fn mark_loaded() {
     let now = SystemTime::now()
@@ -46,8 +52,17 @@ impl Reloader {
             path,
             store,
             pools,
+            seed_keys: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// Before a reload swaps its snapshot in, `seed` is given it: the keys' spend so far
+    /// must be known before they are served (blocking is fine: reloads run off the
+    /// request path).
+    pub fn with_key_seeder(mut self, seed: KeySeeder) -> Reloader {
+        self.seed_keys = Some(seed);
+        self
     }
 
     /// Loads, validates and swaps in the config file. Blocking (reads the file): call it off
@@ -79,6 +94,9 @@ impl Reloader {
         let report = report(&current, &loaded);
         if dry_run {
             return Ok(report);
+        }
+        if let Some(seed) = &self.seed_keys {
+            seed(&loaded.snapshot);
         }
         self.pools.sync(&loaded.snapshot);
         self.store.replace(loaded.snapshot);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::{AdminApp, MetricsApp};
-use crate::auth::LimitReset;
+use crate::auth::{KeyHash, LimitReset};
 use crate::config::{Snapshot, SnapshotStore};
 use crate::keystore::{KeyRefreshService, KeyStore};
 use crate::ledger::{block_on, Ledger, WriterConfig};
@@ -71,21 +71,38 @@ fn open_ledger(snapshot: &Snapshot) -> Result<(Ledger, Arc<KeyStore>, Arc<Budget
     let keys = Arc::new(KeyStore::new(ledger.clone()));
     block_on(keys.refresh()).map_err(|e| format!("cannot load API keys from the ledger: {e}"))?;
     let budgets = Arc::new(Budgets::default());
+    let all_keys: Vec<_> = snapshot
+        .keys
+        .iter()
+        .cloned()
+        .chain(keys.dynamic_keys())
+        .collect();
+    seed_new_keys(&ledger, &budgets, all_keys.iter().map(|k| &k.hash))?;
+    Ok((ledger, keys, budgets))
+}
+
+/// Seeds the spend of each key the budgets do not track yet from the ledger, for the
+/// current periods; a key they track keeps its figure (which may be ahead of the ledger's
+/// queued writes). Blocking: at startup, and in reloads (off the request path).
+fn seed_new_keys<'a>(
+    ledger: &Ledger,
+    budgets: &Budgets,
+    keys: impl Iterator<Item = &'a KeyHash>,
+) -> Result<(), String> {
     let now = crate::ledger::now_ms();
-    let all_keys = snapshot.keys.iter().cloned().chain(keys.dynamic_keys());
-    for key in all_keys {
+    for key in keys.filter(|k| !budgets.tracks(k)) {
         for reset in [
             LimitReset::Daily,
             LimitReset::Weekly,
             LimitReset::Monthly,
             LimitReset::Never,
         ] {
-            let spent = block_on(ledger.spend_for(&key.hash, reset))
+            let spent = block_on(ledger.spend_for(key, reset))
                 .map_err(|e| format!("reading spend: {e}"))?;
-            budgets.seed(&key.hash, reset, (now / 1000) as u64, Cost(spent));
+            budgets.seed(key, reset, (now / 1000) as u64, Cost(spent));
         }
     }
-    Ok((ledger, keys, budgets))
+    Ok(())
 }
 
 /// Runs the gateway until it is told to stop, then flushes the ledger.
@@ -118,7 +135,17 @@ pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
     let store = Arc::new(SnapshotStore::new(snapshot));
     crate::reload::mark_loaded();
     let health = Arc::new(HealthBook::default());
-    let reloader = Arc::new(Reloader::new(source, store.clone(), pools.clone()));
+    let seeder = {
+        let (ledger, budgets) = (ledger.clone(), budgets.clone());
+        move |next: &Snapshot| {
+            if let Err(e) = seed_new_keys(&ledger, &budgets, next.keys.iter().map(|k| &k.hash)) {
+                log::warn!("reload: the spend of added keys could not be read: {e}");
+            }
+        }
+    };
+    let reloader = Arc::new(
+        Reloader::new(source, store.clone(), pools.clone()).with_key_seeder(Box::new(seeder)),
+    );
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();

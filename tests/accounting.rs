@@ -91,6 +91,60 @@ async fn key_usage(gw: &Gateway) -> f64 {
     key["data"]["usage"].as_f64().unwrap()
 }
 
+/// A static key taken out of the config, the gateway restarted, then the key put back by a
+/// reload: its spend so far is read from the ledger, as at startup, not begun again at 0
+/// (which would let it spend its whole budget once more).
+#[tokio::test]
+async fn a_key_put_back_by_reload_keeps_its_spend() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let ledger_dir = std::env::temp_dir().join(format!(
+        "switchyard-test-readd-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&ledger_dir).unwrap();
+    let with_key = config(&mock, free_port())
+        + &format!(
+            "storage:\n  database_url: \"sqlite://{}/ledger.db\"\n",
+            ledger_dir.display()
+        );
+    let hi = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    let spent = {
+        let mut gw = Gateway::start_with_env(&with_key, &[("ADMIN_TOKEN", "adm")]);
+        assert_eq!(chat(&gw, hi.clone()).await.status(), 200);
+        let spent = key_usage(&gw).await;
+        assert!(spent > 0.0);
+        gw.signal("TERM");
+        assert!(
+            gw.wait_exit(Duration::from_secs(10)).is_some(),
+            "no clean stop"
+        );
+        spent
+    };
+    let tester = "  - name: tester\n    key_sha256: \"{key_sha256}\"\n";
+    assert!(with_key.contains(tester));
+    let gw = Gateway::start_with_env(&with_key.replace(tester, ""), &[("ADMIN_TOKEN", "adm")]);
+    assert_eq!(chat(&gw, hi).await.status(), 401);
+    gw.write_config(&with_key);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client()
+            .get(gw.url("/v1/key"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            let usage = r.json::<Value>().await.unwrap()["data"]["usage"].clone();
+            assert_eq!(usage.as_f64(), Some(spent), "the spend before the restart");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the key did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(&ledger_dir);
+}
+
 /// The cost in a stream's usage chunk (the one before `[DONE]`).
 fn streamed_cost(text: &str) -> f64 {
     let events = sse_events(text);

@@ -168,6 +168,14 @@ impl Budgets {
         self.with(key, now_unix, |s| (Cost(s.spent(reset)), Cost(s.reserved)))
     }
 
+    /// Whether the key's spend is tracked here already (seeded, or spent since start).
+    pub fn tracks(&self, key: &KeyHash) -> bool {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key)
+    }
+
     /// Seeds a key's settled spend for one kind of period (from the ledger at startup, or
     /// Redis's figure mirrored). A figure for a period earlier than the current one (a
     /// stale timestamp) is not the current one's: it changes nothing.
