@@ -232,7 +232,7 @@ async fn provider_errors_fail_over_or_surface_with_the_raw_error() {
 fn cloud_config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\n  az:\n    dialect: azure\n    base_url: \"{base}\"\n    api_version: \"2024-10-21\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  amazon/nova:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0\", price: {{ prompt: 0.8, completion: 3.2 }} }}\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-3-5-sonnet-20241022-v2:0+tool_call\" }}\n  bedrock/throttled:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=429\" }}\n  openai/gpt-azure:\n    endpoints:\n      - {{ provider: az, model: my-gpt4o-deployment, price: {{ prompt: 2.5, completion: 10 }} }}\n",
+        "{}providers:\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\n  az:\n    dialect: azure\n    base_url: \"{base}\"\n    api_version: \"2024-10-21\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  amazon/nova:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0\", price: {{ prompt: 0.8, completion: 3.2 }} }}\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-3-5-sonnet-20241022-v2:0+tool_call\" }}\n  bedrock/throttled:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=429\" }}\n  bedrock/quota:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n  bedrock/quota-or-azure:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n      - {{ provider: az, model: my-gpt4o-deployment }}\n  openai/gpt-azure:\n    endpoints:\n      - {{ provider: az, model: my-gpt4o-deployment, price: {{ prompt: 2.5, completion: 10 }} }}\n",
         config_head()
     )
 }
@@ -299,6 +299,32 @@ async fn bedrock_requests_are_signed_converted_and_streamed() {
     )
     .await;
     assert_eq!(r.status(), 429);
+}
+
+/// Bedrock answers some quota errors 400 with `x-amzn-errortype:
+/// ServiceQuotaExceededException`: a rate limit, decided from the head. It fails over like a
+/// 429; where nothing is left to try, the client's status line and error body both say 429.
+#[tokio::test]
+async fn a_bedrock_quota_error_is_a_rate_limit_in_the_head_and_the_body() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&cloud_config(&mock));
+    let hi = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+    let mut bedrock_first = hi("bedrock/quota-or-azure");
+    bedrock_first["provider"] = json!({"order": ["br", "az"]});
+    let r = chat(&gw, bedrock_first).await;
+    assert_eq!(r.status(), 200);
+    let log = r.headers()["x-switchyard-attempt-log"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        log.starts_with("br;400;") && log.contains(", az;200;"),
+        "{log}"
+    );
+    let r = chat(&gw, hi("bedrock/quota")).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
 }
 
 #[tokio::test]

@@ -91,6 +91,18 @@ pub fn chat_response(
 
 /// The status an upstream error answer stands for, in the gateway's terms: each dialect
 /// says some errors its own way (Anthropic's 529 overload, Gemini's 400 for a bad key).
+/// The client's status for an upstream error as its head tells it: the status, and for
+/// Bedrock the error type in `x-amzn-errortype` (a quota error comes as 400
+/// `ServiceQuotaExceededException`). The client's head goes out before the error body is
+/// read, so failover and the client's status line are decided on this, and the error body
+/// the client gets says the same status.
+pub fn error_status_at_head(dialect: Dialect, status: u16, error_type: Option<&str>) -> u16 {
+    match dialect {
+        Dialect::Bedrock => bedrock::error_status_typed(status, error_type, b"").0,
+        _ => error_status(dialect, status, b""),
+    }
+}
+
 pub fn error_status(dialect: Dialect, status: u16, body: &[u8]) -> u16 {
     match dialect {
         Dialect::Anthropic => anthropic::error_status(status, body).0,

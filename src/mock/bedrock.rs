@@ -57,7 +57,10 @@ pub async fn serve(
         return resp;
     }
     if let Some(status) = fault.status {
-        let mut resp = status_error(status);
+        let mut resp = match &fault.error_type {
+            Some(kind) => error(status, kind, "Mock fault."),
+            None => status_error(status),
+        };
         if let Some(v) = fault.retry_after.as_deref() {
             if let Ok(v) = HeaderValue::from_str(v) {
                 resp.headers_mut().insert(RETRY_AFTER, v);

@@ -23,6 +23,9 @@ pub struct Fault {
     pub status: Option<u16>,
     /// `Retry-After` value sent with `status`.
     pub retry_after: Option<String>,
+    /// Bedrock: the `x-amzn-errortype` sent with `status` instead of the status's usual one
+    /// (Bedrock answers some quota errors 400 with `ServiceQuotaExceededException`).
+    pub error_type: Option<String>,
     pub delay_ms: u64,
     pub chunk_delay_ms: u64,
     /// The reply is exactly this many word deltas.
@@ -96,6 +99,7 @@ impl Fault {
                     .filter(|s| (400..=599).contains(s))
             }
             "retry_after" => self.retry_after = value.filter(|v| !v.is_empty()).map(String::from),
+            "error_type" => self.error_type = value.filter(|v| !v.is_empty()).map(String::from),
             "delay_ms" => self.delay_ms = num.unwrap_or(0),
             "chunk_delay_ms" => self.chunk_delay_ms = num.unwrap_or(0),
             "chunks" => self.chunks = num.map(|n| n.min(MAX_CHUNKS) as usize),

@@ -67,12 +67,17 @@ impl RequestCtx {
                     Ok(Some(out))
                 }
             },
-            ResponseMode::UpstreamError { status, body, .. } => {
+            ResponseMode::UpstreamError {
+                status,
+                error_type,
+                body,
+                ..
+            } => {
                 if let Some(b) = chunk {
                     buffer_bounded(body, &b, error_body_limit());
                 }
                 Ok(end.then(|| {
-                    let error = self.upstream_error(*status, body);
+                    let error = self.upstream_error(*status, error_type.as_deref(), body);
                     // An Anthropic client of an Anthropic provider gets the provider's own
                     // error body (agents decide how to retry from it).
                     let out = if self.passthrough {

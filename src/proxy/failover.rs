@@ -62,6 +62,13 @@ pub fn retry_after_secs(resp: &ResponseHeader) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Bedrock's error type (`x-amzn-errortype: ServiceQuotaExceededException:http://...`).
+pub fn aws_error_type(resp: &ResponseHeader) -> Option<&str> {
+    resp.headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Headers the client may see from the provider's response; everything else (cookies,
 /// provider account and rate-limit headers, framing) is dropped.
 const PASSED_HEADERS: [HeaderName; 2] = [CONTENT_TYPE, CACHE_CONTROL];
@@ -128,11 +135,12 @@ pub fn client_response_head(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Resu
     }
     if let ResponseMode::UpstreamError {
         status,
+        error_type,
         retry_after,
         ..
     } = &ctx.response
     {
-        let error = ctx.upstream_error(*status, b"");
+        let error = ctx.upstream_error(*status, error_type.as_deref(), b"");
         // A passthrough client gets the provider's own status and body.
         if !ctx.passthrough {
             parts.status = http::StatusCode::from_u16(error.status)
@@ -303,9 +311,14 @@ async fn broke_after_head(session: &mut Session, e: &Error, ctx: &mut RequestCtx
             );
             Some(crate::api::messages::error_event(&error))
         }
-        ResponseMode::UpstreamError { status, body, .. } if !client_left => {
+        ResponseMode::UpstreamError {
+            status,
+            error_type,
+            body,
+            ..
+        } if !client_left => {
             // The provider's error answer itself broke off: record what it said so far.
-            ctx.error = Some(ctx.upstream_error(status, &body));
+            ctx.error = Some(ctx.upstream_error(status, error_type.as_deref(), &body));
             None
         }
         _ => {

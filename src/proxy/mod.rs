@@ -363,7 +363,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        if failover::is_failover_status(status)
+        let error_type = (status >= 400 && ctx.dialect() == Dialect::Bedrock)
+            .then(|| failover::aws_error_type(upstream_response))
+            .flatten();
+        let mapped = crate::dialects::error_status_at_head(ctx.dialect(), status, error_type);
+        if (failover::is_failover_status(status) || failover::is_failover_status(mapped))
             && ctx.plan.as_ref().is_some_and(RoutePlan::has_more)
         {
             ctx.end_attempt(AttemptOutcome::Status(status));
@@ -378,6 +382,7 @@ impl ProxyHttp for Gateway {
             ctx.end_attempt(AttemptOutcome::Status(status));
             ResponseMode::UpstreamError {
                 status,
+                error_type: error_type.map(Box::from),
                 body: Default::default(),
                 retry_after: failover::retry_after_secs(upstream_response),
             }

@@ -31,6 +31,8 @@ pub enum ResponseMode {
     Json(BytesMut),
     UpstreamError {
         status: u16,
+        /// Bedrock's `x-amzn-errortype`, which decides the client's status with `status`.
+        error_type: Option<Box<str>>,
         body: BytesMut,
         retry_after: Option<u64>,
     },
@@ -211,9 +213,17 @@ impl RequestCtx {
         out
     }
 
-    /// The client-facing error for an upstream error answer that is not failed over.
-    pub fn upstream_error(&self, upstream_status: u16, body: &[u8]) -> ApiError {
-        let status = crate::dialects::error_status(self.dialect(), upstream_status, body);
+    /// The client-facing error for an upstream error answer that is not failed over: the
+    /// status its head decided (`error_status_at_head`, so the status line and the body
+    /// agree), the provider's message from its body.
+    pub fn upstream_error(
+        &self,
+        upstream_status: u16,
+        error_type: Option<&str>,
+        body: &[u8],
+    ) -> ApiError {
+        let status =
+            crate::dialects::error_status_at_head(self.dialect(), upstream_status, error_type);
         let provider = self.served_provider();
         let raw: Value = serde_json::from_slice(body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));

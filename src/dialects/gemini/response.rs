@@ -129,10 +129,12 @@ pub fn chat_response_at(body: &[u8], created: u64) -> Result<(Value, Usage), Api
     Ok((completion, reported.unwrap_or(UNREPORTED_USAGE)))
 }
 
-/// The status the gateway treats a Gemini error answer as, and the provider's message. The
-/// gRPC `status` decides. An invalid key is a 401 although Gemini says 400, and a failed
-/// precondition (Gemini's "not available in your country / enable billing") is the
-/// provider account's problem, not the request's: 502, so the proxy fails over.
+/// The status a Gemini error answer means, and the provider's message. The gRPC `status`
+/// decides. An invalid key is a 401 although Gemini says 400, and a failed precondition
+/// (Gemini's "not available in your country / enable billing") is the provider account's
+/// problem, not the request's: 502. Not yet what the client gets or what failover decides:
+/// both are decided on the head, before this body is read (`error_status_at_head`), and
+/// failing over on the body would mean holding every error head until its body is in.
 pub fn error_status(status: u16, body: &[u8]) -> (u16, String) {
     let v: Option<Value> = serde_json::from_slice(body).ok();
     // streamGenerateContent without `alt=sse` wraps the error in an array.
