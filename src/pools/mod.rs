@@ -12,7 +12,7 @@ pub use check::HealthCheckService;
 
 use arc_swap::ArcSwap;
 use pingora::lb::selection::Random;
-use pingora::lb::{Backends, LoadBalancer};
+use pingora::lb::{Backend, Backends, LoadBalancer};
 use rand::Rng;
 use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
@@ -105,18 +105,18 @@ impl ProviderPool {
     pub fn pick(&self) -> Option<PickedBackend> {
         let backends = self.lb.backends();
         let all = backends.get_backend();
-        let address = if all.len() == 1 {
+        if all.len() == 1 {
             // One address, the usual case: nothing to draw, only its health to check. The
             // balancer's draw clones the backend and tracks what it has tried in a hash set
             // (~1.2k instructions a request, issue 12).
             let only = all.iter().next()?;
-            if !backends.ready(only) {
-                return None;
-            }
-            only.clone()
-        } else {
-            self.lb.select(b"", 64)?
-        };
+            return backends.ready(only).then(|| self.member_of(only)).flatten();
+        }
+        self.member_of(&self.lb.select(b"", 64)?)
+    }
+
+    /// One of the provider's backends at `address`.
+    fn member_of(&self, address: &Backend) -> Option<PickedBackend> {
         let members = &address.ext.get::<Members>()?.0;
         let addr = *address.addr.as_inet()?;
         let index = match &members[..] {

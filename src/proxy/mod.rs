@@ -366,7 +366,10 @@ impl ProxyHttp for Gateway {
         let error_type = (status >= 400 && ctx.dialect() == Dialect::Bedrock)
             .then(|| failover::aws_error_type(upstream_response))
             .flatten();
-        let mapped = crate::dialects::error_status_at_head(ctx.dialect(), status, error_type);
+        let mapped = match status {
+            400.. => crate::dialects::error_status_at_head(ctx.dialect(), status, error_type),
+            _ => status,
+        };
         if (failover::is_failover_status(status) || failover::is_failover_status(mapped))
             && ctx.plan.as_ref().is_some_and(RoutePlan::has_more)
         {
