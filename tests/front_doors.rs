@@ -1,5 +1,6 @@
 //! The Anthropic Messages, OpenAI Responses and embeddings front doors, each against OpenAI-
-//! and Anthropic-dialect providers (and Gemini for embeddings) in the mock.
+//! and Anthropic-dialect providers (Bedrock for Claude Code's tool loop, Gemini for
+//! embeddings) in the mock.
 
 mod common;
 
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
+        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
         config_head()
     )
 }
@@ -166,6 +167,58 @@ async fn messages_to_an_anthropic_provider_pass_through() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
+}
+
+/// Claude Code's loop with thinking on, against Claude on Bedrock: each turn after the first
+/// replays the signed thinking that led to the tool call, which Claude requires back.
+#[tokio::test]
+async fn a_thinking_tool_loop_through_the_anthropic_door_goes_on_against_bedrock() {
+    let (mock, gw) = start();
+    let tools = json!([{"name": "get_weather", "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}]);
+    let ask = json!({"role": "user", "content": "Weather in Paris?"});
+    let turn = |messages: Value, stream: bool| {
+        json!({"model": "anthropic/claude-bedrock", "max_tokens": 4096, "stream": stream,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}, "tools": tools,
+            "messages": messages})
+    };
+    let r = post(&gw, "/v1/messages", turn(json!([ask]), false)).await;
+    assert_eq!(r.status(), 200);
+    let first: Value = r.json().await.unwrap();
+    let content = first["content"].as_array().unwrap().clone();
+    let (thinking, call) = (&content[0], &content[1]);
+    assert_eq!(thinking["type"], "thinking", "{first}");
+    let signature = thinking["signature"].as_str().unwrap();
+    assert!(
+        !signature.is_empty(),
+        "Bedrock's signature reaches the client, which must send it back: {first}"
+    );
+    assert_eq!(call["type"], "tool_use", "{first}");
+
+    // The client sends the assistant turn back as it got it, with the tool's result.
+    let result = json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": call["id"], "content": "18C, sunny"}]});
+    for stream in [false, true] {
+        let messages = json!([ask, {"role": "assistant", "content": content}, result]);
+        let r = post(&gw, "/v1/messages", turn(messages, stream)).await;
+        let status = r.status();
+        let dropped = r.headers().get("x-switchyard-dropped").cloned();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "stream {stream}: {text}");
+        assert_eq!(dropped, None, "nothing of the turn is dropped");
+        let up = mock.requests().pop().unwrap().json().unwrap();
+        let replayed = &up["messages"][1]["content"];
+        assert_eq!(
+            replayed[0]["reasoningContent"]["reasoningText"],
+            json!({"text": thinking["thinking"], "signature": signature}),
+            "the signed thinking comes first in the assistant turn: {up}"
+        );
+        assert_eq!(replayed[1]["toolUse"]["toolUseId"], call["id"], "{up}");
+        assert_eq!(
+            up["additionalModelRequestFields"]["thinking"]["type"], "enabled",
+            "{up}"
+        );
+    }
 }
 
 #[tokio::test]

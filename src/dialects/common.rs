@@ -18,7 +18,8 @@ use crate::api::{ApiError, TopLevelFields};
 
 pub use carry::{SseCarry, MAX_EVENT_BYTES};
 pub use parts::{
-    content_parts, parse_data_url, reasoning_details, tool_calls, DataUrl, Part, ToolCall,
+    content_parts, note_messages_thinking, parse_data_url, reasoning_details, tool_calls, DataUrl,
+    Part, ToolCall, MESSAGES_THINKING_FORMAT,
 };
 pub use reply::{
     error_text, now_unix, tool_call_json, usage_json, ChunkWriter, Reply, UNREPORTED_USAGE,

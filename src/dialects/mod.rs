@@ -32,10 +32,7 @@ pub fn chat_request(
 ) -> Result<UpstreamChat, ApiError> {
     let converted = match dialect {
         Dialect::OpenAi | Dialect::Azure => {
-            return Ok(UpstreamChat {
-                body: openai::chat_request_body(fields, upstream_model, stream),
-                dropped: Vec::new(),
-            })
+            openai::convert_chat_request(fields, upstream_model, stream)
         }
         Dialect::Anthropic => {
             anthropic::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?

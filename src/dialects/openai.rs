@@ -2,7 +2,9 @@
 //!
 //! Requests are forwarded field by field as the client wrote them, with three edits: `model`
 //! becomes the provider's own id, gateway-only fields are dropped, and streams ask for usage
-//! (`stream_options.include_usage`) so metering reads the provider's own count.
+//! (`stream_options.include_usage`) so metering reads the provider's own count. A chat request
+//! made by the Messages door has a fourth: Claude's thinking it carried over in
+//! `reasoning_details` is removed and reported (see [`convert_chat_request`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
@@ -10,9 +12,63 @@ use serde_json::Value;
 use crate::api::chat::GATEWAY_ONLY_FIELDS;
 use crate::api::quote::push_json_str;
 use crate::api::TopLevelFields;
+use crate::dialects::common::{note_messages_thinking, ConvertedRequest, MESSAGES_THINKING_FORMAT};
 
 /// The upstream body for one candidate. Untouched values are copied as raw slices.
 pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: bool) -> Bytes {
+    write_body(fields, upstream_model, stream, None)
+}
+
+/// [`chat_request_body`] for the chat pipeline. The thinking blocks the Messages door carried
+/// over (`reasoning_details` in [`MESSAGES_THINKING_FORMAT`]) are removed and reported: no
+/// OpenAI-compatible host can check Claude's signatures, and several refuse message fields they
+/// do not know. A client's own `reasoning_details` pass as they are (OpenRouter reads them).
+pub fn convert_chat_request(
+    fields: &TopLevelFields,
+    upstream_model: &str,
+    stream: bool,
+) -> ConvertedRequest {
+    let mut dropped = Vec::new();
+    // Only the door writes the marker, so other requests pay one substring search, no parse.
+    let messages = fields
+        .raw("messages")
+        .filter(|raw| memchr::memmem::find(raw, MESSAGES_THINKING_FORMAT.as_bytes()).is_some())
+        .and_then(|raw| without_messages_thinking(raw, &mut dropped));
+    ConvertedRequest {
+        body: write_body(fields, upstream_model, stream, messages.as_deref()),
+        dropped,
+    }
+}
+
+/// `messages` without the door's thinking entries, or `None` when there are none to remove.
+fn without_messages_thinking(raw: &[u8], dropped: &mut Vec<String>) -> Option<Vec<u8>> {
+    let mut messages: Vec<Value> = serde_json::from_slice(raw).ok()?;
+    let before = dropped.len();
+    for (i, m) in messages.iter_mut().enumerate() {
+        let Some(m) = m.as_object_mut() else { continue };
+        note_messages_thinking(m, &format!("messages[{i}]"), dropped);
+        let Some(details) = m.get_mut("reasoning_details").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        details
+            .retain(|d| d.get("format").and_then(Value::as_str) != Some(MESSAGES_THINKING_FORMAT));
+        if details.is_empty() {
+            m.shift_remove("reasoning_details");
+        }
+    }
+    if dropped.len() == before {
+        return None;
+    }
+    serde_json::to_vec(&messages).ok()
+}
+
+/// The body, with `messages` replaced when given.
+fn write_body(
+    fields: &TopLevelFields,
+    upstream_model: &str,
+    stream: bool,
+    messages: Option<&[u8]>,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(fields.body().len() + upstream_model.len() + 48);
     out.put_u8(b'{');
     let mut first = true;
@@ -45,6 +101,7 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
                 put_field(&mut out, key, &with_include_usage(raw));
                 wrote_stream_options = true;
             }
+            "messages" => put_field(&mut out, key, messages.unwrap_or(raw)),
             _ => put_field(&mut out, key, raw),
         }
     }
@@ -101,6 +158,44 @@ mod tests {
         let v = body(r#"{"models":["a/b","c/d"],"messages":[]}"#, "up", false);
         assert_eq!(v["model"], "up");
         assert!(v.get("models").is_none());
+    }
+
+    #[test]
+    fn thinking_the_messages_door_carried_is_removed_and_reported_but_a_clients_own_is_not() {
+        let json = r#"{"model":"m","messages":[{"role":"user","content":"mentions switchyard-messages-thinking"},
+            {"role":"assistant","content":"a","reasoning_details":[
+                {"type":"reasoning.text","text":"t","signature":"s","format":"switchyard-messages-thinking","index":0}]},
+            {"role":"assistant","content":"b","reasoning_details":[
+                {"type":"reasoning.text","text":"mine","signature":"x","format":"anthropic-claude-v1","index":0},
+                {"type":"reasoning.encrypted","data":"d","format":"switchyard-messages-thinking","index":1}]}]}"#;
+        let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
+        let c = convert_chat_request(&fields, "up", false);
+        let v: Value = serde_json::from_slice(&c.body).unwrap();
+        assert_eq!(
+            v["messages"][0]["content"],
+            "mentions switchyard-messages-thinking"
+        );
+        assert!(v["messages"][1].get("reasoning_details").is_none(), "{v}");
+        assert_eq!(v["messages"][1]["content"], "a");
+        assert_eq!(
+            v["messages"][2]["reasoning_details"],
+            serde_json::json!([{"type":"reasoning.text","text":"mine","signature":"x","format":"anthropic-claude-v1","index":0}]),
+            "the client's own details pass (OpenRouter reads them)"
+        );
+        assert_eq!(
+            c.dropped,
+            [
+                "messages[1].reasoning_details[0] (Claude's thinking: only Claude takes it back)",
+                "messages[2].reasoning_details[1] (Claude's thinking: only Claude takes it back)",
+            ]
+        );
+
+        // The marker in text alone changes nothing: the body is copied as it was.
+        let json = r#"{"model":"m","messages":[{"role":"user","content":"switchyard-messages-thinking"}]}"#;
+        let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
+        let c = convert_chat_request(&fields, "m", false);
+        assert_eq!(c.body, json.as_bytes());
+        assert!(c.dropped.is_empty());
     }
 
     #[test]

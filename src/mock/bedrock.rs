@@ -6,6 +6,9 @@
 //! (`/model/mock+status=429/converse`). Errors are `{"message"}` bodies named by the
 //! `x-amzn-errortype` header.
 //!
+//! With thinking on, it refuses a tool loop whose last assistant turn does not start with
+//! reasoning, as Claude on Bedrock does.
+//!
 //! With a key, the mock wants a SigV4 `authorization` header whose credential is that key (as
 //! the access key id) and an `x-amz-date`. It cannot verify the signature itself: it does not
 //! hold a secret key, and checking the algorithm is the signer's unit tests' job.
@@ -82,6 +85,11 @@ pub async fn serve(
     else {
         return error(400, "ValidationException", "A conversation must start with a user message. Try again with a conversation that starts with a user message.");
     };
+    let thinking =
+        req.pointer("/additionalModelRequestFields/thinking/type") == Some(&json!("enabled"));
+    if let Some(refusal) = thinking.then(|| unthought_tool_turn(turns)).flatten() {
+        return refusal;
+    }
     let messages = as_messages(req.get("system"), turns);
     let n = state.next_id();
     let tool = req
@@ -94,8 +102,6 @@ pub async fn serve(
         },
         None => Answer::text(reply_text(&messages, &fault)),
     };
-    let thinking =
-        req.pointer("/additionalModelRequestFields/thinking/type") == Some(&json!("enabled"));
     let usage = Usage {
         prompt: fault
             .usage_prompt
@@ -117,6 +123,32 @@ pub async fn serve(
     } else {
         ok_json(converse.body(), &fault, ctl)
     }
+}
+
+/// Claude's rule with thinking on, in Bedrock's words: the last assistant turn of a tool loop
+/// must start with the reasoning that led to its calls.
+fn unthought_tool_turn(turns: &[Value]) -> Option<Response<MockBody>> {
+    let (i, last) = turns
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, t)| t.get("role").and_then(Value::as_str) == Some("assistant"))?;
+    let blocks = last.get("content").and_then(Value::as_array)?;
+    let first = blocks.first()?;
+    if first.get("reasoningContent").is_some() || !blocks.iter().any(|b| b.get("toolUse").is_some())
+    {
+        return None;
+    }
+    let found = if first.get("toolUse").is_some() {
+        "tool_use"
+    } else {
+        "text"
+    };
+    Some(error(
+        400,
+        "ValidationException",
+        &format!("The model returned the following errors: messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"),
+    ))
 }
 
 /// Converse turns as OpenAI-style messages, so the shared text helpers (echo, token counts)

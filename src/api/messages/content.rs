@@ -7,14 +7,20 @@
 //!   requires tool answers right after the assistant's calls. Images inside a tool result move
 //!   to the user message that follows them: OpenAI accepts images only from users.
 //! - Assistant turns: `text` -> content, `tool_use` -> `tool_calls` (arguments as JSON text).
+//!   Signed `thinking` and `redacted_thinking` -> OpenRouter `reasoning_details` entries, in
+//!   order, marked [`MESSAGES_THINKING_FORMAT`]: with thinking on, Claude refuses a tool loop
+//!   whose last assistant turn does not start with its thinking, and Claude on Bedrock is
+//!   reached through this conversion (an Anthropic upstream gets the passthrough body). The
+//!   dialects that cannot use them drop and report them.
 //! - `cache_control` stays on text, image and file parts (OpenRouter's convention, which the
 //!   Anthropic dialect reads back); elsewhere OpenAI has no place for it.
-//! - Thinking blocks from earlier turns, server tool blocks and unknown blocks are dropped and
-//!   listed: only an Anthropic upstream could use them, and it gets the passthrough body.
+//! - Unsigned thinking (no upstream accepts it back), thinking in a turn with nothing else,
+//!   server tool blocks and unknown blocks are dropped and listed.
 
 use serde_json::{json, Map, Value};
 
 use crate::api::ApiError;
+use crate::dialects::common::MESSAGES_THINKING_FORMAT;
 
 pub(super) fn convert(
     system: Option<&Value>,
@@ -258,10 +264,36 @@ fn assistant_turn(
 ) -> Result<Option<Value>, ApiError> {
     let mut texts = Vec::new();
     let mut calls = Vec::new();
+    // Each entry with where it came from, to report it if the turn turns out to be empty.
+    let mut thinking: Vec<(Value, String)> = Vec::new();
     for (k, block) in blocks.iter().enumerate() {
         let at = format!("{at}.content[{k}]");
+        let non_empty = |key: &str| {
+            block
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        // A distinct `index` per block: the dialects join entries of one index into one block.
+        let index = thinking.len();
         match kind(block) {
             "text" => texts.extend(text_part(block, &at)?),
+            "thinking" => match non_empty("signature") {
+                Some(signature) => thinking.push((
+                    json!({ "type": "reasoning.text", "text": non_empty("thinking").unwrap_or_default(),
+                            "signature": signature, "format": MESSAGES_THINKING_FORMAT, "index": index }),
+                    format!("{at} (thinking)"),
+                )),
+                None => dropped.push(format!("{at} (thinking without a signature)")),
+            },
+            "redacted_thinking" => match non_empty("data") {
+                Some(data) => thinking.push((
+                    json!({ "type": "reasoning.encrypted", "data": data,
+                            "format": MESSAGES_THINKING_FORMAT, "index": index }),
+                    format!("{at} (redacted_thinking)"),
+                )),
+                None => dropped.push(format!("{at} (redacted_thinking without data)")),
+            },
             "tool_use" => {
                 let s = |key: &str| block.get(key).and_then(Value::as_str);
                 let (Some(id), Some(name)) = (s("id"), s("name")) else {
@@ -278,11 +310,17 @@ fn assistant_turn(
         }
     }
     if texts.is_empty() && calls.is_empty() {
+        // Thinking alone makes no OpenAI message (one with neither content nor tool calls is
+        // refused), and Claude needs thinking back only before the text or calls it led to.
+        dropped.extend(thinking.into_iter().map(|(_, at)| at));
         return Ok(None);
     }
     let mut message = json!({ "role": "assistant", "content": if texts.is_empty() { Value::Null } else { compact(texts) } });
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    if !thinking.is_empty() {
+        message["reasoning_details"] = thinking.into_iter().map(|(d, _)| d).collect();
     }
     Ok(Some(message))
 }

@@ -1,8 +1,9 @@
 //! The OpenAI `chat.completion` the proxy would send -> an Anthropic `message`.
 //!
 //! - `message.reasoning` (or `reasoning_content`) -> a `thinking` block first; when the
-//!   completion carries Claude's signed thinking in `reasoning_details`, one block per entry
-//!   with its signature (and `redacted_thinking` for encrypted ones), so it can be sent back.
+//!   completion carries Claude's signed thinking in `reasoning_details` (from Anthropic or
+//!   Bedrock), one block per entry with its signature (and `redacted_thinking` for encrypted
+//!   ones), so it can be sent back.
 //! - `content` -> one `text` block; `tool_calls` -> `tool_use` blocks with `input` parsed from
 //!   the arguments (arguments that are not a JSON object become `{}`: Anthropic's `input` is
 //!   always an object).
@@ -14,9 +15,11 @@ use serde_json::{json, Map, Value};
 
 use super::chunks::StreamUsage;
 use super::{error_json, stop_reason, usage_json};
+use crate::dialects::{anthropic, bedrock};
 
-/// OpenRouter's `reasoning_details[].format` for Claude's signed thinking.
-const CLAUDE_REASONING_FORMAT: &str = "anthropic-claude-v1";
+/// The `reasoning_details[].format`s of Claude's signed thinking: Anthropic's and Bedrock's.
+/// (Gemini's thought signatures are details too, but no thinking block.)
+const CLAUDE_REASONING_FORMATS: &[&str] = &[anthropic::REASONING_FORMAT, bedrock::REASONING_FORMAT];
 
 pub fn from_chat_completion(completion: &Value) -> Value {
     let choice = completion.pointer("/choices/0");
@@ -99,7 +102,11 @@ fn thinking_blocks(message: &Map<String, Value>) -> Vec<Value> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|d| d.get("format").and_then(Value::as_str) == Some(CLAUDE_REASONING_FORMAT))
+        .filter(|d| {
+            d.get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| CLAUDE_REASONING_FORMATS.contains(&f))
+        })
         .filter_map(|d| {
             let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
             match s("type") {

@@ -345,3 +345,78 @@ fn garbage_streams_end_without_panicking() {
     let mut empty = ChatToMessagesStream::new();
     assert!(empty.finish().is_empty(), "no input, no message");
 }
+
+/// Claude Code sends each turn of a tool loop back with the signed thinking that led to it.
+/// Behind the door, the Claude dialects replay it first in the turn (Claude refuses the loop
+/// otherwise); the others cannot check Claude's signatures, so it is not sent, and said so.
+#[test]
+fn replayed_thinking_reaches_claude_and_is_reported_by_the_rest() {
+    use crate::catalog::Dialect;
+    let body = json!({"model": "m", "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Call the tool.", "signature": "c2ln"},
+                {"type": "redacted_thinking", "data": "ZW5j"},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}]});
+    let r = to_chat_request(&Bytes::from(body.to_string())).unwrap();
+    assert!(r.dropped.is_empty(), "{:?}", r.dropped);
+    let chat = crate::api::ChatRequest::parse(r.chat_body).unwrap();
+    let convert = |dialect, model| {
+        let up = crate::dialects::chat_request(dialect, &chat.fields, model, false, 4096).unwrap();
+        (
+            serde_json::from_slice::<Value>(&up.body).unwrap(),
+            up.dropped,
+        )
+    };
+
+    let (up, dropped) = convert(
+        Dialect::Bedrock,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    );
+    assert_eq!(
+        up["messages"][1]["content"],
+        json!([
+            {"reasoningContent": {"reasoningText": {"text": "Call the tool.", "signature": "c2ln"}}},
+            {"reasoningContent": {"redactedContent": "ZW5j"}},
+            {"toolUse": {"toolUseId": "toolu_1", "name": "get_weather", "input": {}}}]),
+        "{up}"
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+    let (up, dropped) = convert(Dialect::Anthropic, "claude-sonnet-4-5");
+    assert_eq!(
+        up["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "Call the tool.", "signature": "c2ln"},
+            {"type": "redacted_thinking", "data": "ZW5j"},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]),
+        "{up}"
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+
+    let reported = [
+        "messages[1].reasoning_details[0] (Claude's thinking: only Claude takes it back)",
+        "messages[1].reasoning_details[1] (Claude's thinking: only Claude takes it back)",
+    ];
+    for (dialect, model) in [
+        (Dialect::OpenAi, "gpt-4o"),
+        (Dialect::Gemini, "gemini-2.5-pro"),
+        (Dialect::Bedrock, "amazon.nova-pro-v1:0"),
+    ] {
+        let (up, dropped) = convert(dialect, model);
+        let sent = up.to_string();
+        assert!(
+            !sent.contains("c2ln") && !sent.contains("ZW5j"),
+            "{model}: {sent}"
+        );
+        let thinking: Vec<&String> = dropped.iter().filter(|d| d.contains("thinking")).collect();
+        assert_eq!(thinking, reported, "{model}");
+    }
+    let (up, _) = convert(Dialect::OpenAi, "gpt-4o");
+    assert_eq!(up["messages"][1]["tool_calls"][0]["id"], "toolu_1", "{up}");
+    assert!(up["messages"][1].get("reasoning_details").is_none(), "{up}");
+}

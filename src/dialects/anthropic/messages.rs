@@ -6,8 +6,9 @@
 //!   turns of one role are merged, so parallel tool results share one user turn as Anthropic
 //!   requires.
 //! - Assistant `tool_calls` become `tool_use` blocks; OpenRouter `reasoning_details` written
-//!   by this dialect become `thinking` / `redacted_thinking` blocks again (Anthropic needs
-//!   them back, signed, to continue a tool loop with thinking on).
+//!   by this dialect (or made by the Messages door from Claude's thinking blocks) become
+//!   `thinking` / `redacted_thinking` blocks again (Anthropic needs them back, signed, to
+//!   continue a tool loop with thinking on).
 //! - A final assistant message is a prefill: Anthropic continues it, and rejects it if it
 //!   ends in whitespace, so that is trimmed.
 
@@ -15,7 +16,9 @@ use serde_json::{json, Map, Value};
 
 use super::REASONING_FORMAT;
 use crate::api::ApiError;
-use crate::dialects::common::{content_parts, parse_data_url, reasoning_details, tool_calls, Part};
+use crate::dialects::common::{
+    content_parts, parse_data_url, reasoning_details, tool_calls, Part, MESSAGES_THINKING_FORMAT,
+};
 
 pub(super) struct Conversation {
     pub system: Vec<Value>,
@@ -217,7 +220,7 @@ fn assistant_blocks(
 fn thinking_blocks(m: &Map<String, Value>) -> Vec<Value> {
     let mut merged: Vec<(Option<u64>, String, String)> = Vec::new(); // (index, text, signature)
     let mut blocks = Vec::new();
-    for d in reasoning_details(m, REASONING_FORMAT) {
+    for d in reasoning_details(m, &[REASONING_FORMAT, MESSAGES_THINKING_FORMAT]) {
         let str_at = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
         match str_at("type") {
             "reasoning.text" => {

@@ -22,7 +22,7 @@ pub const MESSAGES_PATH: &str = "/messages";
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// OpenRouter's `reasoning_details[].format` for Claude's signed thinking.
-const REASONING_FORMAT: &str = "anthropic-claude-v1";
+pub const REASONING_FORMAT: &str = "anthropic-claude-v1";
 
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason` (the raw value is kept in
 /// `native_finish_reason`).

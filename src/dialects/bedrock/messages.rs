@@ -5,7 +5,8 @@
 //!   of one role are merged, as Converse requires user and assistant to alternate.
 //! - Assistant `tool_calls` become `toolUse` blocks; `reasoning_details` this dialect handed
 //!   out become `reasoningContent` blocks again (Claude needs them back, signed, to go on with
-//!   a tool loop while thinking).
+//!   a tool loop while thinking), and for Claude so do the thinking blocks the Messages door
+//!   carried over (other models cannot use Claude's thinking: dropped and reported).
 //! - Media go as bytes: data-URL images (png, jpeg, gif, webp) become `image` blocks and
 //!   data-URL files of the document formats `document` blocks; `s3://` image URLs become
 //!   `s3Location` sources. Bedrock fetches no http(s) URL and the gateway fetches nothing, so
@@ -19,7 +20,10 @@ use serde_json::{json, Map, Value};
 
 use super::REASONING_FORMAT;
 use crate::api::ApiError;
-use crate::dialects::common::{content_parts, parse_data_url, reasoning_details, tool_calls, Part};
+use crate::dialects::common::{
+    content_parts, note_messages_thinking, parse_data_url, reasoning_details, tool_calls, Part,
+    MESSAGES_THINKING_FORMAT,
+};
 
 pub(super) struct Conversation {
     pub system: Vec<Value>,
@@ -36,10 +40,17 @@ pub(super) struct Turn {
     pub blocks: Vec<Value>,
 }
 
+/// `claude`: the model is Claude, which takes back the thinking the Messages door carried over.
 pub(super) fn convert(
     messages: &[Map<String, Value>],
+    claude: bool,
     notes: &mut Vec<String>,
 ) -> Result<Conversation, ApiError> {
+    let replayed: &[&str] = if claude {
+        &[REASONING_FORMAT, MESSAGES_THINKING_FORMAT]
+    } else {
+        &[REASONING_FORMAT]
+    };
     let mut conv = Conversation {
         system: Vec::new(),
         turns: Vec::new(),
@@ -67,7 +78,10 @@ pub(super) fn convert(
                 conv.push("user", blocks);
             }
             "assistant" => {
-                let mut blocks = reasoning_blocks(m);
+                if !claude {
+                    note_messages_thinking(m, &at, notes);
+                }
+                let mut blocks = reasoning_blocks(m, replayed);
                 for (k, part) in content_parts(m, &at)?.into_iter().enumerate() {
                     match part {
                         Part::Text {
@@ -261,10 +275,11 @@ fn document_format(mime: &str) -> Option<&'static str> {
     })
 }
 
-/// Signed reasoning from `reasoning_details`. Streamed details arrive as several entries per
-/// block (text deltas, then the signature), which a client may send back unmerged, so entries
-/// with the same `index` are joined first. Unsigned reasoning cannot be replayed: skipped.
-fn reasoning_blocks(m: &Map<String, Value>) -> Vec<Value> {
+/// Signed reasoning from the `reasoning_details` written in one of `formats`. Streamed details
+/// arrive as several entries per block (text deltas, then the signature), which a client may
+/// send back unmerged, so entries with the same `index` are joined first. Unsigned reasoning
+/// cannot be replayed: skipped.
+fn reasoning_blocks(m: &Map<String, Value>, formats: &[&str]) -> Vec<Value> {
     let mut merged: Vec<(Option<u64>, String, String)> = Vec::new(); // (index, text, signature)
     let mut blocks = Vec::new();
     let flush = |merged: &mut Vec<(Option<u64>, String, String)>, blocks: &mut Vec<Value>| {
@@ -272,7 +287,7 @@ fn reasoning_blocks(m: &Map<String, Value>) -> Vec<Value> {
             blocks.push(json!({ "reasoningContent": { "reasoningText": { "text": text, "signature": signature } } }));
         }
     };
-    for d in reasoning_details(m, REASONING_FORMAT) {
+    for d in reasoning_details(m, formats) {
         let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
         match s("type") {
             "reasoning.text" => {

@@ -30,7 +30,7 @@ pub const STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
 /// OpenRouter-style `reasoning_details[].format` for reasoning this dialect hands out. Its own
 /// name, since Bedrock's thinking signatures are not valid on Anthropic's API and vice versa.
-const REASONING_FORMAT: &str = "amazon-bedrock-converse-v1";
+pub const REASONING_FORMAT: &str = "amazon-bedrock-converse-v1";
 
 /// Whether a response `content-type` is Bedrock's binary event stream.
 pub fn is_event_stream(content_type: &str) -> bool {

@@ -72,7 +72,7 @@ pub fn convert_chat_request(
     let claude = is_claude(upstream_model);
     let mut p = ChatParams::read(fields, UNDERSTOOD)?;
     let mut notes = std::mem::take(&mut p.dropped);
-    let mut conv = messages::convert(&p.messages, &mut notes)?;
+    let mut conv = messages::convert(&p.messages, claude, &mut notes)?;
     if conv.turns.is_empty() {
         return Err(ApiError::bad_param(
             "messages",

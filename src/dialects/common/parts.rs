@@ -219,13 +219,18 @@ pub fn tool_calls<'a>(
     Ok(out)
 }
 
-/// An assistant message's OpenRouter `reasoning_details` entries written by `format`
+/// `reasoning_details[].format` of the entries the Anthropic Messages door makes from a
+/// client's `thinking` and `redacted_thinking` blocks. Claude signed them, on Anthropic's API or
+/// on Bedrock's (the door cannot tell which), so only the Claude dialects replay them. The
+/// others drop them and say so: OpenAI-compatible hosts refuse message fields they do not know.
+pub const MESSAGES_THINKING_FORMAT: &str = "switchyard-messages-thinking";
+
+/// An assistant message's OpenRouter `reasoning_details` entries written in one of `formats`
 /// (entries without a format are accepted: clients often strip it).
 pub fn reasoning_details<'a>(
     message: &'a Map<String, Value>,
-    format: &str,
+    formats: &'a [&'a str],
 ) -> impl Iterator<Item = &'a Value> + 'a {
-    let format = format.to_string();
     message
         .get("reasoning_details")
         .and_then(Value::as_array)
@@ -234,8 +239,21 @@ pub fn reasoning_details<'a>(
         .filter(move |d| {
             d.get("format")
                 .and_then(Value::as_str)
-                .is_none_or(|f| f == format)
+                .is_none_or(|f| formats.contains(&f))
         })
+}
+
+/// For a dialect that cannot replay them: notes each `reasoning_details` entry the Messages
+/// door made from a thinking block, as the door itself did before Claude dialects used them.
+pub fn note_messages_thinking(message: &Map<String, Value>, at: &str, notes: &mut Vec<String>) {
+    let details = message.get("reasoning_details").and_then(Value::as_array);
+    for (k, d) in details.into_iter().flatten().enumerate() {
+        if d.get("format").and_then(Value::as_str) == Some(MESSAGES_THINKING_FORMAT) {
+            notes.push(format!(
+                "{at}.reasoning_details[{k}] (Claude's thinking: only Claude takes it back)"
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

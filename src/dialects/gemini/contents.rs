@@ -11,7 +11,8 @@
 //! - Gemini 3 refuses a replayed function call without its `thoughtSignature`. Signatures
 //!   this dialect handed out (in `reasoning_details`, keyed by tool call id) are put back;
 //!   for calls that lost theirs (history from another model, a client that drops unknown
-//!   fields), Google's documented placeholder is sent instead of failing the request.
+//!   fields), Google's documented placeholder is sent instead of failing the request. Claude's
+//!   thinking (carried from the Messages door) means nothing to Gemini: dropped and reported.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,9 @@ use serde_json::{json, Map, Value};
 
 use super::REASONING_FORMAT;
 use crate::api::ApiError;
-use crate::dialects::common::{content_parts, parse_data_url, reasoning_details, tool_calls, Part};
+use crate::dialects::common::{
+    content_parts, note_messages_thinking, parse_data_url, reasoning_details, tool_calls, Part,
+};
 
 /// Google's documented value for a function call whose real signature is unknown.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -72,6 +75,7 @@ pub(super) fn convert(
                         )),
                     }
                 }
+                note_messages_thinking(m, &at, notes);
                 let calls = tool_calls(m, &at)?;
                 let signatures = signatures(m);
                 let any_signed = calls.iter().any(|c| signatures.contains_key(c.id));
@@ -212,7 +216,7 @@ fn tool_response(m: &Map<String, Value>) -> Value {
 
 /// Tool call id -> `thoughtSignature`, from the details this dialect put on the answer.
 fn signatures(m: &Map<String, Value>) -> HashMap<&str, &str> {
-    reasoning_details(m, REASONING_FORMAT)
+    reasoning_details(m, &[REASONING_FORMAT])
         .filter(|d| d["type"] == "reasoning.encrypted")
         .filter_map(|d| Some((d.get("id")?.as_str()?, d.get("data")?.as_str()?)))
         .collect()
