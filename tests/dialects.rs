@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n",
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n",
         config_head()
     )
 }
@@ -232,7 +232,7 @@ async fn provider_errors_fail_over_or_surface_with_the_raw_error() {
 fn cloud_config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\n  az:\n    dialect: azure\n    base_url: \"{base}\"\n    api_version: \"2024-10-21\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  amazon/nova:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0\", price: {{ prompt: 0.8, completion: 3.2 }} }}\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-3-5-sonnet-20241022-v2:0+tool_call\" }}\n  bedrock/throttled:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=429\" }}\n  bedrock/quota:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n  bedrock/quota-or-azure:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n      - {{ provider: az, model: my-gpt4o-deployment }}\n  openai/gpt-azure:\n    endpoints:\n      - {{ provider: az, model: my-gpt4o-deployment, price: {{ prompt: 2.5, completion: 10 }} }}\n",
+        "{}providers:\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\n  az:\n    dialect: azure\n    base_url: \"{base}\"\n    api_version: \"2024-10-21\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  amazon/nova:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0\", price: {{ prompt: 0.8, completion: 3.2 }} }}\n  anthropic/claude-bedrock-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0\" }}\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-3-5-sonnet-20241022-v2:0+tool_call\" }}\n  bedrock/throttled:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=429\" }}\n  bedrock/quota:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n  bedrock/quota-or-azure:\n    endpoints:\n      - {{ provider: br, model: \"amazon.nova-pro-v1:0+status=400+error_type=ServiceQuotaExceededException\" }}\n      - {{ provider: az, model: my-gpt4o-deployment }}\n  openai/gpt-azure:\n    endpoints:\n      - {{ provider: az, model: my-gpt4o-deployment, price: {{ prompt: 2.5, completion: 10 }} }}\n",
         config_head()
     )
 }
@@ -349,6 +349,53 @@ async fn azure_uses_the_deployment_url_api_version_and_api_key() {
             assert!(
                 text.contains("\"model\":\"openai/gpt-azure\""),
                 "the usage chunk names the catalog model"
+            );
+        }
+    }
+}
+
+/// A reasoning budget and no `max_tokens`: the limit sent makes room for the budget but stays
+/// within the model's output limit (Claude refuses a higher one), and a budget the limit
+/// cannot hold is cut to leave the answer room, on Anthropic's API and on Bedrock alike.
+#[tokio::test]
+async fn a_reasoning_budget_without_max_tokens_stays_within_the_models_output_limit() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let anthropic = Gateway::start(&config(&mock));
+    let bedrock = Gateway::start(&cloud_config(&mock));
+    let cases = [
+        (
+            &anthropic,
+            "anthropic/claude-64k",
+            "/max_tokens",
+            "/thinking/budget_tokens",
+        ),
+        (
+            &bedrock,
+            "anthropic/claude-bedrock-64k",
+            "/inferenceConfig/maxTokens",
+            "/additionalModelRequestFields/thinking/budget_tokens",
+        ),
+    ];
+    for (gw, model, cap_at, budget_at) in cases {
+        for (asked, sent) in [(8000, 8000), (64_000, 60_800)] {
+            let r = chat(
+                gw,
+                json!({"model": model, "reasoning": {"max_tokens": asked},
+                "messages": [{"role": "user", "content": "Think hard."}]}),
+            )
+            .await;
+            assert_eq!(r.status(), 200, "{model}: {}", r.text().await.unwrap());
+            let up = mock.requests().pop().unwrap().json().unwrap();
+            let cap = up.pointer(cap_at).and_then(Value::as_u64).unwrap();
+            let budget = up.pointer(budget_at).and_then(Value::as_u64).unwrap();
+            assert_eq!(
+                cap, 64_000,
+                "{model}, budget {asked}: the model's limit, no more: {up}"
+            );
+            assert_eq!(budget, sent, "{model}, budget {asked}: {up}");
+            assert!(
+                (1024..cap).contains(&budget),
+                "{model}: a budget Claude takes: {up}"
             );
         }
     }

@@ -10,6 +10,7 @@ mod carry;
 pub(crate) mod golden;
 mod parts;
 mod reply;
+mod thinking;
 
 use serde_json::{Map, Value};
 
@@ -24,6 +25,7 @@ pub use parts::{
 pub use reply::{
     error_text, now_unix, tool_call_json, usage_json, ChunkWriter, Reply, UNREPORTED_USAGE,
 };
+pub use thinking::{claude_thinking, native_thinking, thinking_budget, OutputLimit};
 
 /// The request body for a provider, and what of the client's request it could not express
 /// (top-level field names, or `messages[i]...` paths of dropped content). DESIGN §3: the proxy

@@ -14,6 +14,8 @@ use crate::api::{ApiError, TopLevelFields};
 use crate::catalog::Dialect;
 use crate::metering::Usage;
 
+pub use common::OutputLimit;
+
 /// A chat request as one provider's dialect wants it.
 #[derive(Debug)]
 pub struct UpstreamChat {
@@ -22,27 +24,25 @@ pub struct UpstreamChat {
     pub dropped: Vec<String>,
 }
 
-/// The client's OpenAI chat request in `dialect`, for `upstream_model`.
+/// The client's OpenAI chat request in `dialect`, for `upstream_model`, whose output `limit`
+/// the dialects that must send one work within.
 pub fn chat_request(
     dialect: Dialect,
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    default_max_tokens: u64,
+    limit: impl Into<OutputLimit>,
 ) -> Result<UpstreamChat, ApiError> {
+    let limit = limit.into();
     let converted = match dialect {
         Dialect::OpenAi | Dialect::Azure => {
             openai::convert_chat_request(fields, upstream_model, stream)
         }
         Dialect::Anthropic => {
-            anthropic::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
+            anthropic::convert_chat_request(fields, upstream_model, stream, limit)?
         }
-        Dialect::Gemini => {
-            gemini::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
-        }
-        Dialect::Bedrock => {
-            bedrock::convert_chat_request(fields, upstream_model, stream, default_max_tokens)?
-        }
+        Dialect::Gemini => gemini::convert_chat_request(fields, upstream_model, stream, limit)?,
+        Dialect::Bedrock => bedrock::convert_chat_request(fields, upstream_model, stream, limit)?,
     };
     Ok(UpstreamChat {
         body: converted.body,

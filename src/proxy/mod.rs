@@ -202,16 +202,12 @@ fn prepare_attempt(
             return Ok(());
         }
     }
-    let max_tokens = candidate
-        .model
-        .max_output
-        .unwrap_or(limits::DEFAULT_MAX_OUTPUT);
     let converted = dialects::chat_request(
         provider.dialect,
         &chat.fields,
         upstream_model,
         chat.stream,
-        max_tokens,
+        limits::output_limit(candidate),
     )?;
     ctx.upstream_body = converted.body;
     ctx.dropped = ctx

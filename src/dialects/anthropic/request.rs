@@ -2,13 +2,15 @@
 //!
 //! Parameter mapping (anything else present is dropped and listed in `dropped`):
 //! - `max_completion_tokens` / `max_tokens` -> `max_tokens`, which Anthropic requires: the
-//!   caller's `default_max_tokens` when the client set none.
+//!   output limit's default when the client set none (with room for thinking, within the
+//!   model's limit: see [`claude_thinking`]).
 //! - `stop` -> `stop_sequences` (without whitespace-only ones); `temperature` (clamped to Anthropic's 0..=1), `top_p`, `top_k`.
 //! - `tools` -> `tools` with `input_schema`; `tool_choice` auto/none/required/named ->
 //!   `auto`/`none`/`any`/`tool`; `parallel_tool_calls: false` -> `disable_parallel_tool_use`.
-//! - `reasoning_effort` / `reasoning` -> `thinking` with a token budget (see [`thinking`]); a
-//!   client's own Anthropic `thinking` object is passed as it is (the way to reach models that
-//!   only take `{"type": "adaptive"}`).
+//! - `reasoning_effort` / `reasoning` -> `thinking` with a token budget (see
+//!   [`claude_thinking`]); a client's own Anthropic `thinking` object is passed as it is (the
+//!   way to reach models that only take `{"type": "adaptive"}`; [`native_thinking`]: only a
+//!   budget the model's limit cannot hold is cut).
 //! - `response_format`: Anthropic has no JSON mode that every model accepts, so JSON output is
 //!   asked for in a system instruction (with the schema for `json_schema`); it is not enforced.
 //! - `user` -> `metadata.user_id`.
@@ -19,7 +21,8 @@ use serde_json::{json, Map, Value};
 use super::messages::{self, Turn};
 use crate::api::{ApiError, TopLevelFields};
 use crate::dialects::common::{
-    ChatParams, ConvertedRequest, Reasoning, ResponseFormat, ToolChoice,
+    claude_thinking, native_thinking, ChatParams, ConvertedRequest, OutputLimit, ResponseFormat,
+    ToolChoice,
 };
 
 const UNDERSTOOD: &[&str] = &[
@@ -39,8 +42,6 @@ const UNDERSTOOD: &[&str] = &[
     "thinking",
 ];
 
-/// Anthropic's smallest thinking budget.
-const MIN_THINKING_BUDGET: u64 = 1024;
 /// With thinking on, Anthropic refuses `top_p` below this.
 const MIN_THINKING_TOP_P: f64 = 0.95;
 
@@ -51,9 +52,9 @@ pub fn chat_request_body(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    default_max_tokens: u64,
+    limit: OutputLimit,
 ) -> Result<Bytes, ApiError> {
-    convert_chat_request(fields, upstream_model, stream, default_max_tokens).map(|c| c.body)
+    convert_chat_request(fields, upstream_model, stream, limit).map(|c| c.body)
 }
 
 /// [`chat_request_body`], plus what of the request could not be expressed.
@@ -61,7 +62,7 @@ pub fn convert_chat_request(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    default_max_tokens: u64,
+    limit: OutputLimit,
 ) -> Result<ConvertedRequest, ApiError> {
     let mut p = ChatParams::read(fields, UNDERSTOOD)?;
     let mut notes = std::mem::take(&mut p.dropped);
@@ -77,7 +78,7 @@ pub fn convert_chat_request(
             .push(json!({ "type": "text", "text": json_instruction(format) }));
     }
 
-    let (thinking, max_tokens) = plan_thinking(fields, &p, default_max_tokens, &mut notes)?;
+    let (thinking, max_tokens) = plan_thinking(fields, &p, limit, &mut notes)?;
     let thinking_on = thinking.as_ref().is_some_and(|t| t["type"] != "disabled");
 
     let mut body = Map::new();
@@ -167,15 +168,15 @@ pub fn convert_chat_request(
 fn plan_thinking(
     fields: &TopLevelFields,
     p: &ChatParams,
-    default_cap: u64,
+    limit: OutputLimit,
     notes: &mut Vec<String>,
 ) -> Result<(Option<Value>, u64), ApiError> {
     let native = fields
         .get::<Value>("thinking", "an object")?
         .filter(Value::is_object);
     let (thinking, cap) = match native {
-        Some(t) => native_thinking(t, p.max_tokens, default_cap),
-        None => thinking(p.reasoning.as_ref(), p.max_tokens, default_cap),
+        Some(t) => native_thinking(t, p.max_tokens, limit),
+        None => claude_thinking(p.reasoning.as_ref(), p.max_tokens, limit),
     };
     let on = thinking.as_ref().is_some_and(|t| t["type"] != "disabled");
     let forced_tool = matches!(
@@ -185,64 +186,12 @@ fn plan_thinking(
     if on && forced_tool {
         // Anthropic refuses thinking with a forced tool; the tool call is the client's contract.
         notes.push("reasoning (Anthropic cannot think while a tool is forced)".into());
-        return Ok((None, p.max_tokens.unwrap_or(default_cap)));
+        return Ok((None, p.max_tokens.unwrap_or(limit.default)));
     }
     if thinking.is_none() && p.reasoning.as_ref().is_some_and(|r| !r.is_off()) {
         notes.push("reasoning (budget does not fit under max_tokens)".into());
     }
     Ok((thinking, cap))
-}
-
-/// Share of the output limit each effort may think for (OpenRouter's documented rule).
-fn effort_share(effort: &str) -> f64 {
-    match effort {
-        "minimal" => 0.1,
-        "low" => 0.2,
-        "medium" => 0.5,
-        "high" => 0.8,
-        _ => 0.95, // xhigh, max
-    }
-}
-
-/// `thinking` and `max_tokens` for the client's reasoning settings. An explicit budget is kept
-/// (at least 1024); an effort takes its share of the output limit. Anthropic needs the budget
-/// below `max_tokens`: without a client limit, the answer gets the default limit on top of
-/// an explicit budget; under a client limit too small to think in, thinking is left off.
-fn thinking(
-    reasoning: Option<&Reasoning>,
-    client_cap: Option<u64>,
-    default_cap: u64,
-) -> (Option<Value>, u64) {
-    let cap = client_cap.unwrap_or(default_cap);
-    let Some(r) = reasoning.filter(|r| !r.is_off()) else {
-        return (None, cap);
-    };
-    let (budget, cap) = match r.max_tokens {
-        Some(b) => {
-            let budget = b.max(MIN_THINKING_BUDGET);
-            (
-                budget,
-                client_cap.unwrap_or(budget.saturating_add(default_cap)),
-            )
-        }
-        None => {
-            let share = effort_share(r.effort.as_deref().unwrap_or("medium"));
-            (((cap as f64 * share) as u64).max(MIN_THINKING_BUDGET), cap)
-        }
-    };
-    if budget >= cap {
-        return (None, cap);
-    }
-    (
-        Some(json!({ "type": "enabled", "budget_tokens": budget })),
-        cap,
-    )
-}
-
-fn native_thinking(t: Value, client_cap: Option<u64>, default_cap: u64) -> (Option<Value>, u64) {
-    let budget = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
-    let cap = client_cap.unwrap_or_else(|| budget.saturating_add(default_cap));
-    (Some(t), cap)
 }
 
 fn tool_choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> {

@@ -14,7 +14,7 @@ const CREATED: u64 = 1_700_000_000;
 
 fn convert(body: &str) -> Result<crate::dialects::common::ConvertedRequest, crate::api::ApiError> {
     let fields = TopLevelFields::parse(Bytes::copy_from_slice(body.as_bytes()))?;
-    convert_chat_request(&fields, MODEL, false, DEFAULT_MAX_TOKENS)
+    convert_chat_request(&fields, MODEL, false, DEFAULT_MAX_TOKENS.into())
 }
 
 impl golden::StreamUnderTest for StreamConverter {
@@ -49,7 +49,7 @@ fn run(case: &Case) -> Result<(), String> {
                 .ok()
                 .flatten()
                 .unwrap_or(false);
-            let c = convert_chat_request(&fields, MODEL, stream, DEFAULT_MAX_TOKENS)
+            let c = convert_chat_request(&fields, MODEL, stream, DEFAULT_MAX_TOKENS.into())
                 .map_err(|e| e.to_string())?;
             let body: Value = serde_json::from_slice(&c.body).map_err(|e| e.to_string())?;
             case.check("expected.json", &golden::pretty(&body))?;

@@ -3,7 +3,8 @@
 //!
 //! Parameter mapping (anything else present is dropped and listed in `dropped`):
 //! - `max_completion_tokens` / `max_tokens` -> `inferenceConfig.maxTokens` (none: the model's
-//!   own default, which fits every Bedrock model, unless thinking needs a limit above its budget).
+//!   own default, which fits every Bedrock model, unless thinking needs a limit above its
+//!   budget: then as for Anthropic's API, within the model's limit, see [`claude_thinking`]).
 //! - `temperature` (clamped to Converse's 0..=1), `top_p`, `stop` (without blank sequences) ->
 //!   `inferenceConfig`. `top_k` has no Converse field: Claude takes it as its own `top_k`.
 //! - `tools` -> `toolConfig.tools[].toolSpec` with `inputSchema.json`; `tool_choice`
@@ -12,8 +13,9 @@
 //!   and the choice is reported dropped. A conversation with tool calls but no `tools` gets
 //!   minimal declarations of the tools it called, which Bedrock requires.
 //! - `reasoning_effort` / `reasoning` -> Claude's `thinking` in `additionalModelRequestFields`
-//!   (see [`thinking`]); a client's own Anthropic `thinking` object is passed as it is. Other
-//!   models have no documented Converse reasoning switch: reported dropped.
+//!   (see [`claude_thinking`]); a client's own Anthropic `thinking` object is passed as it is
+//!   ([`native_thinking`]: only a budget the model's limit cannot hold is cut). Other models
+//!   have no documented Converse reasoning switch: reported dropped.
 //! - `response_format`: asked for in a system instruction (with the schema), not enforced.
 //! - `user` -> `requestMetadata.user` (invocation-log metadata) when Bedrock's pattern allows it.
 
@@ -24,7 +26,8 @@ use super::is_claude;
 use super::messages::{self, Conversation};
 use crate::api::{ApiError, TopLevelFields};
 use crate::dialects::common::{
-    ChatParams, ConvertedRequest, Reasoning, ResponseFormat, ToolChoice,
+    claude_thinking, native_thinking, ChatParams, ConvertedRequest, OutputLimit, ResponseFormat,
+    ToolChoice,
 };
 
 const UNDERSTOOD: &[&str] = &[
@@ -44,8 +47,6 @@ const UNDERSTOOD: &[&str] = &[
     "user",
 ];
 
-/// Claude's smallest thinking budget.
-const MIN_THINKING_BUDGET: u64 = 1024;
 /// With thinking on, Claude refuses `top_p` below this.
 const MIN_THINKING_TOP_P: f64 = 0.95;
 
@@ -57,9 +58,9 @@ pub fn chat_request_body(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    default_max_tokens: u64,
+    limit: OutputLimit,
 ) -> Result<Bytes, ApiError> {
-    convert_chat_request(fields, upstream_model, stream, default_max_tokens).map(|c| c.body)
+    convert_chat_request(fields, upstream_model, stream, limit).map(|c| c.body)
 }
 
 /// [`chat_request_body`], plus what of the request could not be expressed.
@@ -67,7 +68,7 @@ pub fn convert_chat_request(
     fields: &TopLevelFields,
     upstream_model: &str,
     _stream: bool,
-    default_max_tokens: u64,
+    limit: OutputLimit,
 ) -> Result<ConvertedRequest, ApiError> {
     let claude = is_claude(upstream_model);
     let mut p = ChatParams::read(fields, UNDERSTOOD)?;
@@ -83,7 +84,7 @@ pub fn convert_chat_request(
         conv.system
             .push(json!({ "text": json_instruction(format) }));
     }
-    let (thinking, max_tokens) = plan_thinking(fields, &p, claude, default_max_tokens, &mut notes)?;
+    let (thinking, max_tokens) = plan_thinking(fields, &p, claude, limit, &mut notes)?;
     let thinking_on = thinking.as_ref().is_some_and(|t| t["type"] != "disabled");
 
     let mut body = Map::new();
@@ -229,7 +230,7 @@ fn plan_thinking(
     fields: &TopLevelFields,
     p: &ChatParams,
     claude: bool,
-    default_cap: u64,
+    limit: OutputLimit,
     notes: &mut Vec<String>,
 ) -> Result<(Option<Value>, Option<u64>), ApiError> {
     let native = fields
@@ -246,14 +247,8 @@ fn plan_thinking(
         return Ok((None, p.max_tokens));
     }
     let (thinking, cap) = match native {
-        Some(t) => {
-            let budget = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
-            let cap = p
-                .max_tokens
-                .unwrap_or_else(|| budget.saturating_add(default_cap));
-            (Some(t), cap)
-        }
-        None => thinking(p.reasoning.as_ref(), p.max_tokens, default_cap),
+        Some(t) => native_thinking(t, p.max_tokens, limit),
+        None => claude_thinking(p.reasoning.as_ref(), p.max_tokens, limit),
     };
     let on = thinking.as_ref().is_some_and(|t| t["type"] != "disabled");
     let forced_tool = matches!(
@@ -272,53 +267,6 @@ fn plan_thinking(
         Some(t) => (Some(t), Some(cap)),
         None => (None, p.max_tokens),
     })
-}
-
-/// Share of the output limit each effort may think for (OpenRouter's documented rule).
-fn effort_share(effort: &str) -> f64 {
-    match effort {
-        "minimal" => 0.1,
-        "low" => 0.2,
-        "medium" => 0.5,
-        "high" => 0.8,
-        _ => 0.95, // xhigh, max
-    }
-}
-
-/// `thinking` and the output limit for the client's reasoning settings, as for Anthropic's
-/// API: an explicit budget is kept (at least 1024); an effort takes its share of the limit.
-/// The budget must stay below the limit: without a client limit the answer gets the default
-/// limit on top of an explicit budget; under a client limit too small to think in, thinking
-/// is left off.
-fn thinking(
-    reasoning: Option<&Reasoning>,
-    client_cap: Option<u64>,
-    default_cap: u64,
-) -> (Option<Value>, u64) {
-    let cap = client_cap.unwrap_or(default_cap);
-    let Some(r) = reasoning.filter(|r| !r.is_off()) else {
-        return (None, cap);
-    };
-    let (budget, cap) = match r.max_tokens {
-        Some(b) => {
-            let budget = b.max(MIN_THINKING_BUDGET);
-            (
-                budget,
-                client_cap.unwrap_or(budget.saturating_add(default_cap)),
-            )
-        }
-        None => {
-            let share = effort_share(r.effort.as_deref().unwrap_or("medium"));
-            (((cap as f64 * share) as u64).max(MIN_THINKING_BUDGET), cap)
-        }
-    };
-    if budget >= cap {
-        return (None, cap);
-    }
-    (
-        Some(json!({ "type": "enabled", "budget_tokens": budget })),
-        cap,
-    )
 }
 
 fn json_instruction(format: &ResponseFormat) -> String {

@@ -38,7 +38,7 @@ impl golden::StreamUnderTest for StreamConverter {
 
 fn convert(body: &str, model: &str) -> Result<ConvertedRequest, ApiError> {
     let fields = TopLevelFields::parse(Bytes::copy_from_slice(body.as_bytes()))?;
-    convert_chat_request(&fields, model, false, 4096)
+    convert_chat_request(&fields, model, false, 4096.into())
 }
 
 fn run(case: &Case) -> Result<(), String> {
@@ -51,8 +51,8 @@ fn run(case: &Case) -> Result<(), String> {
                 .get("model", "a string")
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
-            let c =
-                convert_chat_request(&fields, &model, false, 4096).map_err(|e| e.to_string())?;
+            let c = convert_chat_request(&fields, &model, false, 4096.into())
+                .map_err(|e| e.to_string())?;
             let body: Value = serde_json::from_slice(&c.body).map_err(|e| e.to_string())?;
             case.check("expected.json", &golden::pretty(&body))?;
             let dropped = (!c.dropped.is_empty()).then(|| golden::pretty(&json!(c.dropped)));

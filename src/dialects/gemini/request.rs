@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use super::contents;
 use crate::api::{ApiError, TopLevelFields};
 use crate::dialects::common::{
-    ChatParams, ConvertedRequest, Reasoning, ResponseFormat, ToolChoice,
+    ChatParams, ConvertedRequest, OutputLimit, Reasoning, ResponseFormat, ToolChoice,
 };
 
 const UNDERSTOOD: &[&str] = &[
@@ -47,9 +47,9 @@ pub fn chat_request_body(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    default_max_tokens: u64,
+    limit: OutputLimit,
 ) -> Result<Bytes, ApiError> {
-    convert_chat_request(fields, upstream_model, stream, default_max_tokens).map(|c| c.body)
+    convert_chat_request(fields, upstream_model, stream, limit).map(|c| c.body)
 }
 
 /// [`chat_request_body`], plus what of the request could not be expressed.
@@ -57,7 +57,7 @@ pub fn convert_chat_request(
     fields: &TopLevelFields,
     _upstream_model: &str,
     _stream: bool,
-    _default_max_tokens: u64,
+    _limit: OutputLimit,
 ) -> Result<ConvertedRequest, ApiError> {
     let mut p = ChatParams::read(fields, UNDERSTOOD)?;
     let mut notes = std::mem::take(&mut p.dropped);

@@ -31,7 +31,7 @@ impl golden::StreamUnderTest for StreamConverter {
 
 fn convert(body: &str) -> Result<crate::dialects::common::ConvertedRequest, crate::api::ApiError> {
     let fields = TopLevelFields::parse(Bytes::copy_from_slice(body.as_bytes()))?;
-    convert_chat_request(&fields, MODEL, false, 4096)
+    convert_chat_request(&fields, MODEL, false, 4096.into())
 }
 
 fn run(case: &Case) -> Result<(), String> {
@@ -39,7 +39,8 @@ fn run(case: &Case) -> Result<(), String> {
         Kind::Request => {
             let fields = TopLevelFields::parse(Bytes::from(case.input.clone()))
                 .map_err(|e| e.to_string())?;
-            let c = convert_chat_request(&fields, MODEL, false, 4096).map_err(|e| e.to_string())?;
+            let c = convert_chat_request(&fields, MODEL, false, 4096.into())
+                .map_err(|e| e.to_string())?;
             let body: Value = serde_json::from_slice(&c.body).map_err(|e| e.to_string())?;
             case.check("expected.json", &golden::pretty(&body))?;
             let dropped = (!c.dropped.is_empty()).then(|| golden::pretty(&json!(c.dropped)));
