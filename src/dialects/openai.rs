@@ -28,11 +28,14 @@ pub fn convert_chat_request(
     upstream_model: &str,
     stream: bool,
 ) -> ConvertedRequest {
+    // Built once: a finder's set-up costs about what searching a short body does.
+    static MARKER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MESSAGES_THINKING_FORMAT));
     let mut dropped = Vec::new();
     // Only the door writes the marker, so other requests pay one substring search, no parse.
     let messages = fields
         .raw("messages")
-        .filter(|raw| memchr::memmem::find(raw, MESSAGES_THINKING_FORMAT.as_bytes()).is_some())
+        .filter(|raw| MARKER.find(raw).is_some())
         .and_then(|raw| without_messages_thinking(raw, &mut dropped));
     ConvertedRequest {
         body: write_body(fields, upstream_model, stream, messages.as_deref()),
