@@ -257,25 +257,7 @@ async fn editing_the_file_a_config_link_points_to_reloads_the_config() {
     let tmp = gw.dir.join("real/.config.yaml.swp");
     std::fs::write(&tmp, rendered.replace("model: v0", "model: v3")).unwrap();
     std::fs::rename(&tmp, &real).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = chat(
-            &gw,
-            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
-        assert_eq!(r.status(), 200);
-        let served = a.requests().last().and_then(|r| r.json()).unwrap()["model"].clone();
-        if served == "v3" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still serving {served} after the linked file changed: {}",
-            gw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_serving(&gw, &a, "v3", "the linked file changed").await;
 }
 
 /// A Kubernetes ConfigMap volume: `config.yaml -> ..data/config.yaml`, `..data -> ..<version>`;
@@ -314,21 +296,27 @@ async fn a_kubernetes_style_symlink_swap_reloads_the_config() {
 
     version("..v2", &rendered.replace("model: v0", "model: v2"));
     swap_data("..v2");
+    wait_until_serving(&gw, &a, "v2", "the ..data swap").await;
+}
+
+/// Chats (bounded wait) until mock `a` is asked for upstream model `version`: the reload
+/// after `what` has taken effect.
+async fn wait_until_serving(gw: &Gateway, a: &MockServer, version: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = chat(
-            &gw,
+            gw,
             json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
         assert_eq!(r.status(), 200);
         let served = a.requests().last().and_then(|r| r.json()).unwrap()["model"].clone();
-        if served == "v2" {
-            break;
+        if served == version {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "still serving {served} after the ..data swap: {}",
+            "still serving {served} after {what}: {}",
             gw.log_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

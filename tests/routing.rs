@@ -373,6 +373,14 @@ async fn backend_health(metrics_port: u16, provider: &str, rows: usize) -> Vec<(
     }
 }
 
+/// `n` chats, each answered 200.
+async fn chats_answered(gw: &Gateway, n: usize) {
+    for _ in 0..n {
+        let hi = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(chat(gw, hi).await.status(), 200);
+    }
+}
+
 fn keys_seen(mock: &MockServer) -> (usize, usize) {
     let chats = mock.requests();
     let with = |key: &str| {
@@ -405,14 +413,7 @@ async fn two_keys_on_one_url_share_its_traffic() {
         ]
     );
     mock.clear_requests();
-    for _ in 0..60 {
-        let resp = chat(
-            &gw,
-            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
-        assert_eq!(resp.status(), 200);
-    }
+    chats_answered(&gw, 60).await;
     let (a, b) = keys_seen(&mock);
     assert_eq!(a + b, 60);
     // Equal weights: a fair draw puts fewer than 10 of 60 on one key about once in 10^8.
@@ -439,14 +440,7 @@ async fn a_refused_key_on_a_shared_url_is_passed_over() {
         ]
     );
     mock.clear_requests();
-    for _ in 0..20 {
-        let resp = chat(
-            &gw,
-            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
-        assert_eq!(resp.status(), 200);
-    }
+    chats_answered(&gw, 20).await;
     assert_eq!(keys_seen(&mock), (20, 0));
 }
 

@@ -65,8 +65,18 @@ const SEED_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long startup waits for a first answer from Redis.
 const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
-static ADMIT: Lazy<Script> = Lazy::new(|| Script::new(include_str!("redis/admit.lua")));
-static SETTLE: Lazy<Script> = Lazy::new(|| Script::new(include_str!("redis/settle.lua")));
+static ADMIT: Lazy<Script> = Lazy::new(|| {
+    Script::new(concat!(
+        include_str!("redis/held.lua"),
+        include_str!("redis/admit.lua")
+    ))
+});
+static SETTLE: Lazy<Script> = Lazy::new(|| {
+    Script::new(concat!(
+        include_str!("redis/held.lua"),
+        include_str!("redis/settle.lua")
+    ))
+});
 static CHARGE: Lazy<Script> = Lazy::new(|| Script::new(include_str!("redis/charge.lua")));
 static SEED: Lazy<Script> = Lazy::new(|| Script::new(include_str!("redis/seed.lua")));
 static REPORT: Lazy<Script> = Lazy::new(|| Script::new(include_str!("redis/report.lua")));

@@ -42,28 +42,6 @@ end
 local now = tonumber(ARGV[1])
 local MAX_HELD = 2^62
 
--- A held sum, as a decimal string; a negative one is reset to zero (see the header).
-local function held(field)
-  local sum = redis.call('HGET', KEYS[6], field) or '0'
-  if tonumber(sum) < 0 then
-    redis.call('HSET', KEYS[6], field, '0')
-    return '0'
-  end
-  return sum
-end
-
--- Takes a released hold's amount off a held sum, never below zero (doubles round
--- monotonically, so `>` here implies it for the exact integers: HINCRBY stays positive).
-local function release(field, amount)
-  local sum = held(field)
-  if amount == '0' or sum == '0' then return end
-  if tonumber(sum) > tonumber(amount) then
-    redis.call('HINCRBY', KEYS[6], field, '-' .. amount)
-  else
-    redis.call('HSET', KEYS[6], field, '0')
-  end
-end
-
 -- A hold outlives its lease only when its instance died before settling it. Releasing it
 -- is due whatever this admission decides.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)

@@ -13,17 +13,6 @@
 --       6 ttl ms of the window key
 -- Reply {settled (1 or 0), spend 1, 2, 3, 4 (false where absent)}
 
--- Takes the hold's amount off a held sum, never below zero (as admit.lua releases).
-local function release(field, amount)
-  local sum = redis.call('HGET', KEYS[6], field) or '0'
-  if amount == '0' or sum == '0' then return end
-  if tonumber(sum) > tonumber(amount) then
-    redis.call('HINCRBY', KEYS[6], field, '-' .. amount)
-  else
-    redis.call('HSET', KEYS[6], field, '0')
-  end
-end
-
 local settled = 0
 if redis.call('ZREM', KEYS[5], ARGV[1]) == 1 then
   settled = 1
