@@ -52,6 +52,11 @@ pub fn assert_openai_events(out: &[u8]) {
     }
     assert!(text.ends_with("\n\n"), "output ends mid-event: {text:?}");
     for event in text[..text.len() - 2].split("\n\n") {
+        // A comment (`: keep-alive`, Anthropic's ping passed on) is well-formed SSE that
+        // clients skip.
+        if event.starts_with(':') && !event.contains('\n') {
+            continue;
+        }
         let data = event
             .strip_prefix("data: ")
             .unwrap_or_else(|| panic!("not a data event: {event:?}"));
