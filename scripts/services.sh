@@ -38,6 +38,13 @@ install_missing() {
     # The packages' own service units are not used (and may not start in a container).
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null
+    # On a host running systemd they did start, on the default ports: stop what was just
+    # installed (only that: an operator's own Redis or Postgres is left alone).
+    if [ -d /run/systemd/system ]; then
+      for unit in "${missing[@]}"; do
+        as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      done
+    fi
   fi
 }
 

@@ -34,6 +34,9 @@ pub struct ServeOptions {
     pub watch_config: bool,
 }
 
+/// How long Pingora's runtimes may take to stop once the grace period is over.
+const RUNTIME_SHUTDOWN_SECS: u64 = 5;
+
 fn server_conf(snapshot: &Snapshot) -> ServerConf {
     let server = &snapshot.server;
     let port = server
@@ -46,7 +49,9 @@ fn server_conf(snapshot: &Snapshot) -> ServerConf {
         threads: server.threads,
         work_stealing: server.work_stealing,
         grace_period_seconds: Some(server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(server.grace_period.as_secs().max(1)),
+        // After the grace period (which Pingora waits out whole) requests have had their
+        // time: the runtimes get a few seconds more, not a second grace period.
+        graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECS),
         pid_file: server
             .pid_file
             .clone()
@@ -67,7 +72,12 @@ fn open_ledger(snapshot: &Snapshot) -> Result<(Ledger, Arc<KeyStore>, Arc<Budget
         .database_url
         .as_deref()
         .unwrap_or(DEFAULT_DATABASE_URL);
-    let ledger = Ledger::open(url).map_err(|e| format!("cannot open the ledger at {url}: {e}"))?;
+    let ledger = Ledger::open(url).map_err(|e| {
+        format!(
+            "cannot open the ledger at {}: {e}",
+            crate::ledger::redacted_url(url)
+        )
+    })?;
     let keys = Arc::new(KeyStore::new(ledger.clone()));
     block_on(keys.refresh()).map_err(|e| format!("cannot load API keys from the ledger: {e}"))?;
     let budgets = Arc::new(Budgets::default());
@@ -105,8 +115,29 @@ fn seed_new_keys<'a>(
     Ok(())
 }
 
+/// Every address the gateway will listen on can be bound now.
+fn check_listeners_free(snapshot: &Snapshot) -> Result<(), String> {
+    let server = &snapshot.server;
+    let all = server
+        .listen
+        .iter()
+        .chain(&server.metrics_listen)
+        .chain(&server.admin_listen);
+    for addr in all {
+        std::net::TcpListener::bind(addr.as_str())
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs the gateway until it is told to stop, then flushes the ledger.
 pub fn serve(snapshot: Snapshot, opts: ServeOptions) -> Result<(), String> {
+    if !opts.upgrade {
+        // Pingora binds in a task of its own and a failure there only ends that task: the
+        // process would run on, exit code 0, without the listener. An upgrade takes its
+        // sockets from the running process instead.
+        check_listeners_free(&snapshot)?;
+    }
     let conf = server_conf(&snapshot);
     let opt = Opt {
         upgrade: opts.upgrade,

@@ -112,3 +112,135 @@ fn the_allocator_caches_pingoras_body_buffers_per_thread() {
     let stats = String::from_utf8_lossy(&out.stderr);
     assert!(stats.contains("opt.tcache_max: 131072"), "{stats}");
 }
+
+/// A ledger that cannot be opened is named in the error without its password (the docs
+/// tell operators to write it in `database_url`, and stderr goes to the journal).
+#[test]
+fn an_unreachable_ledger_is_named_without_its_password() {
+    let dir = std::env::temp_dir().join(format!("switchyard-install-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  database_url: \"postgres://sy:hunter2-secret@127.0.0.1:{port}/ledger\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["keys", "-c"])
+        .arg(&config)
+        .arg("list")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("postgres://sy:***@127.0.0.1:{port}/ledger")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A listen address already taken stops `serve` at once with the reason, rather than leaving
+/// a process up (and systemd content) without the listener.
+#[test]
+fn serve_fails_when_it_cannot_listen() {
+    let dir = std::env::temp_dir().join(format!("switchyard-install-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: [\"{addr}\"]\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--no-watch", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running without its listener on {addr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// README's service install steps, followed into a scratch directory standing for
+/// /etc/switchyard: what they copy is a config that checks (the shipped config includes
+/// `catalog/*.yaml` beside it, so the steps must copy the catalog too).
+#[test]
+fn the_readme_install_steps_give_a_config_that_checks() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(manifest.join("README.md")).unwrap();
+    let etc = std::env::temp_dir().join(format!("switchyard-install-etc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&etc);
+    std::fs::create_dir_all(&etc).unwrap();
+    // `sudo install ... SOURCES /etc/switchyard/DIR/`: the copies into /etc/switchyard.
+    let copies = readme
+        .lines()
+        .flat_map(|line| line.split("&&"))
+        .map(str::split_whitespace)
+        .map(|words| words.filter(|w| *w != "sudo").collect::<Vec<_>>())
+        .filter(|w| w.first() == Some(&"install") && !w.contains(&"-d"))
+        .filter(|w| w.last().is_some_and(|d| d.starts_with("/etc/switchyard/")));
+    let mut copied = 0;
+    for words in copies {
+        let dest = etc.join(words.last().unwrap().trim_start_matches("/etc/switchyard/"));
+        std::fs::create_dir_all(&dest).unwrap();
+        for source in words.iter().filter(|w| w.starts_with("conf/")) {
+            let (dir, pattern) = source.rsplit_once('/').unwrap();
+            for entry in std::fs::read_dir(manifest.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                let matches = match pattern.strip_prefix('*') {
+                    Some(suffix) => name.ends_with(suffix),
+                    None => name == pattern,
+                };
+                if matches {
+                    std::fs::copy(&path, dest.join(&name)).unwrap();
+                    copied += 1;
+                }
+            }
+        }
+    }
+    assert!(copied > 1, "no install steps found in README.md");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "-c"])
+        .arg(etc.join("switchyard.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&etc);
+}

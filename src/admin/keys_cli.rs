@@ -121,8 +121,12 @@ fn request(cmd: KeysCommand) -> (&'static str, String, Value) {
 
 /// Runs one keys command against the ledger at `database_url`; prints the JSON answer.
 pub fn run(database_url: &str, cmd: KeysCommand) -> Result<Value, String> {
-    let ledger = Ledger::open(database_url)
-        .map_err(|e| format!("cannot open the ledger at {database_url}: {e}"))?;
+    let ledger = Ledger::open(database_url).map_err(|e| {
+        format!(
+            "cannot open the ledger at {}: {e}",
+            crate::ledger::redacted_url(database_url)
+        )
+    })?;
     // Show each key's real spend, as the admin API does.
     let budgets = Budgets::default();
     let now = (crate::ledger::now_ms() / 1000) as u64;

@@ -122,6 +122,34 @@ struct Target {
 
 /// The backend of `url`, and the URL sqlx should open. For SQLite: the parent folder is
 /// created and `mode=rwc` asks SQLite to create the file, unless the URL chose a mode.
+/// `url` as it may be shown: a password in it (`postgres://user:PASSWORD@host/db`, or
+/// `?password=...`) replaced by `***`. Messages about the database name it; logs and
+/// terminals must not hold its key.
+pub fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let mut shown = std::borrow::Cow::Borrowed(url);
+    if let Some(password) = userinfo_password(url) {
+        shown = format!("{}***{}", &url[..password.start], &url[password.end..]).into();
+    }
+    if let Some(at) = shown.find("password=") {
+        let value = at + "password=".len();
+        let end = shown[value..].find('&').map_or(shown.len(), |i| value + i);
+        shown = format!("{}***{}", &shown[..value], &shown[end..]).into();
+    }
+    shown
+}
+
+/// Where the password of `scheme://user:PASSWORD@host...` is.
+fn userinfo_password(url: &str) -> Option<std::ops::Range<usize>> {
+    let scheme_end = url.find("://")? + 3;
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    let at = authority.rfind('@')?;
+    let colon = authority[..at].find(':')?;
+    Some(scheme_end + colon + 1..scheme_end + at)
+}
+
 fn prepare_url(url: &str) -> Result<Target, LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let url = url.to_string();
@@ -137,7 +165,8 @@ fn prepare_url(url: &str) -> Result<Target, LedgerError> {
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
         return Err(LedgerError::Invalid(format!(
-            "database_url `{url}`: expected sqlite://PATH or postgres://..."
+            "database_url `{}`: expected sqlite://PATH or postgres://...",
+            redacted_url(url)
         )));
     };
     let (path, params) = match rest.split_once('?') {
@@ -224,6 +253,30 @@ fn migrator(backend: Backend) -> Migrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let cases = [
+            (
+                "postgres://sy:hunter2@db:5432/ledger",
+                "postgres://sy:***@db:5432/ledger",
+            ),
+            (
+                "postgresql://sy:p%40ss@db/l?sslmode=require",
+                "postgresql://sy:***@db/l?sslmode=require",
+            ),
+            ("postgres://sy@db/l", "postgres://sy@db/l"),
+            (
+                "postgres://db/l?password=x@y&sslmode=require",
+                "postgres://db/l?password=***&sslmode=require",
+            ),
+            ("sqlite://data/switchyard.db", "sqlite://data/switchyard.db"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn sqlite_urls_ask_for_creation() {

@@ -34,7 +34,7 @@ mod writer;
 
 use std::sync::Arc;
 
-pub use db::Backend;
+pub use db::{redacted_url, Backend};
 pub use error::LedgerError;
 pub use keys::{KeyPatch, NewKey, StoredKey};
 pub use period::{iso8601, now_ms, period_end, period_start};
