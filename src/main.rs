@@ -148,6 +148,7 @@ fn main() -> ExitCode {
             upgrade,
             no_watch,
         } => {
+            switchyard::reload::ignore_sighup_until_listening();
             init_logging();
             let loaded = if demo {
                 config::load_str(DEMO_CONFIG, "demo.yaml (built in)", &|v| {

@@ -35,6 +35,19 @@ pub struct Reloader {
 /// See [`Reloader::with_key_seeder`].
 pub type KeySeeder = Box<dyn Fn(&Snapshot) + Send + Sync>;
 
+/// A SIGHUP's default action ends the process, and the reload service starts listening for
+/// it only once the server runs, after the ledger, Redis and (on an upgrade) the socket
+/// handover: `systemctl reload` right after `start` would stop the gateway, and systemd counts
+/// a death by SIGHUP as a clean exit, so it would not restart it. Ignored until then; a
+/// reload asked for meanwhile is dropped (the config is being read anyway).
+pub fn ignore_sighup_until_listening() {
+    // SAFETY: installs the SIG_IGN disposition, no handler code; tokio's registration of its
+    // own handler later replaces it.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
 pub fn mark_loaded() {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

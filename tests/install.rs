@@ -244,3 +244,59 @@ fn the_readme_install_steps_give_a_config_that_checks() {
     );
     let _ = std::fs::remove_dir_all(&etc);
 }
+
+/// `systemctl reload` right after `start`: a SIGHUP while the gateway is still starting (here
+/// waiting up to 2 s for a Redis that is not there) must not end it; it serves once up.
+#[test]
+fn a_sighup_during_startup_does_not_stop_the_gateway() {
+    let dir = std::env::temp_dir().join(format!("switchyard-install-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (listen, no_redis) = (free(), free());
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: [\"{listen}\"]\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\n  redis_url: \"redis://{no_redis}\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--no-watch", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let healthy = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway ended on a SIGHUP during startup: {status}");
+        }
+        let answered = std::net::TcpStream::connect(listen).is_ok_and(|mut s| {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+        });
+        if answered || std::time::Instant::now() > deadline {
+            break answered;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy, "the gateway never answered /healthz");
+    let _ = std::fs::remove_dir_all(&dir);
+}
