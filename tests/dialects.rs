@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n",
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n",
         config_head()
     )
 }
@@ -114,6 +114,53 @@ async fn streams_are_converted_event_by_event_and_end_with_usage_and_done() {
             "{model}: the provider's own usage was read"
         );
     }
+}
+
+/// xAI (the OpenAI dialect) counts Grok's reasoning apart from `completion_tokens`, and in
+/// `total_tokens`: the reasoning is billed as output, and the client's usage adds up.
+#[tokio::test]
+async fn grok_reasoning_reported_apart_is_billed_and_shown_as_output() {
+    let (_mock, gw) = start();
+    // 10120 × $3/M + (1499 + 2809) × $15/M
+    let cost = (10120.0 * 3.0 + 4308.0 * 15.0) / 1e6;
+    let check = |usage: &Value, how: &str| {
+        assert_eq!(usage["prompt_tokens"], 10120, "{how}: {usage}");
+        assert_eq!(usage["completion_tokens"], 4308, "{how}: {usage}");
+        assert_eq!(usage["total_tokens"], 14428, "{how}: {usage}");
+        assert_eq!(
+            usage["completion_tokens_details"]["reasoning_tokens"], 2809,
+            "{how}"
+        );
+        let charged = usage["cost"].as_f64().unwrap();
+        assert!((charged - cost).abs() < 1e-12, "{how}: {charged} != {cost}");
+    };
+    let messages = json!([{"role": "user", "content": "think"}]);
+    let r = chat(&gw, json!({"model": "x-ai/grok", "messages": messages})).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    check(&body["usage"], "whole answer");
+    let rec: Value = client()
+        .get(gw.url(&format!("/api/v1/generation?id={id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["data"]["tokens_completion"], 4308, "{rec}");
+
+    let r = chat(
+        &gw,
+        json!({"model": "x-ai/grok", "stream": true, "messages": messages}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = sse_events(&r.text().await.unwrap());
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    check(&tail["usage"], "stream");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use super::quote::push_json_str;
 use super::scan::read_fields;
-use crate::metering::{OpenAiUsage, Usage};
+use crate::metering::{OpenAiUsage, OpenAiUsageReader, Usage};
 
 /// A provider's chat completion, read to its top-level fields.
 pub struct Completion<'a> {
@@ -59,9 +59,9 @@ impl<'a> Completion<'a> {
         read_fields(text, |key, field| {
             let raw = if key == "usage" && !usage_seen {
                 usage_seen = true;
-                let mut read = Usage::default();
-                let object = field.object(|k, value| read.read_openai_member(&k, value))?;
-                usage = object.complete.then_some(read);
+                let mut read = OpenAiUsageReader::default();
+                let object = field.object(|k, value| read.read_member(&k, value))?;
+                usage = object.complete.then(|| read.usage());
                 object.raw
             } else {
                 field.raw()?
@@ -273,9 +273,15 @@ mod tests {
         // Every single-byte change to a JSON-significant byte: the scan's verdict is the plain
         // scan's, and the usage it read is what reading the first `usage` value's text
         // gives (and, where serde reads the answer, what the tree reader gives).
-        let answer =
+        // OpenAI's shape, and xAI's (reasoning apart from completion; total with it).
+        let openai: &[u8] =
             br#"{"id":"c-1","choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],
             "usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,
+            "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},
+            "completion_tokens_details":{"reasoning_tokens":3,"accepted_prediction_tokens":0}}}"#;
+        let xai: &[u8] =
+            br#"{"id":"c-1","choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":19,
             "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},
             "completion_tokens_details":{"reasoning_tokens":3,"accepted_prediction_tokens":0}}}"#;
         let want = Usage {
@@ -285,37 +291,39 @@ mod tests {
             reasoning: 3,
             estimated: false,
         };
-        assert_eq!(Completion::parse(answer).unwrap().peek().usage, Some(want));
         let mut read = 0;
-        for at in 0..answer.len() {
-            for b in [b'"', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'x'] {
-                let mut body = answer.to_vec();
-                body[at] = b;
-                let fields = crate::api::scan::top_level_fields(&body);
-                let completion = Completion::parse(&body);
-                assert_eq!(
-                    completion.is_some(),
-                    fields.is_some(),
-                    "byte {at} -> {}",
-                    b as char
-                );
-                let (Some(fields), Some(completion)) = (fields, completion) else {
-                    continue;
-                };
-                let from_text = fields
-                    .iter()
-                    .find(|(k, _)| k == "usage")
-                    .and_then(|(_, raw)| Usage::from_openai_raw(raw));
-                let usage = completion.peek().usage;
-                assert_eq!(usage, from_text, "byte {at} -> {}", b as char);
-                if let Ok(tree) = serde_json::from_slice::<Value>(&body) {
-                    let from_tree = tree.get("usage").and_then(Usage::from_openai);
-                    assert_eq!(usage, from_tree, "byte {at} -> {}", b as char);
+        for answer in [openai, xai] {
+            assert_eq!(Completion::parse(answer).unwrap().peek().usage, Some(want));
+            for at in 0..answer.len() {
+                for b in [b'"', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'x'] {
+                    let mut body = answer.to_vec();
+                    body[at] = b;
+                    let fields = crate::api::scan::top_level_fields(&body);
+                    let completion = Completion::parse(&body);
+                    assert_eq!(
+                        completion.is_some(),
+                        fields.is_some(),
+                        "byte {at} -> {}",
+                        b as char
+                    );
+                    let (Some(fields), Some(completion)) = (fields, completion) else {
+                        continue;
+                    };
+                    let from_text = fields
+                        .iter()
+                        .find(|(k, _)| k == "usage")
+                        .and_then(|(_, raw)| Usage::from_openai_raw(raw));
+                    let usage = completion.peek().usage;
+                    assert_eq!(usage, from_text, "byte {at} -> {}", b as char);
+                    if let Ok(tree) = serde_json::from_slice::<Value>(&body) {
+                        let from_tree = tree.get("usage").and_then(Usage::from_openai);
+                        assert_eq!(usage, from_tree, "byte {at} -> {}", b as char);
+                    }
+                    read += usize::from(usage.is_some());
                 }
-                read += usize::from(usage.is_some());
             }
         }
-        assert!(read > 1000, "{read}");
+        assert!(read > 2000, "{read}");
     }
 
     #[test]

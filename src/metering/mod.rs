@@ -7,7 +7,7 @@ pub mod usage;
 
 pub use sse::SseEvents;
 pub use stream_tap::OpenAiStreamTap;
-pub use usage::{Cost, OpenAiUsage, Usage};
+pub use usage::{Cost, OpenAiUsage, OpenAiUsageReader, Usage};
 
 /// The documented estimate when a provider reports no usage: about four bytes of JSON text
 /// per token for the prompt, and one token per streamed content delta (OpenAI-style streams

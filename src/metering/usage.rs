@@ -49,13 +49,14 @@ impl Usage {
         if !usage.is_object() {
             return None;
         }
-        Some(Usage {
+        let reported = Usage {
             prompt: u64_at(usage, &["prompt_tokens"]),
             completion: u64_at(usage, &["completion_tokens"]),
             cached_prompt: u64_at(usage, &["prompt_tokens_details", "cached_tokens"]),
             reasoning: u64_at(usage, &["completion_tokens_details", "reasoning_tokens"]),
             estimated: false,
-        })
+        };
+        Some(reported.with_total(usage.get("total_tokens").and_then(Value::as_u64)))
     }
 
     /// Reads the raw text of OpenAI's `usage` object without building a tree (`api::scan`);
@@ -63,27 +64,24 @@ impl Usage {
     /// keys counts, as in `from_openai`. The answer path reads usage in its own scan
     /// (`Completion::parse`); this is the reference its tests and fuzz target compare with.
     pub fn from_openai_raw(raw: &str) -> Option<Usage> {
-        let mut usage = Usage::default();
-        read_fields(raw, |key, field| usage.read_openai_member(&key, field))?;
-        Some(usage)
+        let mut reader = OpenAiUsageReader::default();
+        read_fields(raw, |key, field| reader.read_member(&key, field))?;
+        Some(reader.usage())
     }
 
-    /// One member of OpenAI's `usage` object read into `self`, in the pass that scans the
-    /// answer around it ([`Field::object`]). Visited in place, not collected: each later
-    /// duplicate overwrites (issue 12: the collected fields were three allocations a
-    /// response). `None` only where the scan itself fails.
-    pub fn read_openai_member(&mut self, key: &str, field: Field<'_, '_>) -> Option<()> {
-        match key {
-            "prompt_tokens" => self.prompt = count(field.raw()?),
-            "completion_tokens" => self.completion = count(field.raw()?),
-            "prompt_tokens_details" => self.cached_prompt = nested_count(field, "cached_tokens")?,
-            "completion_tokens_details" => {
-                self.reasoning = nested_count(field, "reasoning_tokens")?
-            }
-            // Left unread: the scan skips it.
-            _ => {}
+    /// Reasoning counted apart from `completion_tokens`, as xAI counts it, moved into it: xAI's
+    /// `total_tokens` is prompt + completion + reasoning, where OpenAI's completion already
+    /// holds the reasoning (and its total is prompt + completion). Read as reported, Grok's
+    /// reasoning went unbilled and the client's total fell short of the provider's.
+    fn with_total(mut self, total: Option<u64>) -> Usage {
+        let reasoning_apart = self
+            .prompt
+            .checked_add(self.completion)
+            .and_then(|n| n.checked_add(self.reasoning));
+        if self.reasoning > 0 && total.is_some() && total == reasoning_apart {
+            self.completion += self.reasoning;
         }
-        Some(())
+        self
     }
 
     pub fn total(&self) -> u64 {
@@ -122,6 +120,41 @@ impl Usage {
             cost: cost.usd(),
             estimated: self.estimated,
         }
+    }
+}
+
+/// OpenAI's `usage` object read one member at a time, in the pass that scans the answer
+/// around it ([`Field::object`]). Visited in place, not collected: each later duplicate
+/// overwrites (issue 12: the collected fields were three allocations a response). What the
+/// members say together (`total_tokens` against the rest) is settled in [`Self::usage`], once
+/// all are read, since they come in any order.
+#[derive(Debug, Default)]
+pub struct OpenAiUsageReader {
+    read: Usage,
+    total: Option<u64>,
+}
+
+impl OpenAiUsageReader {
+    /// One member read into the usage; `None` only where the scan itself fails.
+    pub fn read_member(&mut self, key: &str, field: Field<'_, '_>) -> Option<()> {
+        let read = &mut self.read;
+        match key {
+            "prompt_tokens" => read.prompt = count(field.raw()?),
+            "completion_tokens" => read.completion = count(field.raw()?),
+            "total_tokens" => self.total = field.raw()?.parse().ok(),
+            "prompt_tokens_details" => read.cached_prompt = nested_count(field, "cached_tokens")?,
+            "completion_tokens_details" => {
+                read.reasoning = nested_count(field, "reasoning_tokens")?
+            }
+            // Left unread: the scan skips it.
+            _ => {}
+        }
+        Some(())
+    }
+
+    /// The usage the members read so far say, as [`Usage::from_openai`] reads it.
+    pub fn usage(&self) -> Usage {
+        self.read.with_total(self.total)
     }
 }
 
@@ -236,6 +269,24 @@ mod tests {
             r#"{"prompt_tokens_details": {"cached_tokens": 4, "cached_tokens": "x"}, "prompt_tokens": 9}"#,
             r#"{"completion_tokens_details": {"reasoning_tokens": 1}, "completion_tokens": 2,
                 "completion_tokens_details": {"other": 1}}"#,
+            // xAI's shape (reasoning apart from completion), its total first or last, and
+            // totals that do not say so.
+            r#"{"prompt_tokens": 10120, "completion_tokens": 1499, "total_tokens": 14428,
+                "completion_tokens_details": {"reasoning_tokens": 2809}}"#,
+            r#"{"total_tokens": 14, "prompt_tokens": 10, "completion_tokens": 1,
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14,
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": "14",
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 14.0,
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 14, "total_tokens": 11,
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11, "total_tokens": 14,
+                "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            r#"{"prompt_tokens": 18446744073709551615, "completion_tokens": 1,
+                "total_tokens": 18446744073709551615, "completion_tokens_details": {"reasoning_tokens": 3}}"#,
         ] {
             let tree: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(
@@ -247,6 +298,38 @@ mod tests {
         // Cut short: nothing is read, not the fields before the cut.
         for raw in [r#"{"prompt_tokens": 1,"#, r#"{"prompt_tokens": 1} x"#] {
             assert_eq!(Usage::from_openai_raw(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn reasoning_xai_counts_apart_from_completion_is_billed_as_completion() {
+        // Grok: completion_tokens without the reasoning, total_tokens with it.
+        let raw = r#"{"prompt_tokens":10120,"completion_tokens":1499,"total_tokens":14428,
+            "completion_tokens_details":{"reasoning_tokens":2809}}"#;
+        let u = Usage::from_openai_raw(raw).unwrap();
+        assert_eq!((u.prompt, u.completion, u.reasoning), (10120, 4308, 2809));
+        assert_eq!(u.total(), 14428, "the client's total is the provider's");
+        let price = Price {
+            prompt: 1,
+            completion: 1_000,
+            cached_prompt: None,
+            reasoning: None,
+        };
+        assert_eq!(u.cost_pico(&price), 10120 + 4308 * 1_000);
+        let json = u.to_openai_json(Cost(0));
+        assert_eq!(
+            (&json["completion_tokens"], &json["total_tokens"]),
+            (&json!(4308), &json!(14428))
+        );
+
+        // OpenAI's shape (reasoning inside completion) and a total that says neither: as read.
+        for raw in [
+            r#"{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"completion_tokens_details":{"reasoning_tokens":2}}"#,
+            r#"{"prompt_tokens":10,"completion_tokens":5,"total_tokens":99,"completion_tokens_details":{"reasoning_tokens":2}}"#,
+            r#"{"prompt_tokens":10,"completion_tokens":5,"completion_tokens_details":{"reasoning_tokens":2}}"#,
+        ] {
+            let u = Usage::from_openai_raw(raw).unwrap();
+            assert_eq!((u.completion, u.reasoning), (5, 2), "{raw}");
         }
     }
 

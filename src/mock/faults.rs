@@ -46,6 +46,9 @@ pub struct Fault {
     pub usage_completion: Option<u64>,
     pub usage_cached: Option<u64>,
     pub usage_reasoning: Option<u64>,
+    /// Usage as xAI reports it: `completion_tokens` without the reasoning, `total_tokens`
+    /// with it (OpenAI counts reasoning inside `completion_tokens`).
+    pub xai_usage: bool,
 }
 
 impl Fault {
@@ -122,6 +125,7 @@ impl Fault {
             "usage_completion" => self.usage_completion = num,
             "usage_cached" => self.usage_cached = num,
             "usage_reasoning" => self.usage_reasoning = num,
+            "xai_usage" => self.xai_usage = on,
             other => log::debug!("mock: ignoring unknown fault knob {other:?}"),
         }
     }

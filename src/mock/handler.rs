@@ -222,6 +222,7 @@ pub(super) fn chat(
         usage,
         send_usage: !fault.no_usage,
         include_usage: req.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
+        xai_usage: fault.xai_usage,
     };
     if req.get("stream") == Some(&Value::Bool(true)) {
         stream(chat, fault, ctl)

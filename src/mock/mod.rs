@@ -15,7 +15,8 @@
 //! `reset=before|mid`, `silence`, `malformed`, `no_usage`, `truncated`, `hang` (OpenAI
 //! streams: the body stays open after `[DONE]`), `reply=TEXT`,
 //! `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`, `usage_cached=N`,
-//! `usage_reasoning=N`.
+//! `usage_reasoning=N`, `xai_usage` (OpenAI answers: reasoning counted apart from
+//! `completion_tokens` and inside `total_tokens`, as xAI reports it).
 
 mod anthropic;
 mod azure;

@@ -71,6 +71,8 @@ pub struct Chat {
     pub send_usage: bool,
     /// `stream_options.include_usage` of the request.
     pub include_usage: bool,
+    /// `xai_usage`: reasoning reported apart from `completion_tokens`.
+    pub xai_usage: bool,
 }
 
 /// One SSE event of a chat stream; rendered lazily so `chunks=1000000` allocates nothing upfront.
@@ -118,7 +120,9 @@ impl Chat {
                 logprobs: None,
                 finish_reason: self.answer.finish_reason(),
             }],
-            usage: self.send_usage.then(|| usage_out(self.usage)),
+            usage: self
+                .send_usage
+                .then(|| usage_out(self.usage, self.xai_usage)),
             service_tier: SERVICE_TIER,
             system_fingerprint: FINGERPRINT,
         };
@@ -144,7 +148,8 @@ impl Chat {
             (Event::Done, _) => return Bytes::from_static(b"data: [DONE]\n\n"),
             (Event::Malformed, _) => return sse(MALFORMED),
             (Event::Usage, _) => {
-                return self.chunk(Vec::new(), Some(Some(usage_out(self.usage))));
+                let usage = usage_out(self.usage, self.xai_usage);
+                return self.chunk(Vec::new(), Some(Some(usage)));
             }
             (Event::First, Answer::Text { .. }) => {
                 delta.role = Some("assistant");
@@ -286,11 +291,14 @@ pub fn embeddings_body(
     serde_json::to_vec(&out).unwrap_or_default()
 }
 
-fn usage_out(u: Usage) -> UsageOut {
+/// `completion` is what `completion_tokens` says: with `xai_usage`, the answer without its
+/// reasoning, which only `total_tokens` adds.
+fn usage_out(u: Usage, xai_usage: bool) -> UsageOut {
+    let apart = if xai_usage { u.reasoning } else { 0 };
     UsageOut {
         prompt_tokens: u.prompt,
         completion_tokens: u.completion,
-        total_tokens: u.prompt.saturating_add(u.completion),
+        total_tokens: u.prompt.saturating_add(u.completion).saturating_add(apart),
         prompt_tokens_details: PromptDetails {
             cached_tokens: u.cached,
             audio_tokens: 0,

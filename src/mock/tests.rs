@@ -31,6 +31,7 @@ fn header_syntax_parses_pairs_flags_and_percent_escapes() {
         f.usage_reasoning,
     );
     assert_eq!(usage, (Some(1), Some(2), Some(3), Some(4)));
+    assert!(Fault::parse("xai_usage").xai_usage);
 }
 
 #[test]
@@ -89,6 +90,7 @@ fn chat(answer: Answer, include_usage: bool) -> Chat {
         usage,
         send_usage: true,
         include_usage,
+        xai_usage: false,
     }
 }
 
@@ -138,6 +140,19 @@ fn sse_events_are_framed_and_sequenced_like_openai() {
     assert_eq!(usage["usage"]["total_tokens"], 7);
     assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
     assert_eq!(events[5], "data: [DONE]\n\n");
+
+    // xAI's usage: the reasoning is in the total, not in completion_tokens.
+    let mut xai = chat(Answer::text("Hi you ".into()), true);
+    xai.usage.reasoning = 3;
+    xai.xai_usage = true;
+    let usage = &data(&render_all(&xai, false, false)[4])["usage"];
+    assert_eq!(
+        (&usage["completion_tokens"], &usage["total_tokens"]),
+        (&json!(2), &json!(10))
+    );
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 3);
+    let whole: Value = serde_json::from_slice(&xai.completion_body()).unwrap();
+    assert_eq!(whole["usage"], *usage);
 
     // Without include_usage: no usage chunk and no `usage` key at all.
     let events = render_all(&chat(Answer::text("Hi".into()), false), false, false);
