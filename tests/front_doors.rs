@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
+        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  openrouter/claude:\n    endpoints:\n      - {{ provider: oai, model: anthropic/claude-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
         config_head()
     )
 }
@@ -102,6 +102,39 @@ async fn messages_to_an_openai_provider_answer_in_anthropic_shape() {
     assert!(text.contains("Hello stream"), "{text}");
     let delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
     assert!(delta.1["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+/// Claude Code's request to an OpenAI model: OpenAI refuses `max_tokens` for its reasoning
+/// models and any field it does not know (OpenRouter's `reasoning`, `top_k`), so it gets
+/// `max_completion_tokens` and neither of the others, and the client is told. An OpenRouter
+/// upstream (the same dialect) takes them all.
+#[tokio::test]
+async fn messages_to_openai_send_only_fields_openai_takes() {
+    let (mock, gw) = start();
+    let body = |model: &str| {
+        json!({"model": model, "max_tokens": 32000, "top_k": 5,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [{"role": "user", "content": "Hello there"}]})
+    };
+    let r = post(&gw, "/v1/messages", body("openai/gpt")).await;
+    assert_eq!(r.status(), 200);
+    let dropped = r.headers()["x-switchyard-dropped"].to_str().unwrap();
+    assert_eq!(dropped, "top_k, reasoning");
+    let up = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(up["model"], "gpt-up");
+    assert_eq!(up["max_completion_tokens"], 32000, "{up}");
+    for refused in ["max_tokens", "top_k", "reasoning"] {
+        assert!(up.get(refused).is_none(), "{refused}: {up}");
+    }
+
+    let r = post(&gw, "/v1/messages", body("openrouter/claude")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-switchyard-dropped").is_none());
+    let up = mock.requests().pop().unwrap().json().unwrap();
+    assert_eq!(up["model"], "anthropic/claude-up");
+    assert_eq!(up["max_completion_tokens"], 32000, "{up}");
+    assert_eq!(up["top_k"], 5, "{up}");
+    assert_eq!(up["reasoning"], json!({"max_tokens": 2048}), "{up}");
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub fn chat_request(
     let limit = limit.into();
     let converted = match dialect {
         Dialect::OpenAi | Dialect::Azure => {
-            openai::convert_chat_request(fields, upstream_model, stream)
+            openai::convert_chat_request(dialect, fields, upstream_model, stream)
         }
         Dialect::Anthropic => {
             anthropic::convert_chat_request(fields, upstream_model, stream, limit)?

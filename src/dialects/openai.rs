@@ -4,19 +4,43 @@
 //! becomes the provider's own id, gateway-only fields are dropped, and streams ask for usage
 //! (`stream_options.include_usage`) so metering reads the provider's own count. A chat request
 //! made by the Messages door has a fourth: Claude's thinking it carried over in
-//! `reasoning_details` is removed and reported (see [`convert_chat_request`]).
+//! `reasoning_details` is removed and reported (see [`convert_chat_request`]). OpenAI's own
+//! API (and Azure's) refuses OpenRouter's `reasoning` and `top_k`, which the other hosts of this
+//! dialect take or ignore: for it they are translated or dropped and reported
+//! ([`is_openai_itself`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::chat::GATEWAY_ONLY_FIELDS;
 use crate::api::quote::push_json_str;
 use crate::api::TopLevelFields;
+use crate::catalog::Dialect;
 use crate::dialects::common::{note_messages_thinking, ConvertedRequest, MESSAGES_THINKING_FORMAT};
+
+/// The `reasoning_effort` values OpenAI takes.
+const OPENAI_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
 
 /// The upstream body for one candidate. Untouched values are copied as raw slices.
 pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: bool) -> Bytes {
-    write_body(fields, upstream_model, stream, None)
+    write_body(fields, upstream_model, stream, None, None)
+}
+
+/// Whether the upstream is OpenAI's own API, which refuses every request field it does not
+/// know ("Unrecognized request argument supplied"): Azure OpenAI always, and on the OpenAI
+/// dialect the model ids OpenAI names its chat models by. The dialect sees the model, not the
+/// host: OpenRouter and the other hosts of this dialect (whose ids are `author/slug`, or their
+/// own names) keep `reasoning` and `top_k`, which they take or ignore.
+fn is_openai_itself(dialect: Dialect, upstream_model: &str) -> bool {
+    const FAMILIES: &[&str] = &["gpt-", "chatgpt-", "codex-", "computer-use-", "ft:"];
+    let id = upstream_model;
+    let o_series = id
+        .strip_prefix('o')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    dialect == Dialect::Azure
+        || (!id.contains('/')
+            && !id.starts_with("gpt-oss")
+            && (o_series || FAMILIES.iter().any(|f| id.starts_with(f))))
 }
 
 /// [`chat_request_body`] for the chat pipeline. The thinking blocks the Messages door carried
@@ -24,6 +48,7 @@ pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: 
 /// OpenAI-compatible host can check Claude's signatures, and several refuse message fields they
 /// do not know. A client's own `reasoning_details` pass as they are (OpenRouter reads them).
 pub fn convert_chat_request(
+    dialect: Dialect,
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
@@ -37,10 +62,15 @@ pub fn convert_chat_request(
         .raw("messages")
         .filter(|raw| MARKER.find(raw).is_some())
         .and_then(|raw| without_messages_thinking(raw, &mut dropped));
-    ConvertedRequest {
-        body: write_body(fields, upstream_model, stream, messages.as_deref()),
-        dropped,
-    }
+    let openai_itself = is_openai_itself(dialect, upstream_model);
+    let body = write_body(
+        fields,
+        upstream_model,
+        stream,
+        messages.as_deref(),
+        openai_itself.then_some(&mut dropped),
+    );
+    ConvertedRequest { body, dropped }
 }
 
 /// `messages` without the door's thinking entries, or `None` when there are none to remove.
@@ -65,12 +95,14 @@ fn without_messages_thinking(raw: &[u8], dropped: &mut Vec<String>) -> Option<Ve
     serde_json::to_vec(&messages).ok()
 }
 
-/// The body, with `messages` replaced when given.
+/// The body, with `messages` replaced when given. With `openai_itself` (where what it drops
+/// is noted), OpenRouter's `reasoning` and `top_k` are translated or dropped.
 fn write_body(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
     messages: Option<&[u8]>,
+    mut openai_itself: Option<&mut Vec<String>>,
 ) -> Bytes {
     let mut out = BytesMut::with_capacity(fields.body().len() + upstream_model.len() + 48);
     out.put_u8(b'{');
@@ -105,6 +137,15 @@ fn write_body(
                 wrote_stream_options = true;
             }
             "messages" => put_field(&mut out, key, messages.unwrap_or(raw)),
+            "top_k" | "reasoning" => match openai_itself.as_deref_mut() {
+                Some(dropped) => {
+                    let client_effort = fields.raw("reasoning_effort").is_some();
+                    if let Some(effort) = openai_effort(key, raw, client_effort, dropped) {
+                        put_field(&mut out, "reasoning_effort", &effort);
+                    }
+                }
+                None => put_field(&mut out, key, raw),
+            },
             _ => put_field(&mut out, key, raw),
         }
     }
@@ -117,6 +158,39 @@ fn write_body(
     }
     out.put_u8(b'}');
     out.freeze()
+}
+
+/// What OpenAI gets for OpenRouter's `top_k` or `reasoning`: `reasoning_effort` (quoted) for
+/// a `reasoning.effort` OpenAI knows, when the client set no `reasoning_effort` of its own.
+/// What OpenAI cannot express (`top_k`, a token budget, `exclude`, ...) is noted in `dropped`.
+fn openai_effort(
+    key: &str,
+    raw: &[u8],
+    client_effort: bool,
+    dropped: &mut Vec<String>,
+) -> Option<Vec<u8>> {
+    if raw == b"null" {
+        return None; // asks for nothing
+    }
+    let reasoning = match key {
+        "reasoning" => serde_json::from_slice::<Map<String, Value>>(raw).ok(),
+        _ => None,
+    };
+    let effort = reasoning
+        .as_ref()
+        .and_then(|r| r.get("effort"))
+        .and_then(Value::as_str)
+        .filter(|e| !client_effort && OPENAI_EFFORTS.contains(e));
+    let (Some(reasoning), Some(effort)) = (&reasoning, effort) else {
+        dropped.push(key.to_string());
+        return None;
+    };
+    for (k, v) in reasoning {
+        if k != "effort" && !v.is_null() {
+            dropped.push(format!("reasoning.{k}"));
+        }
+    }
+    serde_json::to_vec(effort).ok()
 }
 
 /// The client's `stream_options` with `include_usage` forced on.
@@ -172,7 +246,7 @@ mod tests {
                 {"type":"reasoning.text","text":"mine","signature":"x","format":"anthropic-claude-v1","index":0},
                 {"type":"reasoning.encrypted","data":"d","format":"switchyard-messages-thinking","index":1}]}]}"#;
         let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
-        let c = convert_chat_request(&fields, "up", false);
+        let c = convert_chat_request(Dialect::OpenAi, &fields, "up", false);
         let v: Value = serde_json::from_slice(&c.body).unwrap();
         assert_eq!(
             v["messages"][0]["content"],
@@ -196,9 +270,87 @@ mod tests {
         // The marker in text alone changes nothing: the body is copied as it was.
         let json = r#"{"model":"m","messages":[{"role":"user","content":"switchyard-messages-thinking"}]}"#;
         let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
-        let c = convert_chat_request(&fields, "m", false);
+        let c = convert_chat_request(Dialect::OpenAi, &fields, "m", false);
         assert_eq!(c.body, json.as_bytes());
         assert!(c.dropped.is_empty());
+    }
+
+    #[test]
+    fn openai_itself_is_azure_or_openais_own_model_ids() {
+        for id in [
+            "gpt-4o",
+            "gpt-5.1-2025-11-13",
+            "o1",
+            "o3-pro",
+            "o4-mini",
+            "chatgpt-4o-latest",
+            "codex-mini-latest",
+            "computer-use-preview",
+            "ft:gpt-4o-mini:org::abc",
+        ] {
+            assert!(is_openai_itself(Dialect::OpenAi, id), "{id}");
+        }
+        for id in [
+            "openai/gpt-5",
+            "anthropic/claude-sonnet-4.5",
+            "gpt-oss-120b",
+            "gpt-oss:20b",
+            "grok-4",
+            "deepseek-chat",
+            "llama3.1:8b",
+            "Qwen/Qwen3-8B",
+            "omni-x",
+            "o",
+            "",
+        ] {
+            assert!(!is_openai_itself(Dialect::OpenAi, id), "{id}");
+        }
+        assert!(is_openai_itself(Dialect::Azure, "any-deployment"));
+    }
+
+    #[test]
+    fn openai_itself_gets_an_effort_for_openrouters_reasoning_and_no_top_k() {
+        let convert = |json: &str, dialect, model| {
+            let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
+            let c = convert_chat_request(dialect, &fields, model, false);
+            (serde_json::from_slice::<Value>(&c.body).unwrap(), c.dropped)
+        };
+        let json = r#"{"model":"m","messages":[],"top_k":3,"temperature":1,
+            "reasoning":{"effort":"low","max_tokens":100,"exclude":null}}"#;
+        let (v, dropped) = convert(json, Dialect::OpenAi, "o3");
+        assert_eq!(
+            v,
+            serde_json::json!({"model":"o3","messages":[],"temperature":1,"reasoning_effort":"low"})
+        );
+        assert_eq!(dropped, ["top_k", "reasoning.max_tokens"]);
+
+        // The client's own reasoning_effort wins; an effort OpenAI does not name, or none, is
+        // not translated; null asks for nothing.
+        for (json, effort, gone) in [
+            (
+                r#"{"reasoning_effort":"high","reasoning":{"effort":"low"}}"#,
+                Some("high"),
+                vec!["reasoning"],
+            ),
+            (r#"{"reasoning":{"effort":"max"}}"#, None, vec!["reasoning"]),
+            (r#"{"reasoning":{"max_tokens":9}}"#, None, vec!["reasoning"]),
+            (r#"{"reasoning":"high"}"#, None, vec!["reasoning"]),
+            (r#"{"reasoning":null,"top_k":null}"#, None, vec![]),
+        ] {
+            let (v, dropped) = convert(json, Dialect::Azure, "dep");
+            assert_eq!(v["reasoning_effort"].as_str(), effort, "{json}");
+            assert!(
+                v.get("reasoning").is_none() && v.get("top_k").is_none(),
+                "{json}"
+            );
+            assert_eq!(dropped, gone, "{json}");
+        }
+
+        // Other hosts of the dialect get the fields as the client wrote them.
+        let (v, dropped) = convert(json, Dialect::OpenAi, "openai/o3");
+        assert_eq!(v["top_k"], 3);
+        assert_eq!(v["reasoning"]["max_tokens"], 100);
+        assert!(v.get("reasoning_effort").is_none() && dropped.is_empty());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! An Anthropic Messages request -> an OpenAI chat request body for the gateway's pipeline.
 //!
 //! Parameter mapping (anything else present and not null/false is dropped and listed):
-//! - `system` + `messages` -> `messages` (see `content.rs`); `max_tokens`, `temperature`,
-//!   `top_p`, `top_k` (an OpenRouter extension the foreign dialects read), `stream` as they are;
+//! - `system` + `messages` -> `messages` (see `content.rs`); `max_tokens` ->
+//!   `max_completion_tokens` (OpenAI refuses `max_tokens` for its reasoning models; every
+//!   dialect reads either); `temperature`, `top_p`, `top_k` (an OpenRouter extension the foreign
+//!   dialects read, which the OpenAI dialect drops for OpenAI itself), `stream` as they are;
 //!   `stop_sequences` -> `stop`; `metadata.user_id` -> `user`.
 //! - `tools` -> function tools (`input_schema` -> `parameters`, `cache_control` kept); tools
 //!   with a `type` other than `custom` are Anthropic's own (web search, bash, ...) and dropped.
 //! - `tool_choice` auto/any/tool/none -> `auto`/`required`/named/`none`;
 //!   `disable_parallel_tool_use` -> `parallel_tool_calls: false`.
 //! - `thinking` enabled with `budget_tokens` -> OpenRouter `reasoning.max_tokens`; adaptive ->
-//!   `reasoning.enabled`; `output_config.effort` -> `reasoning.effort`.
+//!   `reasoning.enabled`; `output_config.effort` -> `reasoning.effort` (OpenAI itself gets the
+//!   effort alone, as `reasoning_effort`: see `dialects::openai`).
 //! - Structured output (`output_config.format` or the beta `output_format`, a JSON schema) ->
 //!   `response_format` json_schema.
 //! - The gateway's own fields (`models`, `provider`, `session_id`, ...) are copied as they are.
@@ -62,7 +65,11 @@ pub fn to_chat_request(body: &Bytes) -> Result<MessagesRequest, ApiError> {
             continue;
         }
         match key {
-            "max_tokens" | "top_k" => {
+            "max_tokens" => {
+                let n: Option<u64> = fields.get(key, "a non-negative integer")?;
+                out.insert("max_completion_tokens".into(), json!(n));
+            }
+            "top_k" => {
                 let n: Option<u64> = fields.get(key, "a non-negative integer")?;
                 out.insert(key.into(), json!(n));
             }

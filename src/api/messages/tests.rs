@@ -420,3 +420,57 @@ fn replayed_thinking_reaches_claude_and_is_reported_by_the_rest() {
     assert_eq!(up["messages"][1]["tool_calls"][0]["id"], "toolu_1", "{up}");
     assert!(up["messages"][1].get("reasoning_details").is_none(), "{up}");
 }
+
+/// Claude Code's parameters through the door: every dialect gets its output limit, and
+/// OpenAI's own API (which refuses `max_tokens` for reasoning models and every field it does
+/// not know) gets only what it takes, the rest reported; OpenRouter still gets all of it.
+#[test]
+fn claude_code_parameters_reach_each_upstream_in_a_form_it_takes() {
+    use crate::catalog::Dialect;
+    let body = json!({"model": "m", "max_tokens": 32000, "top_k": 5, "temperature": 1,
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "output_config": {"effort": "high"},
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let r = to_chat_request(&Bytes::from(body.to_string())).unwrap();
+    let chat = crate::api::ChatRequest::parse(r.chat_body).unwrap();
+    let convert = |dialect, model| {
+        let up = crate::dialects::chat_request(dialect, &chat.fields, model, false, 64_000);
+        let up = up.unwrap();
+        (
+            serde_json::from_slice::<Value>(&up.body).unwrap(),
+            up.dropped,
+        )
+    };
+
+    for (dialect, model) in [
+        (Dialect::OpenAi, "gpt-5"),
+        (Dialect::Azure, "my-deployment"),
+    ] {
+        let (up, dropped) = convert(dialect, model);
+        assert_eq!(up["max_completion_tokens"], 32000, "{model}: {up}");
+        assert_eq!(up["reasoning_effort"], "high", "{model}: {up}");
+        for refused in ["max_tokens", "reasoning", "top_k"] {
+            assert!(up.get(refused).is_none(), "{model}: {refused} in {up}");
+        }
+        assert_eq!(dropped, ["top_k", "reasoning.max_tokens"], "{model}");
+    }
+    // OpenRouter (the OpenAI dialect, `author/slug` ids) takes OpenRouter's own fields.
+    let (up, dropped) = convert(Dialect::OpenAi, "anthropic/claude-sonnet-4.5");
+    assert_eq!(up["max_completion_tokens"], 32000, "{up}");
+    assert_eq!(up["top_k"], 5);
+    assert_eq!(
+        up["reasoning"],
+        json!({"max_tokens": 4096, "effort": "high"})
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+
+    let (up, _) = convert(Dialect::Anthropic, "claude-sonnet-4-5");
+    assert_eq!(up["max_tokens"], 32000, "{up}");
+    let (up, _) = convert(
+        Dialect::Bedrock,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    );
+    assert_eq!(up["inferenceConfig"]["maxTokens"], 32000, "{up}");
+    let (up, _) = convert(Dialect::Gemini, "gemini-2.5-pro");
+    assert_eq!(up["generationConfig"]["maxOutputTokens"], 32000, "{up}");
+}
