@@ -104,6 +104,9 @@ async fn messages_to_an_openai_provider_answer_in_anthropic_shape() {
     assert!(delta.1["usage"]["output_tokens"].as_u64().unwrap() > 0);
 }
 
+/// `metadata.user_id` as Claude Code sends it: 150 characters or so.
+const CLAUDE_CODE_USER_ID: &str = r#"{"device_id":"5f0c7e3a9b2d4c6e8f1a3b5c7d9e0f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e","account_uuid":"","session_id":"0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}"#;
+
 /// Claude Code's request to an OpenAI model: OpenAI refuses `max_tokens` for its reasoning
 /// models and any field it does not know (OpenRouter's `reasoning`, `top_k`), so it gets
 /// `max_completion_tokens` and neither of the others, and the client is told. An OpenRouter
@@ -114,6 +117,7 @@ async fn messages_to_openai_send_only_fields_openai_takes() {
     let body = |model: &str| {
         json!({"model": model, "max_tokens": 32000, "top_k": 5,
             "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "metadata": {"user_id": CLAUDE_CODE_USER_ID},
             "messages": [{"role": "user", "content": "Hello there"}]})
     };
     let r = post(&gw, "/v1/messages", body("openai/gpt")).await;
@@ -126,6 +130,14 @@ async fn messages_to_openai_send_only_fields_openai_takes() {
     for refused in ["max_tokens", "top_k", "reasoning"] {
         assert!(up.get(refused).is_none(), "{refused}: {up}");
     }
+    // OpenAI takes a `user` of 64 characters at most; the same id maps to the same user.
+    let user = up["user"].as_str().unwrap().to_string();
+    assert_eq!(user.len(), 64, "{up}");
+    post(&gw, "/v1/messages", body("openai/gpt")).await;
+    assert_eq!(
+        mock.requests().pop().unwrap().json().unwrap()["user"],
+        user.as_str()
+    );
 
     let r = post(&gw, "/v1/messages", body("openrouter/claude")).await;
     assert_eq!(r.status(), 200);

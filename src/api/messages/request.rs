@@ -5,7 +5,8 @@
 //!   `max_completion_tokens` (OpenAI refuses `max_tokens` for its reasoning models; every
 //!   dialect reads either); `temperature`, `top_p`, `top_k` (an OpenRouter extension the foreign
 //!   dialects read, which the OpenAI dialect drops for OpenAI itself), `stream` as they are;
-//!   `stop_sequences` -> `stop`; `metadata.user_id` -> `user`.
+//!   `stop_sequences` -> `stop`; `metadata.user_id` -> `user` (one longer than OpenAI's 64
+//!   characters as its SHA-256 in hex: see [`chat_user`]).
 //! - `tools` -> function tools (`input_schema` -> `parameters`, `cache_control` kept); tools
 //!   with a `type` other than `custom` are Anthropic's own (web search, bash, ...) and dropped.
 //! - `tool_choice` auto/any/tool/none -> `auto`/`required`/named/`none`;
@@ -86,9 +87,9 @@ pub fn to_chat_request(body: &Bytes) -> Result<MessagesRequest, ApiError> {
                 if let Some(user) = m
                     .as_ref()
                     .and_then(|m| m.get("user_id"))
-                    .filter(|u| u.is_string())
+                    .and_then(Value::as_str)
                 {
-                    out.insert("user".into(), user.clone());
+                    out.insert("user".into(), json!(chat_user(user)));
                 }
             }
             "tools" => {
@@ -129,6 +130,18 @@ pub fn to_chat_request(body: &Bytes) -> Result<MessagesRequest, ApiError> {
         model,
         dropped,
     })
+}
+
+/// OpenAI's `user` for an Anthropic `metadata.user_id`. OpenAI refuses a `user` longer than 64
+/// characters (OpenRouter one longer than 128), and Claude Code's id is about 150 (a JSON
+/// object of device, account and session): a longer id is sent as its SHA-256 in hex, exactly
+/// 64 characters, so it still names one user the same way every time.
+fn chat_user(user_id: &str) -> String {
+    const OPENAI_USER_MAX: usize = 64;
+    if user_id.chars().count() <= OPENAI_USER_MAX {
+        return user_id.to_string();
+    }
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(user_id.as_bytes()))
 }
 
 fn convert_tools(tools: &[Value], dropped: &mut Vec<String>) -> Result<Vec<Value>, ApiError> {

@@ -474,3 +474,28 @@ fn claude_code_parameters_reach_each_upstream_in_a_form_it_takes() {
     let (up, _) = convert(Dialect::Gemini, "gemini-2.5-pro");
     assert_eq!(up["generationConfig"]["maxOutputTokens"], 32000, "{up}");
 }
+
+/// OpenAI refuses a `user` longer than 64 characters; Claude Code's `metadata.user_id` is
+/// about 150. A short id passes as it is; a long one as its SHA-256, the same every time.
+#[test]
+fn a_user_id_too_long_for_openai_is_sent_as_its_hash() {
+    let user = |id: &str| {
+        let body = json!({"model": "m", "metadata": {"user_id": id}, "messages": []});
+        let r = to_chat_request(&Bytes::from(body.to_string())).unwrap();
+        let chat: Value = serde_json::from_slice(&r.chat_body).unwrap();
+        chat["user"].as_str().unwrap().to_string()
+    };
+    assert_eq!(user("user-42"), "user-42");
+    let exactly = "é".repeat(64);
+    assert_eq!(user(&exactly), exactly);
+    let long = format!(
+        "user_{}_account__session_{}",
+        "a".repeat(64),
+        "b".repeat(36)
+    );
+    let hashed = user(&long);
+    assert_eq!(hashed.len(), 64);
+    assert!(hashed.bytes().all(|b| b.is_ascii_hexdigit()), "{hashed}");
+    assert_eq!(hashed, user(&long));
+    assert_ne!(hashed, user(&format!("{long}x")));
+}
