@@ -108,9 +108,9 @@ async fn messages_to_an_openai_provider_answer_in_anthropic_shape() {
 const CLAUDE_CODE_USER_ID: &str = r#"{"device_id":"5f0c7e3a9b2d4c6e8f1a3b5c7d9e0f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e","account_uuid":"","session_id":"0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}"#;
 
 /// Claude Code's request to an OpenAI model: OpenAI refuses `max_tokens` for its reasoning
-/// models and any field it does not know (OpenRouter's `reasoning`, `top_k`), so it gets
-/// `max_completion_tokens` and neither of the others, and the client is told. An OpenRouter
-/// upstream (the same dialect) takes them all.
+/// models and any field it does not know (OpenRouter's `reasoning`, `top_k`, Anthropic's
+/// `cache_control`), so it gets `max_completion_tokens` and none of the others, and the client
+/// is told. An OpenRouter upstream (the same dialect) takes them all.
 #[tokio::test]
 async fn messages_to_openai_send_only_fields_openai_takes() {
     let (mock, gw) = start();
@@ -118,18 +118,27 @@ async fn messages_to_openai_send_only_fields_openai_takes() {
         json!({"model": model, "max_tokens": 32000, "top_k": 5,
             "thinking": {"type": "enabled", "budget_tokens": 2048},
             "metadata": {"user_id": CLAUDE_CODE_USER_ID},
-            "messages": [{"role": "user", "content": "Hello there"}]})
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"},
+                       "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Hello there", "cache_control": {"type": "ephemeral"}}]}]})
     };
     let r = post(&gw, "/v1/messages", body("openai/gpt")).await;
     assert_eq!(r.status(), 200);
     let dropped = r.headers()["x-switchyard-dropped"].to_str().unwrap();
-    assert_eq!(dropped, "top_k, reasoning");
+    assert_eq!(
+        dropped,
+        "messages[0].content[0].cache_control, messages[1].content[0].cache_control, \
+         tools[0].cache_control, top_k, reasoning"
+    );
     let up = mock.requests().pop().unwrap().json().unwrap();
     assert_eq!(up["model"], "gpt-up");
     assert_eq!(up["max_completion_tokens"], 32000, "{up}");
     for refused in ["max_tokens", "top_k", "reasoning"] {
         assert!(up.get(refused).is_none(), "{refused}: {up}");
     }
+    assert!(!up.to_string().contains("cache_control"), "{up}");
     // OpenAI takes a `user` of 64 characters at most; the same id maps to the same user.
     let user = up["user"].as_str().unwrap().to_string();
     assert_eq!(user.len(), 64, "{up}");
@@ -147,6 +156,7 @@ async fn messages_to_openai_send_only_fields_openai_takes() {
     assert_eq!(up["max_completion_tokens"], 32000, "{up}");
     assert_eq!(up["top_k"], 5, "{up}");
     assert_eq!(up["reasoning"], json!({"max_tokens": 2048}), "{up}");
+    assert_eq!(up["tools"][0]["cache_control"]["type"], "ephemeral", "{up}");
 }
 
 #[tokio::test]

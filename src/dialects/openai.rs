@@ -5,9 +5,9 @@
 //! (`stream_options.include_usage`) so metering reads the provider's own count. A chat request
 //! made by the Messages door has a fourth: Claude's thinking it carried over in
 //! `reasoning_details` is removed and reported (see [`convert_chat_request`]). OpenAI's own
-//! API (and Azure's) refuses OpenRouter's `reasoning` and `top_k`, which the other hosts of this
-//! dialect take or ignore: for it they are translated or dropped and reported
-//! ([`is_openai_itself`]).
+//! API (and Azure's) refuses OpenRouter's `reasoning` and `top_k` and Anthropic's
+//! `cache_control`, which the other hosts of this dialect take or ignore: for it they are
+//! translated or dropped and reported ([`is_openai_itself`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
@@ -23,7 +23,7 @@ const OPENAI_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "x
 
 /// The upstream body for one candidate. Untouched values are copied as raw slices.
 pub fn chat_request_body(fields: &TopLevelFields, upstream_model: &str, stream: bool) -> Bytes {
-    write_body(fields, upstream_model, stream, None, None)
+    write_body(fields, upstream_model, stream, &[], None)
 }
 
 /// Whether the upstream is OpenAI's own API, which refuses every request field it does not
@@ -47,6 +47,8 @@ fn is_openai_itself(dialect: Dialect, upstream_model: &str) -> bool {
 /// over (`reasoning_details` in [`MESSAGES_THINKING_FORMAT`]) are removed and reported: no
 /// OpenAI-compatible host can check Claude's signatures, and several refuse message fields they
 /// do not know. A client's own `reasoning_details` pass as they are (OpenRouter reads them).
+/// OpenAI itself also loses Anthropic's `cache_control` marks (on messages, their parts and
+/// tools), which it refuses ("Unknown parameter") and has no use for: it caches by itself.
 pub fn convert_chat_request(
     dialect: Dialect,
     fields: &TopLevelFields,
@@ -56,52 +58,104 @@ pub fn convert_chat_request(
     // Built once: a finder's set-up costs about what searching a short body does.
     static MARKER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MESSAGES_THINKING_FORMAT));
-    let mut dropped = Vec::new();
-    // Only the door writes the marker, so other requests pay one substring search, no parse.
-    let messages = fields
-        .raw("messages")
-        .filter(|raw| MARKER.find(raw).is_some())
-        .and_then(|raw| without_messages_thinking(raw, &mut dropped));
+    static CACHE_CONTROL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"cache_control\""));
     let openai_itself = is_openai_itself(dialect, upstream_model);
+    let mut dropped = Vec::new();
+    let mut replaced = Vec::new();
+    // Only the door writes the marker, and only OpenAI itself loses cache marks, so other
+    // requests pay a substring search or two, no parse.
+    if let Some(raw) = fields.raw("messages") {
+        let thinking = MARKER.find(raw).is_some();
+        let cache = openai_itself && CACHE_CONTROL.find(raw).is_some();
+        if thinking || cache {
+            let edited = edit_each(raw, &mut dropped, |i, m, dropped| {
+                let at = format!("messages[{i}]");
+                if thinking {
+                    remove_messages_thinking(m, &at, dropped);
+                }
+                if cache {
+                    remove_cache_control(m, &at, dropped);
+                }
+            });
+            replaced.extend(edited.map(|v| ("messages", v)));
+        }
+    }
+    if let Some(raw) = fields
+        .raw("tools")
+        .filter(|raw| openai_itself && CACHE_CONTROL.find(raw).is_some())
+    {
+        let edited = edit_each(raw, &mut dropped, |i, tool, dropped| {
+            remove_cache_control(tool, &format!("tools[{i}]"), dropped)
+        });
+        replaced.extend(edited.map(|v| ("tools", v)));
+    }
     let body = write_body(
         fields,
         upstream_model,
         stream,
-        messages.as_deref(),
+        &replaced,
         openai_itself.then_some(&mut dropped),
     );
     ConvertedRequest { body, dropped }
 }
 
-/// `messages` without the door's thinking entries, or `None` when there are none to remove.
-fn without_messages_thinking(raw: &[u8], dropped: &mut Vec<String>) -> Option<Vec<u8>> {
-    let mut messages: Vec<Value> = serde_json::from_slice(raw).ok()?;
+/// An array of objects with `edit` applied to each, or `None` when the edits dropped nothing
+/// (the client's bytes are sent then).
+fn edit_each(
+    raw: &[u8],
+    dropped: &mut Vec<String>,
+    mut edit: impl FnMut(usize, &mut Map<String, Value>, &mut Vec<String>),
+) -> Option<Vec<u8>> {
+    let mut items: Vec<Value> = serde_json::from_slice(raw).ok()?;
     let before = dropped.len();
-    for (i, m) in messages.iter_mut().enumerate() {
-        let Some(m) = m.as_object_mut() else { continue };
-        note_messages_thinking(m, &format!("messages[{i}]"), dropped);
-        let Some(details) = m.get_mut("reasoning_details").and_then(Value::as_array_mut) else {
-            continue;
-        };
-        details
-            .retain(|d| d.get("format").and_then(Value::as_str) != Some(MESSAGES_THINKING_FORMAT));
-        if details.is_empty() {
-            m.shift_remove("reasoning_details");
+    for (i, item) in items.iter_mut().enumerate() {
+        if let Some(item) = item.as_object_mut() {
+            edit(i, item, dropped);
         }
     }
     if dropped.len() == before {
         return None;
     }
-    serde_json::to_vec(&messages).ok()
+    serde_json::to_vec(&items).ok()
 }
 
-/// The body, with `messages` replaced when given. With `openai_itself` (where what it drops
-/// is noted), OpenRouter's `reasoning` and `top_k` are translated or dropped.
+/// Removes the door's thinking entries from a message's `reasoning_details`.
+fn remove_messages_thinking(m: &mut Map<String, Value>, at: &str, dropped: &mut Vec<String>) {
+    note_messages_thinking(m, at, dropped);
+    let Some(details) = m.get_mut("reasoning_details").and_then(Value::as_array_mut) else {
+        return;
+    };
+    details.retain(|d| d.get("format").and_then(Value::as_str) != Some(MESSAGES_THINKING_FORMAT));
+    if details.is_empty() {
+        m.shift_remove("reasoning_details");
+    }
+}
+
+/// Removes `cache_control` from an object (a message or a tool) and its content parts.
+fn remove_cache_control(item: &mut Map<String, Value>, at: &str, dropped: &mut Vec<String>) {
+    if item.shift_remove("cache_control").is_some() {
+        dropped.push(format!("{at}.cache_control"));
+    }
+    let Some(parts) = item.get_mut("content").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (k, part) in parts.iter_mut().enumerate() {
+        let part = part.as_object_mut();
+        if part.is_some_and(|p| p.shift_remove("cache_control").is_some()) {
+            dropped.push(format!("{at}.content[{k}].cache_control"));
+        }
+    }
+}
+
+/// The body, with the `replaced` fields' values instead of the client's. With `openai_itself`
+/// (where what it drops is noted), OpenRouter's `reasoning` and `top_k` are translated or
+/// dropped.
 fn write_body(
     fields: &TopLevelFields,
     upstream_model: &str,
     stream: bool,
-    messages: Option<&[u8]>,
+    replaced: &[(&str, Vec<u8>)],
     mut openai_itself: Option<&mut Vec<String>>,
 ) -> Bytes {
     let mut out = BytesMut::with_capacity(fields.body().len() + upstream_model.len() + 48);
@@ -127,6 +181,10 @@ fn write_body(
         if GATEWAY_ONLY_FIELDS.contains(&key) {
             continue;
         }
+        if let Some((_, value)) = replaced.iter().find(|(k, _)| *k == key) {
+            put_field(&mut out, key, value);
+            continue;
+        }
         match key {
             "model" => {
                 put_field(&mut out, key, &quoted_model());
@@ -136,7 +194,6 @@ fn write_body(
                 put_field(&mut out, key, &with_include_usage(raw));
                 wrote_stream_options = true;
             }
-            "messages" => put_field(&mut out, key, messages.unwrap_or(raw)),
             "top_k" | "reasoning" => match openai_itself.as_deref_mut() {
                 Some(dropped) => {
                     let client_effort = fields.raw("reasoning_effort").is_some();
@@ -351,6 +408,43 @@ mod tests {
         assert_eq!(v["top_k"], 3);
         assert_eq!(v["reasoning"]["max_tokens"], 100);
         assert!(v.get("reasoning_effort").is_none() && dropped.is_empty());
+    }
+
+    #[test]
+    fn openai_itself_gets_no_cache_control_and_the_rest_of_the_dialect_does() {
+        let json = r#"{"model":"m","messages":[
+            {"role":"system","content":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}]},
+            {"role":"user","content":"u","cache_control":{"type":"ephemeral"}},
+            {"role":"user","content":[{"type":"text","text":"a"},
+                {"type":"image_url","image_url":{"url":"https://x/y.png"},"cache_control":{"type":"ephemeral"}}]}],
+            "tools":[{"type":"function","function":{"name":"f"},"cache_control":{"type":"ephemeral"}},
+                {"type":"function","function":{"name":"g"}}]}"#;
+        let fields = TopLevelFields::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap();
+        let c = convert_chat_request(Dialect::OpenAi, &fields, "gpt-5", false);
+        let v: Value = serde_json::from_slice(&c.body).unwrap();
+        assert!(!v.to_string().contains("cache_control"), "{v}");
+        assert_eq!(
+            v["messages"][2]["content"][1]["image_url"]["url"],
+            "https://x/y.png"
+        );
+        assert_eq!(v["tools"][1]["function"]["name"], "g");
+        assert_eq!(
+            c.dropped,
+            [
+                "messages[0].content[0].cache_control",
+                "messages[1].cache_control",
+                "messages[2].content[1].cache_control",
+                "tools[0].cache_control",
+            ]
+        );
+
+        // OpenRouter passes the marks on to Anthropic's models: the body as the client wrote it.
+        let c = convert_chat_request(Dialect::OpenAi, &fields, "anthropic/claude", false);
+        assert!(c.dropped.is_empty());
+        let sent: Value = serde_json::from_slice(&c.body).unwrap();
+        let mut want: Value = serde_json::from_str(json).unwrap();
+        want["model"] = "anthropic/claude".into();
+        assert_eq!(sent, want);
     }
 
     #[test]
