@@ -407,6 +407,39 @@ async fn embeddings_are_routed_metered_and_recorded() {
     assert_eq!(r.status(), 404);
 }
 
+/// An Anthropic stream that ends before `message_delta` (Claude Code's Esc, a provider reset):
+/// `message_start` says 1 output token, a placeholder. The record bills the reported prompt
+/// and the content that went by, and says it is an estimate.
+#[tokio::test]
+async fn a_cut_anthropic_stream_is_billed_for_what_was_generated() {
+    let (_mock, gw) = start();
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "anthropic/claude", "max_tokens": 100, "stream": true,
+            "mock": {"truncated": true, "chunks": 20, "usage_prompt": 30},
+            "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("message_delta"), "{text}");
+    let rec: Value = client()
+        .get(gw.url(&format!("/v1/generation?id={id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &rec["data"];
+    assert_eq!(d["tokens_prompt"], 30, "{rec}");
+    assert_eq!(d["tokens_completion"], 20, "{rec}");
+    assert_eq!(d["estimated"], true, "{rec}");
+}
+
 #[tokio::test]
 async fn routing_extensions_work_on_every_door() {
     let (_mock, gw) = start();

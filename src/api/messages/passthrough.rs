@@ -71,6 +71,9 @@ fn finish_reason(stop_reason: &str) -> &'static str {
 pub struct AnthropicStreamTap {
     carry: SseCarry,
     counts: Option<Counts>,
+    /// A `message_delta` carried usage: its `output_tokens` is the answer's count, where
+    /// `message_start`'s is a placeholder (1).
+    final_counts: bool,
     stop_reason: Option<String>,
     error: Option<Value>,
     content_deltas: u64,
@@ -98,8 +101,16 @@ impl AnthropicStreamTap {
     }
 
     /// The provider's usage, normalised as OpenAI counts it (prompt includes cache reads).
+    /// A stream cut off before Anthropic's final count (the client left, the provider reset
+    /// or failed) keeps its reported prompt, and its output is estimated from the content
+    /// deltas that went by: DESIGN §4, a client that leaves pays for what was generated.
     pub fn usage(&self) -> Option<Usage> {
-        self.counts.map(|c| c.normalised())
+        let mut usage = self.counts?.normalised();
+        if !self.final_counts {
+            usage.completion = usage.completion.max(self.content_deltas);
+            usage.estimated = true;
+        }
+        Some(usage)
     }
 
     /// The stop reason in OpenAI's terms.
@@ -151,6 +162,7 @@ impl AnthropicStreamTap {
             Some("message_delta") => {
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.counts.get_or_insert_default().merge(u);
+                    self.final_counts = true;
                 }
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(r.to_string());
