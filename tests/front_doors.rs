@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  openrouter/claude:\n    endpoints:\n      - {{ provider: oai, model: anthropic/claude-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n",
+        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  openrouter/claude:\n    endpoints:\n      - {{ provider: oai, model: anthropic/claude-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n  google/gemini-tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\", price: {{ prompt: 1, completion: 2 }} }}\n",
         config_head()
     )
 }
@@ -438,6 +438,33 @@ async fn a_cut_anthropic_stream_is_billed_for_what_was_generated() {
     assert_eq!(d["tokens_prompt"], 30, "{rec}");
     assert_eq!(d["tokens_completion"], 20, "{rec}");
     assert_eq!(d["estimated"], true, "{rec}");
+}
+
+/// Gemini's thinking through the Messages door: its thought shows as thinking, but its thought
+/// signature (on the tool call) is no Claude signature and becomes no `redacted_thinking`
+/// block or `signature_delta`: Claude Code would send those back, and Claude refuses them.
+#[tokio::test]
+async fn gemini_thought_signatures_do_not_stream_as_claude_thinking() {
+    let (_mock, gw) = start();
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "google/gemini-tools", "max_tokens": 2000, "stream": true,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let events = anthropic_events(&text);
+    let blocks: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["content_block"]["type"].as_str())
+        .collect();
+    assert_eq!(blocks, ["thinking", "tool_use"], "{text}");
+    assert!(!text.contains("bW9jay1zaWduYXR1cmU="), "{text}");
+    assert!(!text.contains("signature_delta"), "{text}");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use super::CLAUDE_REASONING_FORMATS;
 use crate::dialects::common::SseCarry;
 use crate::metering::sse::event_data;
 use crate::metering::Usage;
@@ -21,9 +22,9 @@ pub(crate) enum ChatEvent {
     Text(String),
     /// Reasoning text (OpenRouter `reasoning`, or `reasoning_content`).
     Reasoning(String),
-    /// The signature of the current thinking block (Anthropic's, carried in `reasoning_details`).
+    /// The signature of the current thinking block (Claude's, carried in `reasoning_details`).
     ReasoningSignature(String),
-    /// Encrypted reasoning that must be handed back as it is (`reasoning.encrypted`).
+    /// Claude's encrypted reasoning, to be handed back as it is (`reasoning.encrypted`).
     ReasoningEncrypted(String),
     ToolCall {
         index: usize,
@@ -202,7 +203,14 @@ fn delta_events(delta: &Value, out: &mut Vec<ChatEvent>) {
     if let Some(r) = reasoning {
         out.push(ChatEvent::Reasoning(r));
     }
-    for d in details.into_iter().flatten() {
+    // Claude's signed thinking only, as the whole answer's conversion reads it: a client sends
+    // these blocks back to Claude, which refuses another provider's signature (Gemini's).
+    let claude = |d: &&Value| {
+        d.get("format")
+            .and_then(Value::as_str)
+            .is_some_and(|f| CLAUDE_REASONING_FORMATS.contains(&f))
+    };
+    for d in details.into_iter().flatten().filter(claude) {
         let field = |k: &str| d.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         match (d["type"].as_str(), field("signature"), field("data")) {
             (Some("reasoning.text"), Some(sig), _) => {
@@ -259,7 +267,7 @@ mod tests {
     fn reads_each_kind_of_chunk() {
         let input = concat!(
             ": keep-alive\n\n",
-            r#"data: {"id":"g1","model":"m","choices":[{"index":0,"delta":{"reasoning":"hm","reasoning_details":[{"type":"reasoning.text","text":"hm","signature":"sig"}]}}]}"#,
+            r#"data: {"id":"g1","model":"m","choices":[{"index":0,"delta":{"reasoning":"hm","reasoning_details":[{"type":"reasoning.text","text":"hm","signature":"sig","format":"anthropic-claude-v1"}]}}]}"#,
             "\n\n",
             r#"data: {"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}"#,
             "\n\n",
@@ -295,6 +303,22 @@ mod tests {
         assert_eq!((u.usage.prompt, u.usage.completion), (3, 2));
         assert_eq!(u.provider.as_deref(), Some("p"));
         assert_eq!(events[7], ChatEvent::Done);
+    }
+
+    #[test]
+    fn only_claudes_signed_thinking_is_read_as_such() {
+        let input = concat!(
+            r#"data: {"choices":[{"delta":{"reasoning":"hm","reasoning_details":[{"type":"reasoning.text","text":"hm","signature":"gsig","format":"google-gemini-v1"},{"type":"reasoning.encrypted","data":"genc","format":"google-gemini-v1"},{"type":"reasoning.encrypted","data":"oenc","format":"openai-responses-v1"},{"type":"reasoning.encrypted","data":"noformat"},{"type":"reasoning.text","text":"","signature":"bsig","format":"amazon-bedrock-converse-v1"},{"type":"reasoning.encrypted","data":"aenc","format":"anthropic-claude-v1"}]}}]}"#,
+            "\n\n"
+        );
+        assert_eq!(
+            read(input.as_bytes()),
+            [
+                ChatEvent::Reasoning("hm".into()),
+                ChatEvent::ReasoningSignature("bsig".into()),
+                ChatEvent::ReasoningEncrypted("aenc".into()),
+            ]
+        );
     }
 
     #[test]

@@ -27,12 +27,18 @@ mod tests;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::dialects::{anthropic, bedrock};
 use crate::metering::Usage;
 
 pub use passthrough::{passthrough_body, passthrough_message, AnthropicStreamTap};
 pub use request::{to_chat_request, MessagesRequest};
 pub use response::from_chat_completion;
 pub use stream::ChatToMessagesStream;
+
+/// The `reasoning_details[].format`s of Claude's signed thinking: Anthropic's and Bedrock's.
+/// Only these become `thinking` signatures and `redacted_thinking` blocks, which a client
+/// hands back to Claude; another provider's (Gemini's thought signatures) Claude refuses.
+const CLAUDE_REASONING_FORMATS: &[&str] = &[anthropic::REASONING_FORMAT, bedrock::REASONING_FORMAT];
 
 /// Anthropic's own stop reasons: when the provider stated one (`native_finish_reason`), it is
 /// used as it is rather than guessed back from OpenAI's coarser reason.

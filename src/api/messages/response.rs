@@ -14,12 +14,7 @@
 use serde_json::{json, Map, Value};
 
 use super::chunks::StreamUsage;
-use super::{error_json, stop_reason, usage_json};
-use crate::dialects::{anthropic, bedrock};
-
-/// The `reasoning_details[].format`s of Claude's signed thinking: Anthropic's and Bedrock's.
-/// (Gemini's thought signatures are details too, but no thinking block.)
-const CLAUDE_REASONING_FORMATS: &[&str] = &[anthropic::REASONING_FORMAT, bedrock::REASONING_FORMAT];
+use super::{error_json, stop_reason, usage_json, CLAUDE_REASONING_FORMATS};
 
 pub fn from_chat_completion(completion: &Value) -> Value {
     let choice = completion.pointer("/choices/0");
