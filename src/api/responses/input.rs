@@ -7,7 +7,10 @@
 //!   Files by `file_id` or `file_url` and images by `file_id` need OpenAI's file store: dropped.
 //! - `function_call` items -> `tool_calls` of an assistant message (joined onto the assistant
 //!   message right before them, as one chat turn holds text and calls);
-//!   `function_call_output` -> a `tool` message.
+//!   `function_call_output` -> a `tool` message with its text; its images, files and audio
+//!   move to a user message after the run of tool messages (OpenAI accepts them only from
+//!   users, and tool answers must follow the assistant's calls directly), as the Messages door
+//!   does for Anthropic tool results.
 //! - `reasoning` items and hosted tool calls (web search, ...) are dropped and listed;
 //!   `item_reference` needs stored items: a 400.
 
@@ -37,11 +40,17 @@ pub(super) fn convert(
             ))
         }
     };
+    // Media of the tool outputs since the last other item (Codex CLI sends a screenshot as
+    // `input_image` in an output).
+    let mut result_media = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("input[{i}]");
         let bad = |what: &str| ApiError::bad_param("input", format!("`{at}` {what}"));
         let item = item.as_object().ok_or_else(|| bad("must be an object"))?;
         let kind = item.get("type").and_then(Value::as_str);
+        if kind != Some("function_call_output") {
+            push_result_media(&mut result_media, &mut out);
+        }
         match (kind, item.get("role").and_then(Value::as_str)) {
             (None | Some("message"), Some(role)) => {
                 if let Some(m) = message(role, item, &at, dropped)? {
@@ -58,7 +67,15 @@ pub(super) fn convert(
                 let content = match item.get("output") {
                     Some(Value::String(s)) => json!(s),
                     Some(Value::Array(parts)) => {
-                        Value::Array(parts_of(parts, &format!("{at}.output"), dropped)?)
+                        let (texts, media): (Vec<Value>, Vec<Value>) =
+                            parts_of(parts, &format!("{at}.output"), dropped)?
+                                .into_iter()
+                                .partition(|p| p["type"] == "text");
+                        result_media.extend(media);
+                        match texts.is_empty() {
+                            true => json!(""),
+                            false => Value::Array(texts),
+                        }
                     }
                     _ => return Err(bad("needs an `output` string or array")),
                 };
@@ -72,7 +89,15 @@ pub(super) fn convert(
             (Some(other), _) => dropped.push(format!("{at} ({other})")),
         }
     }
+    push_result_media(&mut result_media, &mut out);
     Ok(out)
+}
+
+/// The tool outputs' media, as one user message after their tool messages.
+fn push_result_media(media: &mut Vec<Value>, out: &mut Vec<Value>) {
+    if !media.is_empty() {
+        out.push(json!({ "role": "user", "content": std::mem::take(media) }));
+    }
 }
 
 fn message(

@@ -275,3 +275,59 @@ fn garbage_streams_end_without_panicking() {
         "no input, no response"
     );
 }
+
+/// Codex CLI hands back a screenshot inside a tool output. OpenAI accepts images only from
+/// users, and tool answers must follow the assistant's calls directly: the text stays in the
+/// tool message, the image follows the run of tool answers as a user message.
+#[test]
+fn images_in_tool_outputs_move_to_a_user_message_after_the_tool_answers() {
+    let png = "data:image/png;base64,iVBORw0KGgo=";
+    let body = json!({"model": "openai/gpt-5", "input": [
+        {"role": "user", "content": "Look at the page."},
+        {"type": "function_call", "call_id": "c1", "name": "screenshot", "arguments": "{}"},
+        {"type": "function_call", "call_id": "c2", "name": "title", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_text", "text": "Here it is."},
+            {"type": "input_image", "image_url": png}]},
+        {"type": "function_call_output", "call_id": "c2", "output": [
+            {"type": "input_image", "image_url": png, "detail": "low"}]},
+        {"role": "user", "content": "What do you see?"}]});
+    let r = to_chat_request(&Bytes::from(body.to_string())).unwrap();
+    let chat: Value = serde_json::from_slice(&r.chat_body).unwrap();
+    let image = |detail: Option<&str>| {
+        let mut url = json!({"url": png});
+        if let Some(d) = detail {
+            url["detail"] = json!(d);
+        }
+        json!({"type": "image_url", "image_url": url})
+    };
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "user", "content": "Look at the page."},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "screenshot", "arguments": "{}"}},
+                {"id": "c2", "type": "function", "function": {"name": "title", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "Here it is."}]},
+            {"role": "tool", "tool_call_id": "c2", "content": ""},
+            {"role": "user", "content": [image(None), image(Some("low"))]},
+            {"role": "user", "content": "What do you see?"}])
+    );
+    assert!(r.dropped.is_empty(), "{:?}", r.dropped);
+
+    // The last item a tool output: its image still follows it.
+    let body = json!({"model": "m", "input": [
+        {"type": "function_call", "call_id": "c1", "name": "screenshot", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_image", "image_url": png}]}]});
+    let r = to_chat_request(&Bytes::from(body.to_string())).unwrap();
+    let chat: Value = serde_json::from_slice(&r.chat_body).unwrap();
+    let roles: Vec<&str> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["assistant", "tool", "user"]);
+    assert_eq!(chat["messages"][2]["content"], json!([image(None)]));
+}
