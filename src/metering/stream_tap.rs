@@ -124,9 +124,11 @@ impl OpenAiStreamTap {
         let usage_present = USAGE
             .find(payload)
             .is_some_and(|at| !value_is_null(&payload[at + 7..]));
-        let finish_present = FINISH
-            .find(payload)
-            .is_some_and(|at| !value_is_null(&payload[at + 15..]));
+        // `""` as well as null: some hosts (older Ollama, SGLang) send it on every chunk.
+        let finish_present = FINISH.find(payload).is_some_and(|at| {
+            let value = value_after(&payload[at + 15..]);
+            !(value.starts_with(b"null") || value.starts_with(b"\"\""))
+        });
         let error_present = ERROR.find(payload).is_some();
         if !(usage_present || finish_present || error_present) {
             return Disposition::Forward;
@@ -137,6 +139,7 @@ impl OpenAiStreamTap {
         if let Some(reason) = json
             .pointer("/choices/0/finish_reason")
             .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
         {
             self.finish_reason = Some(reason.to_string());
         }
@@ -165,11 +168,15 @@ fn push_range(kept: &mut Vec<Range<usize>>, range: Range<usize>) {
     }
 }
 
+/// After a `"key"` match: the bytes from its value on.
+fn value_after(after_key: &[u8]) -> &[u8] {
+    let rest = after_key.trim_ascii_start();
+    rest.strip_prefix(b":").unwrap_or(rest).trim_ascii_start()
+}
+
 /// After a `"key"` match: is the value `null`?
 fn value_is_null(after_key: &[u8]) -> bool {
-    let rest = after_key.trim_ascii_start();
-    let rest = rest.strip_prefix(b":").unwrap_or(rest).trim_ascii_start();
-    rest.starts_with(b"null")
+    value_after(after_key).starts_with(b"null")
 }
 
 /// After a `"key":"` match: is the string non-empty?

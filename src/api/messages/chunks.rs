@@ -154,10 +154,11 @@ fn chunk_events(chunk: &Value, out: &mut Vec<ChatEvent>) {
     if let Some(delta) = choice.and_then(|c| c.get("delta")) {
         delta_events(delta, out);
     }
+    // Some hosts (older Ollama, SGLang) put `"finish_reason": ""` on every chunk: no finish.
     if let Some(reason) = choice
         .and_then(|c| c.get("finish_reason"))
         .and_then(Value::as_str)
-        .filter(|r| *r != "error")
+        .filter(|r| !r.is_empty() && *r != "error")
     {
         let native = choice
             .and_then(|c| c.get("native_finish_reason"))

@@ -543,3 +543,62 @@ data: {"type":"content_block_start","index":0,"content_block":{"type":"text","te
     let usage = tap.usage().unwrap();
     assert_eq!((usage.completion, usage.estimated), (42, false));
 }
+
+/// Older Ollama and SGLang put `"finish_reason": ""` on every chunk. That is no finish: the
+/// text stays one block and a tool call's later arguments reach its open block, which closes
+/// once, at the real finish.
+#[test]
+fn empty_finish_reasons_do_not_split_blocks() {
+    let stream = br#"data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Let me check."},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"location\""}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":\"Paris\"}"}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
+
+data: [DONE]
+
+"#;
+    let mut s = ChatToMessagesStream::new();
+    let out = String::from_utf8(s.on_chunk(stream).to_vec()).unwrap();
+    assert_named_events(&out).unwrap();
+    let events: Vec<Value> = out
+        .split("\n\n")
+        .filter_map(|e| e.split_once("\ndata: "))
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e["type"].as_str().unwrap() {
+            "content_block_delta" => format!("delta {}", e["index"]),
+            "content_block_start" => format!("start {}", e["index"]),
+            "content_block_stop" => format!("stop {}", e["index"]),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "start 0",
+            "delta 0",
+            "stop 0",
+            "start 1",
+            "delta 1",
+            "delta 1",
+            "stop 1",
+            "message_delta",
+            "message_stop"
+        ],
+        "{out}"
+    );
+    let input: String = events
+        .iter()
+        .filter_map(|e| e["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(input, r#"{"location":"Paris"}"#);
+    assert_eq!(s.stop_reason(), Some("tool_use"));
+}

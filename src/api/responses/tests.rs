@@ -331,3 +331,51 @@ fn images_in_tool_outputs_move_to_a_user_message_after_the_tool_answers() {
     assert_eq!(roles, ["assistant", "tool", "user"]);
     assert_eq!(chat["messages"][2]["content"], json!([image(None)]));
 }
+
+/// Older Ollama and SGLang put `"finish_reason": ""` on every chunk. That is no finish: the
+/// message stays one item, and a tool call's later arguments reach its open item, which is
+/// done once, with all of them.
+#[test]
+fn empty_finish_reasons_do_not_split_items() {
+    let stream = br#"data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Let me check."},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"location\""}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":\"Paris\"}"}}]},"finish_reason":""}]}
+
+data: {"id":"g","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
+
+data: [DONE]
+
+"#;
+    let mut s = ChatToResponsesStream::new();
+    let out = String::from_utf8(s.on_chunk(stream).to_vec()).unwrap();
+    let events = checked_events(&out).unwrap();
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_item.done")
+        .collect();
+    assert_eq!(done.len(), 2, "{out}");
+    assert_eq!(done[0]["item"]["content"][0]["text"], "Let me check.");
+    assert_eq!(done[1]["item"]["type"], "function_call");
+    assert_eq!(done[1]["item"]["arguments"], r#"{"location":"Paris"}"#);
+    // Nothing reaches an item after it is done.
+    let last_done = events
+        .iter()
+        .rposition(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    assert!(
+        events[last_done + 1..]
+            .iter()
+            .all(|e| e["type"] == "response.completed"),
+        "{out}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["response"]["output"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        last["response"]["output"][1]["arguments"],
+        r#"{"location":"Paris"}"#
+    );
+}

@@ -90,3 +90,17 @@ fn records_errors_and_survives_garbage() {
     assert_eq!(tap.upstream_error.unwrap()["message"], "overloaded");
     assert!(tap.usage.is_none());
 }
+
+/// Older Ollama and SGLang put `"finish_reason": ""` on every chunk: no finish, so a stream
+/// cut before its real finish is not taken for a whole one.
+#[test]
+fn an_empty_finish_reason_is_no_finish() {
+    let chunk = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"\"}]}\n\n";
+    let (out, tap) = run(&[chunk.as_bytes(), chunk.as_bytes()]);
+    assert_eq!(out, [chunk, chunk].concat().as_bytes());
+    assert_eq!(tap.finish_reason, None);
+    assert_eq!(tap.content_deltas, 2);
+    let last = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+    let (_, tap) = run(&[chunk.as_bytes(), last.as_bytes(), chunk.as_bytes()]);
+    assert_eq!(tap.finish_reason.as_deref(), Some("stop"));
+}
