@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n",
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/cut:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+reset=mid+chunks=20\" }}\n  anthropic/whole:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+chunks=20\" }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n",
         config_head()
     )
 }
@@ -161,6 +161,51 @@ async fn grok_reasoning_reported_apart_is_billed_and_shown_as_output() {
     let tail: Value =
         serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
     check(&tail["usage"], "stream");
+}
+
+/// A Claude stream cut before its `message_delta` (the client left, the provider reset):
+/// Anthropic's `message_start` says 1 output token whatever follows. The client and the
+/// ledger get the prompt Anthropic reported and the completion estimated from what was
+/// relayed, marked estimated, not 1 token as reported.
+#[tokio::test]
+async fn a_cut_claude_stream_is_billed_for_what_was_relayed() {
+    let (_mock, gw) = start();
+    let ask = |model: &str| {
+        json!({"model": model, "stream": true,
+               "messages": [{"role": "user", "content": "Hello stream"}]})
+    };
+    let usage_of = |text: &str| -> Value {
+        let events = sse_events(text);
+        let usage = events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e.trim_start_matches("data: ")).ok())
+            .find(|c| c["usage"].is_object())
+            .expect("a usage chunk");
+        usage["usage"].clone()
+    };
+    let whole = chat(&gw, ask("anthropic/whole"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let whole = usage_of(&whole);
+    let cut = chat(&gw, ask("anthropic/cut")).await;
+    let text = cut.text().await.unwrap();
+    let relayed = sse_events(&text)
+        .iter()
+        .filter(|e| e.contains(r#""content":""#) && !e.contains(r#""content":"""#))
+        .count() as u64;
+    let cut = usage_of(&text);
+    assert!(relayed > 1, "{text}");
+    assert_eq!(
+        cut["prompt_tokens"], whole["prompt_tokens"],
+        "the prompt Anthropic reported"
+    );
+    assert!(
+        cut["completion_tokens"].as_u64().unwrap() >= relayed,
+        "{cut} for {relayed} relayed deltas"
+    );
+    assert_eq!(cut["estimated"], true, "{cut}");
 }
 
 #[tokio::test]

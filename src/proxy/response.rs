@@ -110,9 +110,18 @@ impl RequestCtx {
             ChatStream::Passthrough(tap) => tap.content_deltas,
             _ => self.stream_events,
         };
-        let usage = stream
-            .usage()
-            .unwrap_or_else(|| self.estimate_usage(deltas));
+        let usage = match stream.usage() {
+            // Cut before the provider's final count (a client that left, a reset): the prompt
+            // it reported, the completion estimated from what was relayed (DESIGN §4: it pays
+            // for what was generated).
+            Some(u) if !stream.usage_is_final() => Usage {
+                completion: u.completion.max(deltas),
+                estimated: true,
+                ..u
+            },
+            Some(u) => u,
+            None => self.estimate_usage(deltas),
+        };
         self.usage = Some(usage);
         if self.finish_reason.is_none() {
             self.finish_reason = stream.finish_reason();

@@ -58,6 +58,16 @@ impl ChatStream {
         }
     }
 
+    /// Whether [`Self::usage`]'s completion count is the provider's final one. Anthropic
+    /// reports output only at the end (`message_delta`); the others report usage once, at the
+    /// end, or cumulatively.
+    pub fn usage_is_final(&self) -> bool {
+        match self {
+            ChatStream::Anthropic(c) => c.saw_final_usage(),
+            _ => true,
+        }
+    }
+
     /// The provider's reported usage, if any.
     pub fn usage(&self) -> Option<Usage> {
         match self {

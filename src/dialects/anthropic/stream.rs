@@ -47,6 +47,9 @@ pub struct StreamConverter {
     finish_reason: Option<&'static str>,
     error: Option<Value>,
     saw_message_stop: bool,
+    /// A `message_delta` carried usage: the output count is the provider's final one
+    /// (`message_start` says 1 output token whatever follows).
+    saw_final_usage: bool,
 }
 
 impl StreamConverter {
@@ -64,6 +67,7 @@ impl StreamConverter {
             finish_reason: None,
             error: None,
             saw_message_stop: false,
+            saw_final_usage: false,
         }
     }
 
@@ -97,6 +101,12 @@ impl StreamConverter {
     }
 
     /// Whether the stream ended as Anthropic ends a whole message (`message_stop`).
+    /// Whether the output count in [`Self::usage`] is the provider's final one (a stream cut
+    /// before its `message_delta` has only `message_start`'s placeholder).
+    pub fn saw_final_usage(&self) -> bool {
+        self.saw_final_usage
+    }
+
     pub fn saw_message_stop(&self) -> bool {
         self.saw_message_stop
     }
@@ -127,6 +137,7 @@ impl StreamConverter {
             "message_delta" => {
                 if v["usage"].is_object() {
                     self.usage.get_or_insert_default().merge(&v["usage"]);
+                    self.saw_final_usage = true;
                 }
                 let stop_reason = v.pointer("/delta/stop_reason").and_then(Value::as_str);
                 if let Some(native) = stop_reason.filter(|_| self.finish_reason.is_none()) {
