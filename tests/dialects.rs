@@ -140,16 +140,8 @@ async fn grok_reasoning_reported_apart_is_billed_and_shown_as_output() {
     let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
     let body: Value = r.json().await.unwrap();
     check(&body["usage"], "whole answer");
-    let rec: Value = client()
-        .get(gw.url(&format!("/api/v1/generation?id={id}")))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rec["data"]["tokens_completion"], 4308, "{rec}");
+    let d = generation_data(&gw, &id).await;
+    assert_eq!(d["tokens_completion"], 4308, "{d}");
 
     let r = chat(
         &gw,

@@ -385,16 +385,7 @@ async fn embeddings_are_routed_metered_and_recorded() {
                 "/v1/models/text-embedding-004:batchEmbedContents"
             ),
         }
-        let rec: Value = client()
-            .get(gw.url(&format!("/v1/generation?id={id}")))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(rec["data"]["model"], model);
+        assert_eq!(generation_data(&gw, &id).await["model"], model);
     }
     // A model with no embeddings-capable provider is a clear 404.
     let r = client()
@@ -425,19 +416,10 @@ async fn a_cut_anthropic_stream_is_billed_for_what_was_generated() {
     let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
     let text = r.text().await.unwrap();
     assert!(!text.contains("message_delta"), "{text}");
-    let rec: Value = client()
-        .get(gw.url(&format!("/v1/generation?id={id}")))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let d = &rec["data"];
-    assert_eq!(d["tokens_prompt"], 30, "{rec}");
-    assert_eq!(d["tokens_completion"], 20, "{rec}");
-    assert_eq!(d["estimated"], true, "{rec}");
+    let d = generation_data(&gw, &id).await;
+    assert_eq!(d["tokens_prompt"], 30, "{d}");
+    assert_eq!(d["tokens_completion"], 20, "{d}");
+    assert_eq!(d["estimated"], true, "{d}");
 }
 
 /// Gemini's thinking through the Messages door: its thought shows as thinking, but its thought

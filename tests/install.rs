@@ -152,25 +152,9 @@ fn an_unreachable_ledger_is_named_without_its_password() {
 /// a process up (and systemd content) without the listener.
 #[test]
 fn serve_fails_when_it_cannot_listen() {
-    let dir = std::env::temp_dir().join(format!("switchyard-install-bind-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  listen: [\"{addr}\"]\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--no-watch", "-c"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (dir, mut child) = spawn_serve("bind", addr, "", std::process::Stdio::piped());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -249,8 +233,6 @@ fn the_readme_install_steps_give_a_config_that_checks() {
 /// waiting up to 2 s for a Redis that is not there) must not end it; it serves once up.
 #[test]
 fn a_sighup_during_startup_does_not_stop_the_gateway() {
-    let dir = std::env::temp_dir().join(format!("switchyard-install-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -258,21 +240,12 @@ fn a_sighup_during_startup_does_not_stop_the_gateway() {
             .unwrap()
     };
     let (listen, no_redis) = (free(), free());
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  listen: [\"{listen}\"]\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\n  redis_url: \"redis://{no_redis}\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--no-watch", "-c"])
-        .arg(&config)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (dir, mut child) = spawn_serve(
+        "hup",
+        listen,
+        &format!("  redis_url: \"redis://{no_redis}\"\n"),
+        std::process::Stdio::null(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let hup = std::process::Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
@@ -299,4 +272,33 @@ fn a_sighup_during_startup_does_not_stop_the_gateway() {
     let _ = child.wait();
     assert!(healthy, "the gateway never answered /healthz");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `switchyard serve` on a scratch config (in the returned folder) listening on `listen`,
+/// its ledger beside it, with `storage` lines added under `storage:`.
+fn spawn_serve(
+    name: &str,
+    listen: std::net::SocketAddr,
+    storage: &str,
+    stderr: std::process::Stdio,
+) -> (std::path::PathBuf, std::process::Child) {
+    let dir =
+        std::env::temp_dir().join(format!("switchyard-install-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: [\"{listen}\"]\n  grace_period: 1s\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\n{storage}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--no-watch", "-c"])
+        .arg(&config)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (dir, child)
 }

@@ -14,6 +14,8 @@ pub mod scan;
 pub mod stamp;
 pub mod strict;
 mod swar;
+#[cfg(test)]
+mod test_streams;
 
 pub use chat::ChatRequest;
 pub use error::{ApiError, FrontDoor};

@@ -289,6 +289,20 @@ pub async fn chat(gw: &Gateway, body: serde_json::Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// The `data` of `GET /v1/generation?id=` for the test key's request `id`.
+pub async fn generation_data(gw: &Gateway, id: &str) -> serde_json::Value {
+    let rec: serde_json::Value = client()
+        .get(gw.url(&format!("/v1/generation?id={id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rec["data"].clone()
+}
+
 /// Sends raw bytes on a fresh connection and returns everything the server wrote back.
 pub fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -549,19 +549,7 @@ data: {"type":"content_block_start","index":0,"content_block":{"type":"text","te
 /// once, at the real finish.
 #[test]
 fn empty_finish_reasons_do_not_split_blocks() {
-    let stream = br#"data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Let me check."},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"location\""}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":\"Paris\"}"}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
-
-data: [DONE]
-
-"#;
+    let stream = crate::api::test_streams::EMPTY_FINISH_REASONS;
     let mut s = ChatToMessagesStream::new();
     let out = String::from_utf8(s.on_chunk(stream).to_vec()).unwrap();
     assert_named_events(&out).unwrap();

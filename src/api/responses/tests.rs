@@ -337,19 +337,7 @@ fn images_in_tool_outputs_move_to_a_user_message_after_the_tool_answers() {
 /// done once, with all of them.
 #[test]
 fn empty_finish_reasons_do_not_split_items() {
-    let stream = br#"data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Let me check."},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"location\""}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":\"Paris\"}"}}]},"finish_reason":""}]}
-
-data: {"id":"g","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
-
-data: [DONE]
-
-"#;
+    let stream = crate::api::test_streams::EMPTY_FINISH_REASONS;
     let mut s = ChatToResponsesStream::new();
     let out = String::from_utf8(s.on_chunk(stream).to_vec()).unwrap();
     let events = checked_events(&out).unwrap();
