@@ -237,27 +237,29 @@ impl ReloadService {
 }
 
 /// Whether a change to `changed` (in a watched directory) may change the config: the main
-/// file, a YAML file in an include directory, or Kubernetes' `..data` symlink, which a
-/// ConfigMap or Secret volume swaps by rename to update every file at once (the files
-/// themselves are symlinks through it and see no event of their own).
+/// file, the file it links to, a credential file, a YAML file in an include directory, or
+/// Kubernetes' `..data` symlink, which a ConfigMap or Secret volume swaps by rename to update
+/// every file at once (the files themselves are symlinks through it and see no event of
+/// their own).
 fn is_config_change(
     changed: &std::path::Path,
     main_file: Option<&std::ffi::OsStr>,
-    link_target: Option<&std::path::Path>,
+    exact_files: &[std::path::PathBuf],
     include_dirs: &[std::path::PathBuf],
 ) -> bool {
     let name = changed.file_name();
     name.is_some_and(|n| Some(n) == main_file || n == "..data")
-        || link_target.is_some_and(|t| t == changed)
+        || exact_files.iter().any(|f| f == changed)
         || (changed
             .extension()
             .is_some_and(|e| e == "yaml" || e == "yml")
             && include_dirs.iter().any(|d| changed.starts_with(d)))
 }
 
-/// Watches the main file's directory and those of its included files (`config_watch`): a
-/// change to the main file or to any YAML file in an include directory sends on `tx`
-/// (include globs that gain a new directory need a SIGHUP or a restart).
+/// Watches the main file's directory and those of its included and credential files
+/// (`config_watch`): a change to the main file, a credential file or any YAML file in an
+/// include directory sends on `tx` (include globs that gain a new directory, and credential
+/// files a reload adds, need a SIGHUP or a restart).
 fn watch_config_files(reloader: &Reloader, tx: tokio::sync::mpsc::Sender<()>) {
     let Some(path) = reloader.path.as_ref() else {
         return;
@@ -278,13 +280,23 @@ fn watch_config_files(reloader: &Reloader, tx: tokio::sync::mpsc::Sender<()>) {
     include_dirs.sort();
     include_dirs.dedup();
     let mut dirs = vec![dir_of(path)];
+    // Files followed by their exact path, as the watch reports it (its folder joined with its
+    // name, so `token` is seen as `./token`).
+    let mut exact_files: Vec<std::path::PathBuf> = Vec::new();
     // A config that is a link into another folder changes there: watch that folder too (a
     // Kubernetes `..data` link stays in the link's folder and is seen there).
     let link_target = std::fs::canonicalize(path)
         .ok()
         .filter(|t| std::fs::canonicalize(dir_of(path)).ok() != Some(dir_of(t)));
-    if let Some(target) = &link_target {
-        dirs.push(dir_of(target));
+    if let Some(target) = link_target {
+        dirs.push(dir_of(&target));
+        exact_files.push(target);
+    }
+    for secret in &reloader.store.current().secret_files {
+        if let Some(name) = secret.file_name() {
+            dirs.push(dir_of(secret));
+            exact_files.push(dir_of(secret).join(name));
+        }
     }
     dirs.extend(include_dirs.iter().cloned());
     dirs.sort();
@@ -292,7 +304,7 @@ fn watch_config_files(reloader: &Reloader, tx: tokio::sync::mpsc::Sender<()>) {
     let file = path.file_name().map(|f| f.to_owned());
     crate::config_watch::watch(
         &dirs,
-        move |p| is_config_change(p, file.as_deref(), link_target.as_deref(), &include_dirs),
+        move |p| is_config_change(p, file.as_deref(), &exact_files, &include_dirs),
         move || {
             let _ = tx.try_send(());
         },
@@ -338,10 +350,12 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     #[test]
-    fn config_changes_are_the_main_file_include_yaml_and_kubernetes_data_swaps() {
+    fn config_changes_are_the_main_file_include_yaml_credentials_and_kubernetes_data_swaps() {
         let main = Some(OsStr::new("switchyard.yaml"));
         let includes = [PathBuf::from("/etc/switchyard/models")];
+        let exact = [PathBuf::from("/run/secrets/vertex-token")];
         let yes = [
+            "/run/secrets/vertex-token",
             "/etc/switchyard/switchyard.yaml",
             "/etc/switchyard/models/openai.yaml",
             "/etc/switchyard/models/extra.yml",
@@ -354,13 +368,18 @@ mod tests {
             "/etc/switchyard/other.yaml",
             "/etc/switchyard/models/notes.txt",
             "/etc/switchyard/..data_tmp",
+            "/run/secrets/vertex-token.tmp",
+            "/run/secrets/other-token",
         ];
         for p in yes {
-            assert!(is_config_change(Path::new(p), main, None, &includes), "{p}");
+            assert!(
+                is_config_change(Path::new(p), main, &exact, &includes),
+                "{p}"
+            );
         }
         for p in no {
             assert!(
-                !is_config_change(Path::new(p), main, None, &includes),
+                !is_config_change(Path::new(p), main, &exact, &includes),
                 "{p}"
             );
         }

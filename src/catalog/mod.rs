@@ -10,7 +10,8 @@ mod supports;
 pub use filter::{listed_price, sort_models, ModelFilter, ModelOrder};
 pub use price::{Price, PICO_USD_PER_USD};
 pub use provider::{
-    Backend, DataCollection, Dialect, HealthCheck, Provider, Secret, Timeouts, UpstreamUrl,
+    AwsCredentials, Backend, DataCollection, Dialect, HealthCheck, Provider, Secret, Timeouts,
+    UpstreamUrl,
 };
 pub use supports::{
     expand_supports, is_request_parameter, BASE_PARAMETERS, INPUT_MODALITIES, OUTPUT_MODALITIES,

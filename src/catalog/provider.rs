@@ -222,6 +222,15 @@ fn key_header(
     Ok(Some((name, value)))
 }
 
+/// An AWS identity: long-term keys, or temporary ones (a role's, SSO's, an instance
+/// profile's), which also need their session token.
+#[derive(Debug)]
+pub struct AwsCredentials {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
 #[derive(Debug)]
 pub struct Provider {
     pub id: String,
@@ -236,8 +245,8 @@ pub struct Provider {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub api_version: Option<String>,
     pub region: Option<String>,
-    /// AWS access key id and secret, for SigV4-signed providers (Bedrock).
-    pub aws_credentials: Option<(Secret, Secret)>,
+    /// What SigV4-signed providers (Bedrock) sign with.
+    pub aws_credentials: Option<AwsCredentials>,
     /// Why the provider cannot be used (e.g. its key's environment variable is unset); the
     /// router skips it and says so instead of sending unauthenticated requests.
     pub unavailable: Option<String>,

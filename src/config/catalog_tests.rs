@@ -289,3 +289,129 @@ fn supports_flags_imply_their_parameters() {
     let ep = &loaded.snapshot.catalog.model("a/b").unwrap().endpoints[0];
     assert!(ep.supports("tool_choice") && ep.supports("structured_outputs"));
 }
+
+/// Credentials from files (`api_key_file`, `aws_*_file`): resolved against the config's
+/// folder, trimmed, per backend too, and listed for the reload watch.
+#[test]
+fn credentials_come_from_files_next_to_the_config() {
+    let main = "providers:\n  vertex:\n    preset: vertex\n    base_url: \"https://us-central1-aiplatform.googleapis.com/v1beta1/projects/p/locations/us-central1/endpoints/openapi\"\n    api_key_file: secrets/vertex-token\n  aws:\n    preset: bedrock\n    region: eu-west-1\n    aws_access_key_id_file: secrets/aws-id\n    aws_secret_access_key_file: secrets/aws-secret\n    aws_session_token_file: secrets/aws-token\n  pool:\n    dialect: openai\n    api_key_env: POOL_KEY\n    backends:\n      - { base_url: \"http://127.0.0.1:9/v1\", api_key_file: secrets/pool-b }\n      - { base_url: \"http://127.0.0.1:8/v1\" }\n";
+    let dir = Dir::new(
+        "credfiles",
+        &[
+            ("main.yaml", main),
+            ("secrets/vertex-token", "ya29.a0token\n"),
+            ("secrets/aws-id", "ASIAEXAMPLE\n"),
+            ("secrets/aws-secret", "  s3cret \n"),
+            ("secrets/aws-token", "FwoGZXIvYXdzEJr"),
+            ("secrets/pool-b", "sk-from-file"),
+        ],
+    );
+    let loaded = dir.load().unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let p = &loaded.snapshot.catalog.providers;
+    let key_of = |id: &str, i: usize| p[id].backends[i].api_key.as_ref().unwrap().expose();
+    assert_eq!(key_of("vertex", 0), "ya29.a0token");
+    assert_eq!(key_of("pool", 0), "sk-from-file");
+    assert_eq!(key_of("pool", 1), "secret-POOL_KEY");
+    let aws = p["aws"].aws_credentials.as_ref().unwrap();
+    assert_eq!(aws.access_key_id.expose(), "ASIAEXAMPLE");
+    assert_eq!(aws.secret_access_key.expose(), "s3cret");
+    assert_eq!(
+        aws.session_token.as_ref().unwrap().expose(),
+        "FwoGZXIvYXdzEJr"
+    );
+    assert!(p.values().all(|p| p.unavailable.is_none()));
+    let mut watched = loaded.snapshot.secret_files.clone();
+    watched.sort();
+    let want: Vec<PathBuf> = [
+        "aws-id",
+        "aws-secret",
+        "aws-token",
+        "pool-b",
+        "vertex-token",
+    ]
+    .iter()
+    .map(|f| dir.0.join("secrets").join(f))
+    .collect();
+    assert_eq!(watched, want);
+}
+
+/// A missing or empty credential file is a warning that names it, and its provider is
+/// unavailable (skipped by routing, shown unhealthy) until a reload reads it.
+#[test]
+fn an_unreadable_credential_file_leaves_its_provider_unavailable() {
+    let main = "providers:\n  a: { preset: openai, api_key_file: nowhere/token }\n  b: { preset: openai, api_key_file: empty-token }\n  c:\n    preset: bedrock\n    region: us-east-1\n    aws_access_key_id_env: AWS_ACCESS_KEY_ID\n    aws_secret_access_key_env: AWS_SECRET_ACCESS_KEY\n    aws_session_token_file: gone\n";
+    let dir = Dir::new("credmissing", &[("main.yaml", main), ("empty-token", "\n")]);
+    let loaded = dir.load().unwrap();
+    let warned = |what: &str| loaded.warnings.iter().any(|w| w.message.contains(what));
+    assert!(warned("nowhere/token") && warned("empty-token") && warned("gone"));
+    let p = &loaded.snapshot.catalog.providers;
+    assert!(p["a"].unavailable.as_ref().unwrap().contains("cannot read"));
+    assert!(p["b"].unavailable.as_ref().unwrap().contains("is empty"));
+    assert!(p["c"]
+        .unavailable
+        .as_ref()
+        .unwrap()
+        .contains("AWS credentials"));
+    assert!(p["c"].aws_credentials.is_none());
+    assert_eq!(loaded.snapshot.secret_files.len(), 3);
+}
+
+#[test]
+fn a_credential_named_twice_or_by_half_is_an_error() {
+    let twice = "providers:\n  a: { preset: openai, api_key_env: A_KEY, api_key_file: token }\n";
+    let err = load_str(twice, "t.yaml", &env).unwrap_err();
+    assert!(err.errors[0]
+        .message
+        .contains("api_key_env or api_key_file, not both"));
+    let half = "providers:\n  c:\n    dialect: bedrock\n    base_url: \"https://bedrock-runtime.us-east-1.amazonaws.com\"\n    aws_access_key_id_file: id\n";
+    let err = load_str(half, "t.yaml", &env).unwrap_err();
+    assert!(err.errors[0].message.contains("set both"), "{err}");
+    let token_alone = "providers:\n  c:\n    dialect: bedrock\n    base_url: \"https://bedrock-runtime.us-east-1.amazonaws.com\"\n    aws_session_token_env: AWS_SESSION_TOKEN\n";
+    let err = load_str(token_alone, "t.yaml", &env).unwrap_err();
+    assert!(
+        err.errors[0].message.contains("session token needs"),
+        "{err}"
+    );
+}
+
+/// Temporary AWS credentials: the standard variables bring `AWS_SESSION_TOKEN` when it is
+/// set (as AWS's SDKs do; long-term keys have none); other variables name their own.
+#[test]
+fn aws_session_tokens_come_with_the_standard_variables_or_their_own_field() {
+    let preset = "providers:\n  c: { preset: bedrock, region: us-east-1 }\n";
+    let with_token = |var: &str| {
+        (var.starts_with("AWS_") || var.starts_with("TEAM_")).then(|| format!("v-{var}"))
+    };
+    let loaded = load_str(preset, "t.yaml", &with_token).unwrap();
+    let aws = loaded.snapshot.catalog.providers["c"]
+        .aws_credentials
+        .as_ref();
+    let token = aws.unwrap().session_token.as_ref().unwrap();
+    assert_eq!(token.expose(), "v-AWS_SESSION_TOKEN");
+    let long_term = |var: &str| (var != "AWS_SESSION_TOKEN").then(|| format!("v-{var}"));
+    let loaded = load_str(preset, "t.yaml", &long_term).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let aws = loaded.snapshot.catalog.providers["c"]
+        .aws_credentials
+        .as_ref();
+    assert!(aws.unwrap().session_token.is_none());
+    let team = "providers:\n  c:\n    preset: bedrock\n    region: us-east-1\n    aws_access_key_id_env: TEAM_ID\n    aws_secret_access_key_env: TEAM_SECRET\n";
+    let loaded = load_str(team, "t.yaml", &with_token).unwrap();
+    let aws = loaded.snapshot.catalog.providers["c"]
+        .aws_credentials
+        .as_ref();
+    assert!(aws.unwrap().session_token.is_none());
+    let named = format!("{team}    aws_session_token_env: TEAM_TOKEN\n");
+    let loaded = load_str(&named, "t.yaml", &with_token).unwrap();
+    let aws = loaded.snapshot.catalog.providers["c"]
+        .aws_credentials
+        .as_ref();
+    assert_eq!(
+        aws.unwrap().session_token.as_ref().unwrap().expose(),
+        "v-TEAM_TOKEN"
+    );
+    let unset = format!("{team}    aws_session_token_env: UNSET_TOKEN\n");
+    let loaded = load_str(&unset, "t.yaml", &with_token).unwrap();
+    assert!(loaded.snapshot.catalog.providers["c"].unavailable.is_some());
+}

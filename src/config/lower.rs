@@ -56,6 +56,10 @@ pub(super) struct Lowering<'a> {
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<ConfigError>,
     pub included_files: Vec<PathBuf>,
+    /// Where relative paths in the main file (credential files) are resolved.
+    pub base_dir: PathBuf,
+    /// The credential files read, which a reload must also follow.
+    pub secret_files: Vec<PathBuf>,
 }
 
 pub(super) fn key(k: &str) -> PathSeg {
@@ -68,7 +72,8 @@ pub(super) fn child(path: &[PathSeg], seg: PathSeg) -> Vec<PathSeg> {
     p
 }
 
-/// Lowers the main file's `text`; `base_dir` is where its `include` globs are resolved.
+/// Lowers the main file's `text`; `base_dir` is where its `include` globs and credential
+/// files are resolved.
 pub fn lower(
     text: &str,
     env: EnvLookup<'_>,
@@ -91,6 +96,8 @@ pub fn lower(
         errors: Vec::new(),
         warnings: Vec::new(),
         included_files: Vec::new(),
+        base_dir: base_dir.map(Path::to_path_buf).unwrap_or_default(),
+        secret_files: Vec::new(),
     };
     let snapshot = lowering.snapshot(raw, base_dir);
     if lowering.errors.is_empty() {
@@ -255,6 +262,7 @@ impl Lowering<'_> {
             mock,
             source: None,
             included_files: std::mem::take(&mut self.included_files),
+            secret_files: std::mem::take(&mut self.secret_files),
         }
     }
 

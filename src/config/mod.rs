@@ -1,6 +1,7 @@
 //! Configuration: the YAML schema (DESIGN §2), validation with line and column for every
 //! error, and lowering into the immutable [`Snapshot`] the proxy reads.
 
+mod credentials;
 mod duration;
 mod include;
 mod keys;

@@ -84,8 +84,8 @@ pub const PRESETS: &[Preset] = &[
     },
     // Vertex AI through its OpenAI-compatible endpoint (Gemini as `google/<model>`, partner
     // MaaS models as `<publisher>/<model>`); the URL names the project and region, and the key
-    // is an OAuth access token (`gcloud auth print-access-token`, valid one hour: refresh the
-    // variable and reload). cloud.google.com/vertex-ai/generative-ai/docs/data-governance: no
+    // is an OAuth access token (`gcloud auth print-access-token`, valid one hour: refreshed
+    // into an `api_key_file`, which reloads). cloud.google.com/vertex-ai/generative-ai/docs/data-governance: no
     // training on customer data; prompts are cached for 24h unless caching is disabled.
     Preset {
         base_url: None,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::credentials::{Credential, CredentialRef};
 use super::locate::PathSeg;
 use super::lower::{child, key, valid_id, Lowering};
 use super::presets;
@@ -78,7 +79,7 @@ impl Lowering<'_> {
             if raw.base_url.is_none() {
                 raw.base_url = p.base_url(raw.region.as_deref());
             }
-            if raw.api_key_env.is_none() {
+            if raw.api_key_env.is_none() && raw.api_key_file.is_none() {
                 raw.api_key_env = p.api_key_env.map(str::to_string);
             }
             raw.data_collection
@@ -87,10 +88,15 @@ impl Lowering<'_> {
             if let (Some(h), Some(default_path)) = (raw.health_check.as_mut(), p.health_path) {
                 h.path.get_or_insert_with(|| default_path.to_string());
             }
-            if p.aws
-                && raw.aws_access_key_id_env.is_none()
-                && raw.aws_secret_access_key_env.is_none()
-            {
+            let aws_named = [
+                &raw.aws_access_key_id_env,
+                &raw.aws_secret_access_key_env,
+                &raw.aws_access_key_id_file,
+                &raw.aws_secret_access_key_file,
+            ]
+            .iter()
+            .any(|field| field.is_some());
+            if p.aws && !aws_named {
                 raw.aws_access_key_id_env = Some("AWS_ACCESS_KEY_ID".into());
                 raw.aws_secret_access_key_env = Some("AWS_SECRET_ACCESS_KEY".into());
             }
@@ -124,26 +130,32 @@ impl Lowering<'_> {
         };
         let mut unavailable = None;
         let mut backends = Vec::new();
-        let entries: Vec<(Vec<PathSeg>, String, Option<String>, u32)> = if raw.backends.is_empty() {
-            vec![(
-                path.to_vec(),
-                raw.base_url.clone().unwrap_or_default(),
-                raw.api_key_env.clone(),
-                1,
-            )]
+        let provider_key = CredentialRef {
+            stem: "api_key",
+            env: raw.api_key_env.as_deref(),
+            file: raw.api_key_file.as_deref(),
+        };
+        let entries: Vec<(Vec<PathSeg>, &str, CredentialRef, u32)> = if raw.backends.is_empty() {
+            let url = raw.base_url.as_deref().unwrap_or_default();
+            vec![(path.to_vec(), url, provider_key, 1)]
         } else {
             raw.backends
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
                     let bp = child(&child(path, key("backends")), PathSeg::Index(i));
-                    let env = b.api_key_env.clone().or_else(|| raw.api_key_env.clone());
-                    (bp, b.base_url.clone(), env, b.weight.unwrap_or(1))
+                    let own = CredentialRef {
+                        stem: "api_key",
+                        env: b.api_key_env.as_deref(),
+                        file: b.api_key_file.as_deref(),
+                    };
+                    let key_ref = if own.is_named() { own } else { provider_key };
+                    (bp, b.base_url.as_str(), key_ref, b.weight.unwrap_or(1))
                 })
                 .collect()
         };
-        for (bpath, base_url, key_env, weight) in entries {
-            let url = match UpstreamUrl::parse(&base_url) {
+        for (bpath, base_url, key_ref, weight) in entries {
+            let url = match UpstreamUrl::parse(base_url) {
                 Ok(u) => u,
                 Err(e) => {
                     self.error(&child(&bpath, key("base_url")), e);
@@ -153,20 +165,22 @@ impl Lowering<'_> {
             if weight == 0 {
                 self.error(&child(&bpath, key("weight")), "weight must be at least 1");
             }
-            let api_key = match &key_env {
-                Some(var) => {
-                    let secret = self.env_secret(&child(&bpath, key("api_key_env")), var);
-                    if secret.is_none() {
-                        unavailable = Some(format!("environment variable `{var}` is not set"));
-                    }
-                    secret
+            let api_key = match self.credential(&bpath, key_ref) {
+                Credential::Found(secret) => Some(secret),
+                Credential::Missing(why) => {
+                    unavailable = Some(why);
+                    None
                 }
-                None => None,
+                Credential::Absent => None,
             };
             match Backend::new(url, api_key, weight, dialect) {
                 Ok(backend) => backends.push(std::sync::Arc::new(backend)),
                 Err(e) => {
-                    let source = key_env.map(|var| format!(" (`{var}`)")).unwrap_or_default();
+                    let source = if key_ref.is_named() {
+                        format!(" ({})", key_ref.source())
+                    } else {
+                        String::new()
+                    };
                     self.error(&bpath, format!("{e}{source}"));
                 }
             }
@@ -227,25 +241,7 @@ impl Lowering<'_> {
                 ),
             }
         }
-        let aws_credentials = match (&raw.aws_access_key_id_env, &raw.aws_secret_access_key_env) {
-            (Some(id_var), Some(secret_var)) => {
-                let id = self.env_secret(&child(path, key("aws_access_key_id_env")), id_var);
-                let secret =
-                    self.env_secret(&child(path, key("aws_secret_access_key_env")), secret_var);
-                if id.is_none() || secret.is_none() {
-                    unavailable = Some("AWS credentials are not set".into());
-                }
-                id.zip(secret)
-            }
-            (None, None) => None,
-            _ => {
-                self.error(
-                    path,
-                    "set both aws_access_key_id_env and aws_secret_access_key_env",
-                );
-                None
-            }
-        };
+        let aws_credentials = self.aws_credentials(&raw, path, &mut unavailable);
         let region = match (dialect, raw.region) {
             (Dialect::Bedrock, None) => {
                 // Requests are signed for a region; one signed for another is refused (403).
@@ -280,6 +276,72 @@ impl Lowering<'_> {
             aws_credentials,
             unavailable,
         })
+    }
+    /// The AWS identity a SigV4 provider signs with: keys from `_env` or `_file` fields, and
+    /// for temporary credentials their session token. With the standard variables,
+    /// `AWS_SESSION_TOKEN` is read too when it is set, as AWS's own SDKs do.
+    fn aws_credentials(
+        &mut self,
+        raw: &RawProvider,
+        path: &[PathSeg],
+        unavailable: &mut Option<String>,
+    ) -> Option<AwsCredentials> {
+        let id_ref = CredentialRef {
+            stem: "aws_access_key_id",
+            env: raw.aws_access_key_id_env.as_deref(),
+            file: raw.aws_access_key_id_file.as_deref(),
+        };
+        let secret_ref = CredentialRef {
+            stem: "aws_secret_access_key",
+            env: raw.aws_secret_access_key_env.as_deref(),
+            file: raw.aws_secret_access_key_file.as_deref(),
+        };
+        let token_ref = CredentialRef {
+            stem: "aws_session_token",
+            env: raw.aws_session_token_env.as_deref(),
+            file: raw.aws_session_token_file.as_deref(),
+        };
+        if id_ref.is_named() != secret_ref.is_named()
+            || (token_ref.is_named() && !id_ref.is_named())
+        {
+            self.error(
+                path,
+                "set both aws_access_key_id_env (or _file) and aws_secret_access_key_env (or _file); a session token needs them",
+            );
+            return None;
+        }
+        if !id_ref.is_named() {
+            return None;
+        }
+        let standard_variables = id_ref.env == Some("AWS_ACCESS_KEY_ID")
+            && secret_ref.env == Some("AWS_SECRET_ACCESS_KEY");
+        let id = self.credential(path, id_ref);
+        let secret = self.credential(path, secret_ref);
+        let session_token = match self.credential(path, token_ref) {
+            Credential::Found(token) => Some(token),
+            Credential::Missing(why) => {
+                *unavailable = Some(format!("AWS credentials are not set: {why}"));
+                return None;
+            }
+            Credential::Absent if standard_variables => (self.env)("AWS_SESSION_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            Credential::Absent => None,
+        };
+        match (id, secret) {
+            (Credential::Found(access_key_id), Credential::Found(secret_access_key)) => {
+                Some(AwsCredentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token,
+                })
+            }
+            (Credential::Missing(why), _) | (_, Credential::Missing(why)) => {
+                *unavailable = Some(format!("AWS credentials are not set: {why}"));
+                None
+            }
+            _ => None,
+        }
     }
 }
 

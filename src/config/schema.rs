@@ -105,6 +105,8 @@ pub struct RawProvider {
     pub dialect: Option<String>,
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
+    /// The key read from a file instead, re-read whenever the file changes (a rotated token).
+    pub api_key_file: Option<String>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
     pub data_collection: Option<String>,
@@ -117,6 +119,11 @@ pub struct RawProvider {
     pub region: Option<String>,
     pub aws_access_key_id_env: Option<String>,
     pub aws_secret_access_key_env: Option<String>,
+    /// Temporary credentials' third part (a role's, SSO's, an instance profile's).
+    pub aws_session_token_env: Option<String>,
+    pub aws_access_key_id_file: Option<String>,
+    pub aws_secret_access_key_file: Option<String>,
+    pub aws_session_token_file: Option<String>,
     pub api_version: Option<String>,
 }
 
@@ -125,6 +132,7 @@ pub struct RawProvider {
 pub struct RawBackend {
     pub base_url: String,
     pub api_key_env: Option<String>,
+    pub api_key_file: Option<String>,
     pub weight: Option<u32>,
 }
 

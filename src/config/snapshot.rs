@@ -81,4 +81,7 @@ pub struct Snapshot {
     /// The catalog files its `include` globs matched, in load order: a reload must notice a
     /// change to any of them, not only to `source`.
     pub included_files: Vec<PathBuf>,
+    /// The credential files (`api_key_file`, `aws_*_file`) it read: a rotated token in one of
+    /// them reloads the config like an edit does.
+    pub secret_files: Vec<PathBuf>,
 }

@@ -10,8 +10,10 @@
 //! reasoning, as Claude on Bedrock does.
 //!
 //! With a key, the mock wants a SigV4 `authorization` header whose credential is that key (as
-//! the access key id) and an `x-amz-date`. It cannot verify the signature itself: it does not
-//! hold a secret key, and checking the algorithm is the signer's unit tests' job.
+//! the access key id) and an `x-amz-date`. A key `ID:TOKEN` stands for temporary credentials
+//! (AWS ids never hold a colon): the id, and that session token in an `x-amz-security-token`
+//! the signature covers. It cannot verify the signature itself: it does not hold a secret
+//! key, and checking the algorithm is the signer's unit tests' job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,14 +202,20 @@ fn check_key(key: Option<&str>, headers: &HeaderMap) -> Option<Response<MockBody
             "Missing Authentication Token",
         ));
     };
-    let credential = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .and_then(|rest| {
-            rest.split(", ")
-                .find_map(|kv| kv.trim().strip_prefix("Credential="))
-        })
-        .and_then(|c| c.split('/').next());
-    if credential != Some(key) {
+    let field = |name: &str| {
+        auth.strip_prefix("AWS4-HMAC-SHA256 ")
+            .and_then(|rest| rest.split(", ").find_map(|kv| kv.trim().strip_prefix(name)))
+    };
+    let credential = field("Credential=").and_then(|c| c.split('/').next());
+    let (key_id, session_token) = match key.split_once(':') {
+        Some((id, token)) => (id, Some(token)),
+        None => (key, None),
+    };
+    let token_signed =
+        field("SignedHeaders=").is_some_and(|h| h.split(';').any(|h| h == "x-amz-security-token"));
+    let token_ok = session_token
+        .is_none_or(|want| header("x-amz-security-token") == Some(want) && token_signed);
+    if credential != Some(key_id) || !token_ok {
         return Some(error(
             403,
             "UnrecognizedClientException",

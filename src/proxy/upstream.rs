@@ -13,7 +13,7 @@ use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::catalog::{Backend, Dialect, Provider};
+use crate::catalog::{Backend, Dialect, Provider, Secret};
 use crate::dialects::{anthropic, bedrock, gemini};
 use crate::routing::Candidate;
 
@@ -160,7 +160,7 @@ pub fn sign_bedrock(
     backend: &Backend,
     body: &[u8],
 ) -> pingora::Result<()> {
-    let Some((key_id, secret)) = &provider.aws_credentials else {
+    let Some(credentials) = &provider.aws_credentials else {
         return Ok(());
     };
     let path_and_query = head
@@ -175,9 +175,9 @@ pub fn sign_bedrock(
         &path_and_query,
         body,
         region,
-        key_id.expose(),
-        secret.expose(),
-        None,
+        credentials.access_key_id.expose(),
+        credentials.secret_access_key.expose(),
+        credentials.session_token.as_ref().map(Secret::expose),
         std::time::SystemTime::now(),
     )
     .map_err(|e| {
