@@ -106,6 +106,10 @@ fn print_changes(old: &std::path::Path, new: &Loaded) -> ExitCode {
             for change in report.changes {
                 println!("would change: {change}");
             }
+            // The new file's own warnings are printed already; these are the reload's.
+            for warning in report.warnings.iter().skip(new.warnings.len()) {
+                println!("would warn: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -151,7 +151,44 @@ pub fn report(current: &Snapshot, next: &config::Loaded) -> ReloadReport {
                 .into(),
         );
     }
+    for setting in startup_settings_changed(current, &next.snapshot) {
+        report.warnings.push(format!(
+            "{setting} changed: it is read at startup only and changes on restart or \
+             graceful upgrade; the running one stays"
+        ));
+    }
     report
+}
+
+/// The settings besides `listen`, `threads` and `work_stealing` that the server, the ledger
+/// and the limits take once at startup: a reload swaps in a snapshot holding the new value,
+/// but nothing reads it again.
+fn startup_settings_changed(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
+    let (os, ns) = (&old.server, &new.server);
+    let (ost, nst) = (&old.storage, &new.storage);
+    [
+        ("server.admin_listen", os.admin_listen != ns.admin_listen),
+        (
+            "server.metrics_listen",
+            os.metrics_listen != ns.metrics_listen,
+        ),
+        ("server.grace_period", os.grace_period != ns.grace_period),
+        ("server.pid_file", os.pid_file != ns.pid_file),
+        ("server.upgrade_sock", os.upgrade_sock != ns.upgrade_sock),
+        ("storage.database_url", ost.database_url != nst.database_url),
+        ("storage.redis_url", ost.redis_url != nst.redis_url),
+        (
+            "storage.redis_failure",
+            ost.redis_failure != nst.redis_failure,
+        ),
+        (
+            "mock.listen",
+            old.mock.as_ref().map(|m| &m.listen) != new.mock.as_ref().map(|m| &m.listen),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(setting, changed)| changed.then_some(setting))
+    .collect()
 }
 
 fn next_source(next: &config::Loaded) -> String {
@@ -400,5 +437,56 @@ mod tests {
         assert!(!warned(&load("  threads: 2\n")));
         assert!(warned(&load("  threads: 4\n")));
         assert!(warned(&load("  threads: 2\n  work_stealing: true\n")));
+    }
+
+    #[test]
+    fn a_reload_changing_a_startup_setting_warns_that_it_waits_for_a_restart() {
+        let load = |text: &str| config::load_str(text, "t.yaml", &|_| None).unwrap();
+        let base = "server:\n  grace_period: 30s\n";
+        let current = load(base).snapshot;
+        let warnings = |text: &str| report(&current, &load(text)).warnings;
+        assert_eq!(warnings(base), Vec::<String>::new());
+        for (text, setting) in [
+            ("server:\n  grace_period: 5s\n", "server.grace_period"),
+            (
+                "server:\n  grace_period: 30s\n  admin_listen: \"127.0.0.1:8081\"\n",
+                "server.admin_listen",
+            ),
+            (
+                "server:\n  grace_period: 30s\n  metrics_listen: \"127.0.0.1:9090\"\n",
+                "server.metrics_listen",
+            ),
+            (
+                "server:\n  grace_period: 30s\n  pid_file: /run/s.pid\n",
+                "server.pid_file",
+            ),
+            (
+                "server:\n  grace_period: 30s\n  upgrade_sock: /run/s.sock\n",
+                "server.upgrade_sock",
+            ),
+            (
+                "server:\n  grace_period: 30s\nstorage:\n  database_url: \"sqlite://other.db\"\n",
+                "storage.database_url",
+            ),
+            (
+                "server:\n  grace_period: 30s\nstorage:\n  redis_url: \"redis://127.0.0.1:6379\"\n",
+                "storage.redis_url",
+            ),
+            (
+                "server:\n  grace_period: 30s\nstorage:\n  redis_failure: closed\n",
+                "storage.redis_failure",
+            ),
+            (
+                "server:\n  grace_period: 30s\nmock:\n  listen: \"127.0.0.1:18080\"\n",
+                "mock.listen",
+            ),
+        ] {
+            let w = warnings(text);
+            assert!(
+                w.iter()
+                    .any(|w| w.starts_with(&format!("{setting} changed")) && w.contains("restart")),
+                "{setting}: {w:?}"
+            );
+        }
     }
 }
