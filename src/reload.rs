@@ -124,6 +124,11 @@ impl Reloader {
                 report.changes.join("; ")
             }
         );
+        // A file change or SIGHUP has no one to answer but the log: a provider skipped for an
+        // unset key variable, or a setting that waits for a restart, must show there.
+        for warning in &report.warnings {
+            log::warn!("config reload: {warning}");
+        }
         Ok(report)
     }
 }

@@ -572,6 +572,28 @@ async fn sighup_and_the_admin_api_reload_and_report_changes() {
     );
 }
 
+/// A reload by SIGHUP or a file change answers no one: what it warns about (a provider
+/// whose key variable is unset, a setting that waits for a restart) must reach the log.
+#[tokio::test]
+async fn a_sighup_reload_logs_its_warnings() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let (mport, aport) = (free_port(), free_port());
+    let base = config_with(&mock, mport, aport);
+    let gw = Gateway::start_with(&base, &[("ADMIN_TOKEN", "adm")], &["--no-watch"]);
+    let late = "  late:\n    dialect: openai\n    base_url: \"http://127.0.0.1:9/v1\"\n    api_key_env: LATE_KEY_NEVER_SET\n";
+    gw.write_config(
+        &base
+            .replace("grace_period: 3s", "grace_period: 4s")
+            .replacen("providers:\n", &format!("providers:\n{late}"), 1),
+    );
+    gw.signal("HUP");
+    let log = gw.log_when("the reload's warnings", |log| {
+        log.contains("`LATE_KEY_NEVER_SET` is not set")
+            && log.contains("server.grace_period changed")
+    });
+    assert!(log.contains("provider late added"), "{log}");
+}
+
 #[tokio::test]
 async fn sigterm_lets_streams_in_flight_finish() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();
