@@ -451,6 +451,69 @@ async fn keys_created_through_the_admin_api_work_and_round_trip() {
     );
 }
 
+/// OpenRouter's key list pages with `offset` (a client asks again until a page is empty)
+/// and can leave disabled keys out with `include_disabled=false`.
+#[tokio::test]
+async fn the_key_list_honours_offset_and_include_disabled() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let admin_port = free_port();
+    let _gw = Gateway::start_with_env(&config(&mock, admin_port), &[("ADMIN_TOKEN", "adm")]);
+    let admin = |path: &str| format!("http://127.0.0.1:{admin_port}{path}");
+    let c = client();
+    let mut hashes = Vec::new();
+    for name in ["first", "second", "third"] {
+        let r = c
+            .post(admin("/v1/keys"))
+            .bearer_auth("adm")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let created: Value = r.json().await.unwrap();
+        hashes.push(created["data"]["hash"].as_str().unwrap().to_string());
+    }
+    let r = c
+        .patch(admin(&format!("/api/v1/keys/{}", hashes[1])))
+        .bearer_auth("adm")
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let names = |query: &'static str| {
+        let c = c.clone();
+        let url = admin(&format!("/api/v1/keys{query}"));
+        async move {
+            let r = c.get(url).bearer_auth("adm").send().await.unwrap();
+            assert_eq!(r.status(), 200, "{query}");
+            let body: Value = r.json().await.unwrap();
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("").await, ["first", "second", "third"]);
+    assert_eq!(names("?offset=0").await, ["first", "second", "third"]);
+    assert_eq!(names("?offset=2").await, ["third"]);
+    assert!(names("?offset=3").await.is_empty());
+    assert_eq!(names("?include_disabled=false").await, ["first", "third"]);
+    assert_eq!(names("?include_disabled=false&offset=1").await, ["third"]);
+    assert_eq!(names("?include_disabled=true").await.len(), 3);
+    for bad in ["?offset=-1", "?offset=x", "?include_disabled=maybe"] {
+        let r = c
+            .get(admin(&format!("/v1/keys{bad}")))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn budgets_survive_a_restart() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();

@@ -96,7 +96,8 @@ impl AdminApp {
             ledger: &self.ledger,
             budgets: &self.budgets,
         };
-        match api.handle(method, rest, &body).await {
+        let query = session.req_header().uri.query().unwrap_or("");
+        match api.handle(method, rest, query, &body).await {
             Ok((status, value)) => {
                 if method != "GET" {
                     // The change takes effect on this instance now, on others at their refresh.

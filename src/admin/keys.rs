@@ -126,6 +126,49 @@ pub fn parse_patch(body: &[u8]) -> Result<KeyPatch, ApiError> {
     })
 }
 
+/// The list's query: OpenRouter's `offset` (keys to skip) and `include_disabled`. A client
+/// pages with `offset` until a page comes back empty, so it must be honoured: ignored, every
+/// page was the whole list and such a client never stopped.
+struct ListPage {
+    offset: usize,
+    /// Disabled keys are listed unless `include_disabled=false` (the listing always held
+    /// them, and the CLI's `keys list` shows every key).
+    include_disabled: bool,
+}
+
+impl ListPage {
+    fn parse(query: &str) -> Result<ListPage, ApiError> {
+        let mut page = ListPage {
+            offset: 0,
+            include_disabled: true,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "offset" => {
+                    page.offset = value.parse().map_err(|_| {
+                        ApiError::bad_param("offset", "`offset` must be a non-negative integer")
+                    })?
+                }
+                "include_disabled" => {
+                    page.include_disabled = match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ApiError::bad_param(
+                                "include_disabled",
+                                "`include_disabled` must be true or false",
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
 /// What a keys request answers: status and body.
 pub type Answer = Result<(u16, Value), ApiError>;
 
@@ -150,13 +193,20 @@ impl KeysApi<'_> {
             .report(&key.hash, (crate::ledger::now_ms() / 1000) as u64)
     }
 
-    /// Routes `method` and the path after `/v1/keys` (empty, or `/{hash}`).
-    pub async fn handle(&self, method: &str, rest: &str, body: &[u8]) -> Answer {
+    /// Routes `method` and the path after `/v1/keys` (empty, or `/{hash}`); `query` is the
+    /// request's query string (OpenRouter's list takes `offset` and `include_disabled`).
+    pub async fn handle(&self, method: &str, rest: &str, query: &str, body: &[u8]) -> Answer {
         let hash = rest.trim_start_matches('/');
         match (method, hash.is_empty()) {
             ("GET", true) => {
+                let page = ListPage::parse(query)?;
                 let keys = self.ledger.list_keys().await.map_err(storage_error)?;
-                let data: Vec<Value> = keys.iter().map(|k| key_json(k, &self.spend(k))).collect();
+                let data: Vec<Value> = keys
+                    .iter()
+                    .filter(|k| page.include_disabled || !k.disabled)
+                    .skip(page.offset)
+                    .map(|k| key_json(k, &self.spend(k)))
+                    .collect();
                 Ok((200, json!({ "data": data })))
             }
             ("POST", true) => {

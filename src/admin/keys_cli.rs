@@ -151,7 +151,7 @@ pub fn run(database_url: &str, cmd: KeysCommand) -> Result<Value, String> {
         ledger: &ledger,
         budgets: &budgets,
     };
-    block_on(api.handle(method, &rest, &body))
+    block_on(api.handle(method, &rest, "", &body))
         .map(|(_, v)| v)
         .map_err(|e| e.message)
 }
