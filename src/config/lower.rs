@@ -249,6 +249,7 @@ impl Lowering<'_> {
             }
             MockSettings { listen: m.listen }
         });
+        self.refuse_shared_addresses(&server, mock.as_ref());
         Snapshot {
             server,
             storage: StorageSettings {
@@ -347,6 +348,54 @@ impl Lowering<'_> {
             log_format,
             pid_file: raw.pid_file,
             upgrade_sock: raw.upgrade_sock,
+        }
+    }
+
+    /// Each listener needs an address of its own. Given one twice (`admin_listen` equal to
+    /// `metrics_listen`, a `listen` entry repeated), the addresses bound at once and Pingora
+    /// handed one socket to both services: one of them never answered, and stopping closed
+    /// the socket twice, which aborted the process before the ledger was flushed.
+    fn refuse_shared_addresses(&mut self, server: &ServerSettings, mock: Option<&MockSettings>) {
+        let listen = server.listen.iter().enumerate().map(|(i, a)| {
+            let path = vec![key("server"), key("listen"), PathSeg::Index(i)];
+            (path, a)
+        });
+        let others = [
+            (
+                vec![key("server"), key("admin_listen")],
+                server.admin_listen.as_ref(),
+            ),
+            (
+                vec![key("server"), key("metrics_listen")],
+                server.metrics_listen.as_ref(),
+            ),
+            (vec![key("mock"), key("listen")], mock.map(|m| &m.listen)),
+        ];
+        let all = listen.chain(
+            others
+                .into_iter()
+                .filter_map(|(path, addr)| addr.map(|a| (path, a))),
+        );
+        let mut seen: Vec<(SocketAddr, Vec<PathSeg>)> = Vec::new();
+        for (path, text) in all {
+            // Unparseable addresses are reported already.
+            let Ok(addr) = text.parse::<SocketAddr>() else {
+                continue;
+            };
+            let clash = seen.iter().find(|(other, _)| {
+                other.port() == addr.port()
+                    && (other.ip() == addr.ip()
+                        || (other.is_ipv4() == addr.is_ipv4()
+                            && (other.ip().is_unspecified() || addr.ip().is_unspecified())))
+            });
+            if let Some((_, other_path)) = clash {
+                let message = format!(
+                    "`{text}` is taken by {} already: each listener needs an address of its own",
+                    render_path(other_path)
+                );
+                self.error(&path, message);
+            }
+            seen.push((addr, path));
         }
     }
 

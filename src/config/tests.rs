@@ -192,3 +192,29 @@ fn work_stealing_is_off_unless_asked_for() {
     assert!(e.message.contains("server.work_stealing"), "{e:?}");
     assert_eq!(e.line, Some(5), "{e:?}");
 }
+
+#[test]
+fn two_listeners_on_one_address_are_an_error() {
+    let errors = |server: &str| match load(&format!("server:\n{server}")) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    };
+    let shared = errors(
+        "  listen: [\"127.0.0.1:8080\"]\n  admin_listen: \"127.0.0.1:8081\"\n  metrics_listen: \"127.0.0.1:8081\"\n",
+    );
+    assert_eq!(
+        shared,
+        ["4:3: server.metrics_listen: `127.0.0.1:8081` is taken by server.admin_listen already: each listener needs an address of its own"]
+    );
+    let twice = errors("  listen: [\"127.0.0.1:8080\", \"127.0.0.1:8080\"]\n");
+    assert_eq!(twice.len(), 1, "{twice:?}");
+    assert!(twice[0].contains("server.listen[1]") && twice[0].contains("server.listen[0]"));
+    // A wildcard takes the port on every address of its family.
+    let wildcard = errors("  listen: [\"0.0.0.0:8080\"]\n  metrics_listen: \"127.0.0.1:8080\"\n");
+    assert_eq!(wildcard.len(), 1, "{wildcard:?}");
+    // Distinct ports, or the same port on two specific addresses, are fine.
+    assert!(errors(
+        "  listen: [\"127.0.0.1:8080\", \"127.0.0.2:8080\"]\n  admin_listen: \"127.0.0.1:8081\"\n  metrics_listen: \"127.0.0.1:9090\"\n"
+    )
+    .is_empty());
+}
