@@ -160,9 +160,8 @@ async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
         MockServer::start("127.0.0.1:0").unwrap(),
     );
     let config = format!(
-        "{}providers:\n  pool:\n    dialect: openai\n    base_url: \"{}\"\n    backends:\n      - {{ base_url: \"{}\", weight: 1 }}\n      - {{ base_url: \"{}\", weight: 1 }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
+        "{}providers:\n  pool:\n    dialect: openai\n    backends:\n      - {{ base_url: \"{}\", weight: 1 }}\n      - {{ base_url: \"{}\", weight: 1 }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
         config_head(),
-        a.base_url(),
         a.base_url(),
         b.base_url()
     );
@@ -189,6 +188,41 @@ async fn a_dead_backend_is_skipped_once_the_health_check_notices() {
             .filter(|r| r.path.ends_with("/chat/completions"))
             .count()
             >= 20
+    );
+}
+
+/// DESIGN §2's `backends` example: the provider's own `base_url` and key serve beside the
+/// listed backend, which is weighted 2 against their 1 (they were ignored: the listed
+/// backend took everything).
+#[tokio::test]
+async fn a_providers_own_url_serves_beside_its_weighted_backends() {
+    let (own, listed) = (
+        MockServer::start_with_key("127.0.0.1:0", "key-own").unwrap(),
+        MockServer::start_with_key("127.0.0.1:0", "key-two").unwrap(),
+    );
+    let config = format!(
+        "{}providers:\n  pool:\n    dialect: openai\n    base_url: \"{}\"\n    api_key_env: OWN_KEY\n    backends:\n      - {{ base_url: \"{}\", api_key_env: SECOND_KEY, weight: 2 }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
+        config_head(),
+        own.base_url(),
+        listed.base_url()
+    );
+    let gw = Gateway::start_with_env(
+        &config,
+        &[("OWN_KEY", "key-own"), ("SECOND_KEY", "key-two")],
+    );
+    for _ in 0..90 {
+        let r = chat(
+            &gw,
+            json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let (on_own, on_listed) = (own.request_count(), listed.request_count());
+    assert_eq!(on_own + on_listed, 90);
+    assert!(
+        on_own >= 10 && on_listed > on_own,
+        "own {on_own}, listed {on_listed}"
     );
 }
 
@@ -340,7 +374,7 @@ fn two_keys_on_one_url(mock: &MockServer, metrics_port: u16) -> String {
         &format!("server:\n  metrics_listen: \"127.0.0.1:{metrics_port}\"\n"),
         1,
     ) + &format!(
-        "providers:\n  pool:\n    dialect: openai\n    base_url: \"{0}\"\n    backends:\n      - {{ base_url: \"{0}\", api_key_env: KEY_A }}\n      - {{ base_url: \"{0}\", api_key_env: KEY_B }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
+        "providers:\n  pool:\n    dialect: openai\n    backends:\n      - {{ base_url: \"{0}\", api_key_env: KEY_A }}\n      - {{ base_url: \"{0}\", api_key_env: KEY_B }}\n    health_check: {{ interval: 100ms, path: /models }}\nmodels:\n  test/model:\n    endpoints:\n      - {{ provider: pool, model: m }}\n",
         mock.base_url()
     )
 }

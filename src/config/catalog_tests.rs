@@ -415,3 +415,47 @@ fn aws_session_tokens_come_with_the_standard_variables_or_their_own_field() {
     let loaded = load_str(&unset, "t.yaml", &with_token).unwrap();
     assert!(loaded.snapshot.catalog.providers["c"].unavailable.is_some());
 }
+
+/// DESIGN §2's `backends` example: the provider's own URL and key are a backend too, of
+/// weight one, beside the listed ones; a preset's URL is not. A backend whose key is unset
+/// sits out while another can serve.
+#[test]
+fn a_providers_own_url_and_key_are_its_first_backend() {
+    let text = "providers:\n  openai:\n    dialect: openai\n    base_url: \"https://api.openai.com/v1\"\n    api_key_env: OPENAI_API_KEY\n    backends:\n      - { base_url: \"https://api.openai.com/v1\", api_key_env: SECOND_KEY, weight: 2 }\n  preset:\n    preset: openai\n    backends:\n      - { base_url: \"https://eu.example/v1\" }\n  half:\n    dialect: openai\n    base_url: \"https://a.example/v1\"\n    api_key_env: UNSET_VAR\n    backends:\n      - { base_url: \"https://b.example/v1\", api_key_env: B_KEY }\n  none:\n    dialect: openai\n    api_key_env: UNSET_VAR\n    backends:\n      - { base_url: \"https://c.example/v1\" }\n";
+    let loaded = load_str(text, "t.yaml", &env).unwrap();
+    let p = &loaded.snapshot.catalog.providers;
+    let pool = |id: &str| -> Vec<(String, String, u32)> {
+        p[id]
+            .backends
+            .iter()
+            .map(|b| {
+                let key = b.api_key.as_ref().map_or("", |k| k.expose()).to_string();
+                (b.url.host.clone(), key, b.weight)
+            })
+            .collect()
+    };
+    let openai = "api.openai.com".to_string();
+    assert_eq!(
+        pool("openai"),
+        [
+            (openai.clone(), "secret-OPENAI_API_KEY".into(), 1),
+            (openai, "secret-SECOND_KEY".into(), 2)
+        ]
+    );
+    let preset = pool("preset");
+    assert_eq!(preset.len(), 1);
+    assert_eq!(
+        (preset[0].0.as_str(), preset[0].1.as_str()),
+        ("eu.example", "secret-OPENAI_API_KEY")
+    );
+    assert_eq!(
+        pool("half"),
+        [("b.example".into(), "secret-B_KEY".into(), 1)]
+    );
+    assert!(p["half"].unavailable.is_none());
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("UNSET_VAR")));
+    assert!(p["none"].unavailable.is_some());
+}

@@ -76,7 +76,8 @@ impl Lowering<'_> {
         };
         if let Some(p) = preset {
             raw.dialect.get_or_insert_with(|| p.dialect.to_string());
-            if raw.base_url.is_none() {
+            // With `backends`, a written `base_url` is one more backend: the preset's is not.
+            if raw.base_url.is_none() && raw.backends.is_empty() {
                 raw.base_url = p.base_url(raw.region.as_deref());
             }
             if raw.api_key_env.is_none() && raw.api_key_file.is_none() {
@@ -135,25 +136,28 @@ impl Lowering<'_> {
             env: raw.api_key_env.as_deref(),
             file: raw.api_key_file.as_deref(),
         };
-        let entries: Vec<(Vec<PathSeg>, &str, CredentialRef, u32)> = if raw.backends.is_empty() {
-            let url = raw.base_url.as_deref().unwrap_or_default();
-            vec![(path.to_vec(), url, provider_key, 1)]
-        } else {
-            raw.backends
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    let bp = child(&child(path, key("backends")), PathSeg::Index(i));
-                    let own = CredentialRef {
-                        stem: "api_key",
-                        env: b.api_key_env.as_deref(),
-                        file: b.api_key_file.as_deref(),
-                    };
-                    let key_ref = if own.is_named() { own } else { provider_key };
-                    (bp, b.base_url.as_str(), key_ref, b.weight.unwrap_or(1))
-                })
-                .collect()
-        };
+        // The provider's own `base_url` and key are its first backend (weight 1), then each
+        // of `backends`, whose key defaults to the provider's (DESIGN §2's example: the
+        // provider's key once, OPENAI_KEY_2 twice as often).
+        let own_entry = raw
+            .base_url
+            .as_deref()
+            .map(|url| (path.to_vec(), url, provider_key, 1));
+        let listed = raw.backends.iter().enumerate().map(|(i, b)| {
+            let bp = child(&child(path, key("backends")), PathSeg::Index(i));
+            let own = CredentialRef {
+                stem: "api_key",
+                env: b.api_key_env.as_deref(),
+                file: b.api_key_file.as_deref(),
+            };
+            let key_ref = if own.is_named() { own } else { provider_key };
+            (bp, b.base_url.as_str(), key_ref, b.weight.unwrap_or(1))
+        });
+        let entries: Vec<(Vec<PathSeg>, &str, CredentialRef, u32)> =
+            own_entry.into_iter().chain(listed).collect();
+        // Backends whose key cannot be read sit out (warned) while others can serve; the
+        // provider is unavailable only when none can.
+        let mut keyless = Vec::new();
         for (bpath, base_url, key_ref, weight) in entries {
             let url = match UpstreamUrl::parse(base_url) {
                 Ok(u) => u,
@@ -165,16 +169,19 @@ impl Lowering<'_> {
             if weight == 0 {
                 self.error(&child(&bpath, key("weight")), "weight must be at least 1");
             }
-            let api_key = match self.credential(&bpath, key_ref) {
-                Credential::Found(secret) => Some(secret),
+            let (api_key, missing) = match self.credential(&bpath, key_ref) {
+                Credential::Found(secret) => (Some(secret), false),
                 Credential::Missing(why) => {
                     unavailable = Some(why);
-                    None
+                    (None, true)
                 }
-                Credential::Absent => None,
+                Credential::Absent => (None, false),
             };
             match Backend::new(url, api_key, weight, dialect) {
-                Ok(backend) => backends.push(std::sync::Arc::new(backend)),
+                Ok(backend) => {
+                    keyless.push(missing);
+                    backends.push(std::sync::Arc::new(backend));
+                }
                 Err(e) => {
                     let source = if key_ref.is_named() {
                         format!(" ({})", key_ref.source())
@@ -184,6 +191,11 @@ impl Lowering<'_> {
                     self.error(&bpath, format!("{e}{source}"));
                 }
             }
+        }
+        if keyless.contains(&false) && keyless.contains(&true) {
+            let mut missing = keyless.iter();
+            backends.retain(|_| !missing.next().copied().unwrap_or(false));
+            unavailable = None;
         }
         if backends.is_empty() {
             return None;

@@ -218,7 +218,7 @@ mod tests {
     /// KEY_A/KEY_B/KEY_C set to same-length keys.
     fn provider(backends: &str) -> Arc<Provider> {
         let text = format!(
-            "providers:\n  p:\n    dialect: openai\n    base_url: \"http://127.0.0.1:9/v1\"\n    backends: {backends}\nmodels:\n  t/m:\n    endpoints:\n      - {{ provider: p, model: m }}\n"
+            "providers:\n  p:\n    dialect: openai\n    backends: {backends}\nmodels:\n  t/m:\n    endpoints:\n      - {{ provider: p, model: m }}\n"
         );
         let env = |name: &str| match name {
             "KEY_A" => Some("key-a".to_string()),
