@@ -280,6 +280,37 @@ async fn a_client_that_leaves_mid_stream_leaves_a_cancelled_record_charged_for_w
     assert!((key_usage(&gw).await - d["total_cost"].as_f64().unwrap()).abs() < 1e-12);
 }
 
+/// A reasoning model's stream cut while it thinks (DeepSeek, vLLM, xAI stream the thinking as
+/// `reasoning_content`): the provider's usage never came, so the completion is estimated from
+/// what was relayed, and the thinking relayed is part of it. It was billed 0 output tokens.
+#[tokio::test]
+async fn a_stream_cut_while_the_model_thinks_is_billed_for_the_thinking_relayed() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    let r = chat(&gw, json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "think"}],
+                             "mock": {"reasoning_deltas": 40, "chunks": 2, "reset": "mid"}})).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let text = r.text().await.unwrap();
+    let thought = sse_events(&text)
+        .iter()
+        .filter(|e| e.contains(r#""reasoning_content":"hmm "#))
+        .count() as u64;
+    assert!(thought >= 10, "{text}");
+    let events = sse_events(&text);
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    let usage = &tail["usage"];
+    assert_eq!(usage["estimated"], true, "{usage}");
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap() >= thought,
+        "{usage} for {thought} thinking deltas relayed"
+    );
+    let d = generation_data(&gw, &id).await;
+    assert!(d["tokens_completion"].as_u64().unwrap() >= thought, "{d}");
+    assert_eq!(d["total_cost"], usage["cost"], "{d}");
+}
+
 #[tokio::test]
 async fn shutdown_loses_no_queued_record() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();

@@ -24,8 +24,13 @@ const MAX_CARRY: usize = 1 << 20;
 static USAGE: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"usage\""));
 static FINISH: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"finish_reason\""));
 static ERROR: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"error\""));
-static CONTENT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"content\":\""));
-static ARGUMENTS: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"arguments\":\""));
+/// The keys whose text is generated tokens, for the estimate: `content"` is the answer's
+/// `"content"` and, by its end, `"reasoning_content"` (DeepSeek, vLLM, xAI stream a reasoning
+/// model's thinking so); `"reasoning"` is OpenRouter's and Ollama's name for it. Thinking left
+/// out was unbilled when a stream was cut before the provider's usage came.
+static CONTENT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"content\""));
+static ARGUMENTS: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"arguments\""));
+static REASONING: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"reasoning\""));
 
 #[derive(Debug, Default)]
 pub struct OpenAiStreamTap {
@@ -118,7 +123,10 @@ impl OpenAiStreamTap {
             self.saw_done = true;
             return Disposition::Drop;
         }
-        if has_text_after(&CONTENT, payload) || has_text_after(&ARGUMENTS, payload) {
+        if has_text_after(&CONTENT, payload)
+            || has_text_after(&ARGUMENTS, payload)
+            || has_text_after(&REASONING, payload)
+        {
             self.content_deltas += 1;
         }
         let usage_present = USAGE
@@ -179,11 +187,16 @@ fn value_is_null(after_key: &[u8]) -> bool {
     value_after(after_key).starts_with(b"null")
 }
 
-/// After a `"key":"` match: is the string non-empty?
+/// Is any of the `"key"` matches a key (a colon follows, with or without spaces) whose value
+/// is a non-empty string? Every match is tried: `"content":""` often comes beside the
+/// `"reasoning_content"` that holds the text.
 fn has_text_after(finder: &Finder<'_>, payload: &[u8]) -> bool {
-    finder
-        .find(payload)
-        .is_some_and(|at| payload.get(at + finder.needle().len()) != Some(&b'"'))
+    finder.find_iter(payload).any(|at| {
+        let rest = payload[at + finder.needle().len()..].trim_ascii_start();
+        rest.strip_prefix(b":")
+            .map(<[u8]>::trim_ascii_start)
+            .is_some_and(|value| value.starts_with(b"\"") && value.get(1) != Some(&b'"'))
+    })
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub struct Fault {
     /// Usage as xAI reports it: `completion_tokens` without the reasoning, `total_tokens`
     /// with it (OpenAI counts reasoning inside `completion_tokens`).
     pub xai_usage: bool,
+    /// OpenAI streams: this many `reasoning_content` deltas before the answer's content.
+    pub reasoning_deltas: usize,
 }
 
 impl Fault {
@@ -126,6 +128,9 @@ impl Fault {
             "usage_cached" => self.usage_cached = num,
             "usage_reasoning" => self.usage_reasoning = num,
             "xai_usage" => self.xai_usage = on,
+            "reasoning_deltas" => {
+                self.reasoning_deltas = num.map_or(0, |n| n.min(MAX_CHUNKS) as usize)
+            }
             other => log::debug!("mock: ignoring unknown fault knob {other:?}"),
         }
     }

@@ -210,9 +210,11 @@ pub(super) fn chat(
             .unwrap_or_else(|| text::prompt_tokens(messages)),
         completion: fault
             .usage_completion
-            .unwrap_or(answer.delta_count() as u64),
+            .unwrap_or((answer.delta_count() + fault.reasoning_deltas) as u64),
         cached: fault.usage_cached.unwrap_or(0),
-        reasoning: fault.usage_reasoning.unwrap_or(0),
+        reasoning: fault
+            .usage_reasoning
+            .unwrap_or(fault.reasoning_deltas as u64),
     };
     let chat = Chat {
         id: format!("chatcmpl-mock-{n}"),
@@ -223,6 +225,7 @@ pub(super) fn chat(
         send_usage: !fault.no_usage,
         include_usage: req.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
         xai_usage: fault.xai_usage,
+        reasoning_deltas: fault.reasoning_deltas,
     };
     if req.get("stream") == Some(&Value::Bool(true)) {
         stream(chat, fault, ctl)

@@ -16,7 +16,9 @@
 //! streams: the body stays open after `[DONE]`), `reply=TEXT`,
 //! `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`, `usage_cached=N`,
 //! `usage_reasoning=N`, `xai_usage` (OpenAI answers: reasoning counted apart from
-//! `completion_tokens` and inside `total_tokens`, as xAI reports it).
+//! `completion_tokens` and inside `total_tokens`, as xAI reports it), `reasoning_deltas=N`
+//! (OpenAI streams: N `reasoning_content` deltas before the answer, as DeepSeek and vLLM
+//! stream a reasoning model's thinking).
 
 mod anthropic;
 mod azure;

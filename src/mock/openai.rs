@@ -73,6 +73,8 @@ pub struct Chat {
     pub include_usage: bool,
     /// `xai_usage`: reasoning reported apart from `completion_tokens`.
     pub xai_usage: bool,
+    /// `reasoning_deltas`: thinking deltas a stream sends before the answer.
+    pub reasoning_deltas: usize,
 }
 
 /// One SSE event of a chat stream; rendered lazily so `chunks=1000000` allocates nothing upfront.
@@ -80,6 +82,7 @@ pub struct Chat {
 pub enum Event {
     First,
     Malformed,
+    Reasoning,
     Delta(usize),
     Final,
     Usage,
@@ -134,6 +137,7 @@ impl Chat {
         let usage = self.include_usage && self.send_usage && !truncated;
         std::iter::once(Event::First)
             .chain(malformed.then_some(Event::Malformed))
+            .chain(std::iter::repeat_n(Event::Reasoning, self.reasoning_deltas))
             .chain((0..self.answer.delta_count()).map(Event::Delta))
             .chain((!truncated).then_some(Event::Final))
             .chain(usage.then_some(Event::Usage))
@@ -168,6 +172,7 @@ impl Chat {
                     },
                 }]);
             }
+            (Event::Reasoning, _) => delta.reasoning_content = Some("hmm "),
             (Event::Delta(i), Answer::Text { content, spans }) => {
                 delta.content = Some(spans.get(i).and_then(|r| content.get(r.clone())));
             }

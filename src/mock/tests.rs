@@ -91,6 +91,7 @@ fn chat(answer: Answer, include_usage: bool) -> Chat {
         send_usage: true,
         include_usage,
         xai_usage: false,
+        reasoning_deltas: 0,
     }
 }
 

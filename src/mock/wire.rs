@@ -100,6 +100,9 @@ pub struct DeltaOut<'a> {
     /// `Some(None)`: `"content": null` (first delta of a tool call).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Option<&'a str>>,
+    /// A reasoning model's thinking, as DeepSeek and vLLM stream it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
 }

@@ -104,3 +104,31 @@ fn an_empty_finish_reason_is_no_finish() {
     let (_, tap) = run(&[chunk.as_bytes(), last.as_bytes(), chunk.as_bytes()]);
     assert_eq!(tap.finish_reason.as_deref(), Some("stop"));
 }
+
+/// The estimate's basis counts every delta of generated text: the answer, tool arguments,
+/// and a reasoning model's thinking however the host names it, with or without spaces.
+#[test]
+fn counts_thinking_deltas_and_spaced_keys_as_generated_text() {
+    let delta = |d: &str| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{d}}}]}}\n\n");
+    let counted = [
+        r#"{"content":null,"reasoning_content":"Let"}"#,
+        r#"{"content":"","reasoning_content":"me"}"#,
+        r#"{"role":"assistant","content":"","reasoning":"think"}"#,
+        r#"{"content": "spaced"}"#,
+        r#"{"tool_calls":[{"index":0,"function":{"arguments" : "{\"a\""}}]}"#,
+    ];
+    let not_counted = [
+        r#"{"role":"assistant","content":""}"#,
+        r#"{"content":null,"reasoning_content":null}"#,
+        r#"{"reasoning": "", "type":"content"}"#,
+        r#"{"content":"say \"content\": \"x\"" }"#,
+    ];
+    for d in counted {
+        assert_eq!(run(&[delta(d).as_bytes()]).1.content_deltas, 1, "{d}");
+    }
+    for d in &not_counted[..3] {
+        assert_eq!(run(&[delta(d).as_bytes()]).1.content_deltas, 0, "{d}");
+    }
+    // Text that quotes a key is one delta, not more.
+    assert_eq!(run(&[delta(not_counted[3]).as_bytes()]).1.content_deltas, 1);
+}
