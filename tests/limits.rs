@@ -180,6 +180,58 @@ async fn concurrent_requests_never_settle_above_the_limit_plus_one_reservation()
     );
 }
 
+/// `n` answers may each be `max_tokens` long: the reservation holds all of them, so a request
+/// asking for eight cannot leave the budget open to others while it runs. It held one.
+#[tokio::test]
+async fn a_request_for_n_answers_reserves_n_times_its_output() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    // $1000/M tokens: a tenth of a cent a token; 8 answers of 100 tokens are $0.80.
+    let gw = Gateway::start(&config(&mock, "    limit_usd: 0.5\n"));
+    let url = gw.url("/v1/chat/completions");
+    let eight = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth("sk-limited-key")
+            .json(&json!({"model": "test/model", "max_tokens": 100, "n": 8,
+                          "messages": [{"role": "user", "content": "hi"}], "mock": {"delay_ms": 2000}}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    let key = |gw: &Gateway| {
+        let url = gw.url("/v1/key");
+        async move {
+            let key: Value = client()
+                .get(url)
+                .bearer_auth("sk-limited-key")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            key["data"].clone()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let held = loop {
+        let held = key(&gw).await["reserved"].as_f64().unwrap();
+        if held > 0.0 || std::time::Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(held >= 0.8, "held ${held} for 8 answers of 100 tokens");
+    let r = call(&gw, 5).await;
+    assert_eq!(
+        r.status(),
+        402,
+        "the budget is held by the request in flight"
+    );
+    assert_eq!(eight.await.unwrap(), 200);
+}
+
 #[tokio::test]
 async fn the_key_endpoint_needs_a_valid_key() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();

@@ -42,6 +42,9 @@ pub struct ChatRequest {
     pub session_id: Option<String>,
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_output_tokens: Option<u64>,
+    /// `n`: how many answers the client asks for (1 when absent or not a count; an invalid
+    /// `n` is the provider's to refuse). Each may be `max_output_tokens` long.
+    pub answers: u64,
     /// Which of the checked parameters the request uses.
     pub parameters: Vec<&'static str>,
 }
@@ -92,6 +95,12 @@ impl ChatRequest {
                 Some(n) => Some(n),
                 None => fields.get("max_tokens", "a non-negative integer")?,
             };
+        let answers = fields
+            .get::<u64>("n", "a positive integer")
+            .ok()
+            .flatten()
+            .unwrap_or(1)
+            .max(1);
         let parameters = CHECKED_PARAMETERS
             .iter()
             .copied()
@@ -105,6 +114,7 @@ impl ChatRequest {
             prefs,
             session_id,
             max_output_tokens,
+            answers,
             parameters,
         })
     }

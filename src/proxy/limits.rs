@@ -4,11 +4,12 @@
 //! its priciest candidate. The output bound must be the one the dialect sends (a limit the
 //! request is not reserved for can overspend the key): the client's `max_tokens` when it set
 //! one, else the model's known limit, or the default with room for a thinking budget on top
-//! ([`OutputLimit::without_client_limit`], the rule the Claude dialects apply).
+//! ([`OutputLimit::without_client_limit`], the rule the Claude dialects apply), times the
+//! answers (`n`) the request asks for where the dialect sends `n`.
 
 use crate::api::ChatRequest;
 use crate::dialects::common::thinking_budget;
-use crate::dialects::OutputLimit;
+use crate::dialects::{converts_responses, OutputLimit};
 use crate::metering::{Cost, Usage, ESTIMATED_BYTES_PER_TOKEN};
 use crate::routing::{Candidate, RoutePlan};
 
@@ -40,9 +41,17 @@ pub fn worst_case_cost(chat: &ChatRequest, plan: &RoutePlan, fee_percent: f64) -
     plan.candidates()
         .iter()
         .map(|c| {
-            let completion = chat
+            let each = chat
                 .max_output_tokens
                 .unwrap_or_else(|| output_limit(c).without_client_limit(budget));
+            // `n` answers, each up to the limit, where the dialect sends `n` (the converting
+            // ones drop it and ask for one).
+            let answers = if converts_responses(c.provider().dialect) {
+                1
+            } else {
+                chat.answers
+            };
+            let completion = each.saturating_mul(answers);
             let usage = Usage {
                 prompt,
                 completion,
