@@ -311,6 +311,34 @@ async fn a_stream_cut_while_the_model_thinks_is_billed_for_the_thinking_relayed(
     assert_eq!(d["total_cost"], usage["cost"], "{d}");
 }
 
+/// A provider that reports no usage answers with a tool call (`content: null`): the estimate
+/// counts the call it generated, as a stream's estimate counts its argument deltas. It was
+/// estimated at no output, and charged for the prompt alone.
+#[tokio::test]
+async fn an_unreported_tool_call_answer_is_estimated_from_the_call() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(&config(&mock, free_port()), &[("ADMIN_TOKEN", "adm")]);
+    let r = chat(&gw, json!({"model": "test/model", "messages": [{"role": "user", "content": "weather?"}],
+                             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+                             "mock": {"tool_call": true, "no_usage": true}})).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    let call = &body["choices"][0]["message"]["tool_calls"][0]["function"];
+    let generated =
+        call["name"].as_str().unwrap().len() + call["arguments"].as_str().unwrap().len();
+    let usage = &body["usage"];
+    assert_eq!(usage["estimated"], true, "{body}");
+    assert_eq!(
+        usage["completion_tokens"].as_u64().unwrap(),
+        (generated as u64).div_ceil(4),
+        "four bytes a token of {call}"
+    );
+    let d = generation_data(&gw, &id).await;
+    assert_eq!(d["tokens_completion"], usage["completion_tokens"], "{d}");
+    assert_eq!(d["total_cost"], usage["cost"], "{d}");
+}
+
 #[tokio::test]
 async fn shutdown_loses_no_queued_record() {
     let mock = MockServer::start("127.0.0.1:0").unwrap();

@@ -44,10 +44,33 @@ struct ChoicePeek<'a> {
     message: Option<MessagePeek<'a>>,
 }
 
+/// The message's generated text, each as its raw JSON: the answer, a reasoning model's
+/// thinking (`reasoning_content` as DeepSeek and vLLM name it, `reasoning` as OpenRouter and
+/// Ollama do) and tool calls (read apart, so an odd shape there costs only their part).
 #[derive(Deserialize)]
 struct MessagePeek<'a> {
     #[serde(default, borrow)]
     content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallPeek<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionPeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionPeek<'a> {
+    #[serde(default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 impl<'a> Completion<'a> {
@@ -157,14 +180,38 @@ fn first_finish_reason(choices: &str) -> Option<String> {
         .map(Cow::into_owned)
 }
 
-/// The length of choice 0's message text; 0 when `choices` has another shape.
+/// The length of what choice 0's message generated: its text, thinking and tool calls (as the
+/// stream's estimate counts them all); 0 when `choices` has another shape. A tool call's
+/// answer, counted as its `content` alone (null), was estimated at no output at all.
 fn first_content_bytes(choices: &str) -> usize {
-    serde_json::from_str::<Vec<ChoicePeek>>(choices)
+    let Some(message) = serde_json::from_str::<Vec<ChoicePeek>>(choices)
         .ok()
         .and_then(|c| c.into_iter().next())
         .and_then(|c| c.message)
-        .and_then(|m| m.content)
-        .and_then(|c| serde_json::from_str::<Cow<str>>(c.get()).ok())
+    else {
+        return 0;
+    };
+    let calls: usize = message
+        .tool_calls
+        .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|call| {
+            serde_json::from_str::<ToolCallPeek>(call.get())
+                .ok()?
+                .function
+        })
+        .map(|f| text_len(f.name) + text_len(f.arguments))
+        .sum();
+    text_len(message.content)
+        + text_len(message.reasoning_content)
+        + text_len(message.reasoning)
+        + calls
+}
+
+/// The length of a JSON string's text; 0 for anything else.
+fn text_len(raw: Option<&RawValue>) -> usize {
+    raw.and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok())
         .map_or(0, |text| text.len())
 }
 
@@ -261,6 +308,21 @@ mod tests {
         assert_eq!(peek.finish_reason.as_deref(), Some("length"));
         assert_eq!(peek.content_bytes, r#"say "finish_reason": "no" hé"#.len());
         assert_eq!(peek.usage, None);
+        // A tool call and a model's thinking are generated text too.
+        let call = br#"{"choices":[{"message":{"content":null,"reasoning_content":"why",
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}},
+            {"type":"function","function":{"name":null}}, 7]}}]}"#;
+        let peek = Completion::parse(call).unwrap().peek();
+        assert_eq!(
+            peek.content_bytes,
+            "why".len() + "get".len() + r#"{"a":1}"#.len()
+        );
+        let tools_odd =
+            br#"{"choices":[{"message":{"content":"ok","reasoning":"hm","tool_calls":{}}}]}"#;
+        assert_eq!(
+            Completion::parse(tools_odd).unwrap().peek().content_bytes,
+            4
+        );
         let unfinished = br#"{"choices":[{"message":{"content":null},"finish_reason":null}]}"#;
         assert_eq!(
             Completion::parse(unfinished).unwrap().peek(),
