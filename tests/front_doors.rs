@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  openrouter/claude:\n    endpoints:\n      - {{ provider: oai, model: anthropic/claude-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n  google/gemini-tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\", price: {{ prompt: 1, completion: 2 }} }}\n",
+        "{}providers:\n  oai:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  br:\n    dialect: bedrock\n    base_url: \"{base}\"\n    region: us-east-1\n    aws_access_key_id_env: UPSTREAM_KEY\n    aws_secret_access_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-bedrock:\n    endpoints:\n      - {{ provider: br, model: \"anthropic.claude-sonnet-4-5-20250929-v1:0+tool_call\", price: {{ prompt: 3, completion: 15 }} }}\n  openai/gpt:\n    endpoints:\n      - {{ provider: oai, model: gpt-up, price: {{ prompt: 1, completion: 2 }} }}\n  openai/gpt-nousage:\n    endpoints:\n      - {{ provider: oai, model: \"gpt-up+no_usage\", price: {{ prompt: 1, completion: 2 }} }}\n  openrouter/claude:\n    endpoints:\n      - {{ provider: oai, model: anthropic/claude-up, price: {{ prompt: 1, completion: 2 }} }}\n  anthropic/claude:\n    max_output: 512\n    endpoints:\n      - {{ provider: claude, model: claude-up, price: {{ prompt: 3, completion: 15 }} }}\n  anthropic/broken:\n    endpoints:\n      - {{ provider: claude, model: \"claude-up+status=400\" }}\n  openai/embed:\n    endpoints:\n      - {{ provider: oai, model: text-embedding-3-small, price: {{ prompt: 0.02 }} }}\n  google/embed:\n    endpoints:\n      - {{ provider: gem, model: text-embedding-004, price: {{ prompt: 0.01 }} }}\n  google/gemini-tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\", price: {{ prompt: 1, completion: 2 }} }}\n",
         config_head()
     )
 }
@@ -355,6 +355,58 @@ async fn responses_work_against_openai_and_anthropic_providers() {
         .as_str()
         .unwrap()
         .contains("previous_response_id"));
+}
+
+/// A provider that reports no usage is charged an estimate, and the Messages and Responses
+/// doors say so in their usage objects (`estimated: true`) as the chat door does, streamed or
+/// not. Both dropped it: a client saw estimated counts as the provider's own.
+#[tokio::test]
+async fn the_messages_and_responses_doors_say_when_usage_is_estimated() {
+    let (_mock, gw) = start();
+    let model = "openai/gpt-nousage";
+    for stream in [false, true] {
+        let r = post(&gw, "/v1/messages", json!({"model": model, "max_tokens": 50, "stream": stream,
+                                                 "messages": [{"role": "user", "content": "Hello"}]})).await;
+        assert_eq!(r.status(), 200);
+        let usage = if stream {
+            let text = r.text().await.unwrap();
+            anthropic_events(&text)
+                .into_iter()
+                .find(|(name, _)| name == "message_delta")
+                .map(|(_, v)| v["usage"].clone())
+                .unwrap_or_else(|| panic!("no message_delta: {text}"))
+        } else {
+            r.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        assert_eq!(
+            usage["estimated"], true,
+            "messages, stream {stream}: {usage}"
+        );
+        assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{usage}");
+
+        let r = client()
+            .post(gw.url("/v1/responses"))
+            .bearer_auth(KEY)
+            .json(&json!({"model": model, "input": "Hello", "stream": stream}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let usage = if stream {
+            let text = r.text().await.unwrap();
+            anthropic_events(&text)
+                .into_iter()
+                .find(|(name, _)| name == "response.completed")
+                .map(|(_, v)| v["response"]["usage"].clone())
+                .unwrap_or_else(|| panic!("no response.completed: {text}"))
+        } else {
+            r.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        assert_eq!(
+            usage["estimated"], true,
+            "responses, stream {stream}: {usage}"
+        );
+    }
 }
 
 #[tokio::test]

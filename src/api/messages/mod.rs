@@ -70,7 +70,8 @@ fn stop_reason(reason: &str, native: Option<&str>, has_tool_calls: bool) -> Stri
 }
 
 /// Anthropic's usage object. Its `input_tokens` excludes cache reads and writes, which
-/// OpenAI's `prompt_tokens` includes. `cost` (USD) is the gateway's extension.
+/// OpenAI's `prompt_tokens` includes. `cost` (USD) and `estimated` (the provider reported
+/// nothing, as on the chat door) are the gateway's extensions.
 fn usage_json(usage: &Usage, cache_write: Option<u64>, cost: Option<&Value>) -> Value {
     let cached = usage.cached_prompt.min(usage.prompt);
     let written = cache_write.unwrap_or(0).min(usage.prompt - cached);
@@ -84,6 +85,9 @@ fn usage_json(usage: &Usage, cache_write: Option<u64>, cost: Option<&Value>) -> 
     }
     if let Some(c) = cost {
         v["cost"] = c.clone();
+    }
+    if usage.estimated {
+        v["estimated"] = json!(true);
     }
     v
 }

@@ -82,7 +82,8 @@ pub(super) fn status_of(finish_reason: Option<&str>) -> (&'static str, Value) {
     }
 }
 
-/// The Responses usage object, with the gateway's `cost` (USD).
+/// The Responses usage object, with the gateway's `cost` (USD) and, when the provider reported
+/// nothing, `estimated` (as on the chat door).
 pub(super) fn usage_json(u: &StreamUsage) -> Value {
     let c = &u.usage;
     let mut v = json!({
@@ -94,6 +95,9 @@ pub(super) fn usage_json(u: &StreamUsage) -> Value {
     });
     if let Some(cost) = &u.cost {
         v["cost"] = cost.clone();
+    }
+    if c.estimated {
+        v["estimated"] = json!(true);
     }
     v
 }
