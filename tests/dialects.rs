@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/cut:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+reset=mid+chunks=20\" }}\n  anthropic/whole:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+chunks=20\" }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n",
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/cut:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+reset=mid+chunks=20\" }}\n  anthropic/whole:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+chunks=20\" }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n  deepseek/chat:\n    endpoints:\n      - {{ provider: backup, model: \"deepseek-up+deepseek_usage+usage_prompt=10000+usage_cached=9000+usage_completion=100\", price: {{ prompt: 0.28, completion: 0.42, cached_prompt: 0.028 }} }}\n",
         config_head()
     )
 }
@@ -149,6 +149,42 @@ async fn grok_reasoning_reported_apart_is_billed_and_shown_as_output() {
     )
     .await;
     assert_eq!(r.status(), 200);
+    let events = sse_events(&r.text().await.unwrap());
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    check(&tail["usage"], "stream");
+}
+
+/// DeepSeek counts its cache hits in `prompt_cache_hit_tokens`, not OpenAI's
+/// `prompt_tokens_details.cached_tokens`: they are billed at the cached price and shown as
+/// cached, streamed or not. They were billed at the full prompt price (ten times as much).
+#[tokio::test]
+async fn deepseek_cache_hits_are_billed_at_the_cached_price() {
+    let (_mock, gw) = start();
+    // 1000 fresh × $0.28/M + 9000 cached × $0.028/M + 100 × $0.42/M
+    let cost = (1000.0 * 0.28 + 9000.0 * 0.028 + 100.0 * 0.42) / 1e6;
+    let check = |usage: &Value, how: &str| {
+        assert_eq!(usage["prompt_tokens"], 10000, "{how}: {usage}");
+        assert_eq!(
+            usage["prompt_tokens_details"]["cached_tokens"], 9000,
+            "{how}: {usage}"
+        );
+        let charged = usage["cost"].as_f64().unwrap();
+        assert!((charged - cost).abs() < 1e-12, "{how}: {charged} != {cost}");
+    };
+    let messages = json!([{"role": "user", "content": "again"}]);
+    let r = chat(&gw, json!({"model": "deepseek/chat", "messages": messages})).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    check(&r.json::<Value>().await.unwrap()["usage"], "whole answer");
+    let d = generation_data(&gw, &id).await;
+    assert_eq!(d["native_tokens_cached"], 9000, "{d}");
+
+    let r = chat(
+        &gw,
+        json!({"model": "deepseek/chat", "stream": true, "messages": messages}),
+    )
+    .await;
     let events = sse_events(&r.text().await.unwrap());
     let tail: Value =
         serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();

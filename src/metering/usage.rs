@@ -56,7 +56,11 @@ impl Usage {
             reasoning: u64_at(usage, &["completion_tokens_details", "reasoning_tokens"]),
             estimated: false,
         };
-        Some(reported.with_total(usage.get("total_tokens").and_then(Value::as_u64)))
+        Some(
+            reported
+                .with_total(usage.get("total_tokens").and_then(Value::as_u64))
+                .with_cache_hits(u64_at(usage, &["prompt_cache_hit_tokens"])),
+        )
     }
 
     /// Reads the raw text of OpenAI's `usage` object without building a tree (`api::scan`);
@@ -81,6 +85,15 @@ impl Usage {
         if self.reasoning > 0 && total.is_some() && total == reasoning_apart {
             self.completion += self.reasoning;
         }
+        self
+    }
+
+    /// DeepSeek's count of prompt tokens read from its cache (`prompt_cache_hit_tokens`, beside
+    /// `prompt_cache_miss_tokens`), where OpenAI writes `prompt_tokens_details.cached_tokens`:
+    /// unread, DeepSeek's cache hits were billed at the full prompt price (ten times the
+    /// cached one). The larger count wins when a host writes both (they agree).
+    fn with_cache_hits(mut self, hits: u64) -> Usage {
+        self.cached_prompt = self.cached_prompt.max(hits);
         self
     }
 
@@ -132,6 +145,7 @@ impl Usage {
 pub struct OpenAiUsageReader {
     read: Usage,
     total: Option<u64>,
+    cache_hits: u64,
 }
 
 impl OpenAiUsageReader {
@@ -142,6 +156,7 @@ impl OpenAiUsageReader {
             "prompt_tokens" => read.prompt = count(field.raw()?),
             "completion_tokens" => read.completion = count(field.raw()?),
             "total_tokens" => self.total = field.raw()?.parse().ok(),
+            "prompt_cache_hit_tokens" => self.cache_hits = count(field.raw()?),
             "prompt_tokens_details" => read.cached_prompt = nested_count(field, "cached_tokens")?,
             "completion_tokens_details" => {
                 read.reasoning = nested_count(field, "reasoning_tokens")?
@@ -154,7 +169,9 @@ impl OpenAiUsageReader {
 
     /// The usage the members read so far say, as [`Usage::from_openai`] reads it.
     pub fn usage(&self) -> Usage {
-        self.read.with_total(self.total)
+        self.read
+            .with_total(self.total)
+            .with_cache_hits(self.cache_hits)
     }
 }
 
@@ -287,6 +304,12 @@ mod tests {
                 "completion_tokens_details": {"reasoning_tokens": 3}}"#,
             r#"{"prompt_tokens": 18446744073709551615, "completion_tokens": 1,
                 "total_tokens": 18446744073709551615, "completion_tokens_details": {"reasoning_tokens": 3}}"#,
+            // DeepSeek's cache hits, alone, beside OpenAI's count, odd or repeated.
+            r#"{"prompt_tokens": 100, "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}"#,
+            r#"{"prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 64}, "prompt_cache_hit_tokens": 64}"#,
+            r#"{"prompt_cache_hit_tokens": 9, "prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 3}}"#,
+            r#"{"prompt_tokens": 100, "prompt_cache_hit_tokens": "64", "prompt_cache_hit_tokens": 5}"#,
+            r#"{"prompt_tokens": 100, "prompt_cache_hit_tokens": 7, "prompt_cache_hit_tokens": null}"#,
         ] {
             let tree: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(

@@ -51,6 +51,9 @@ pub struct Fault {
     pub xai_usage: bool,
     /// OpenAI streams: this many `reasoning_content` deltas before the answer's content.
     pub reasoning_deltas: usize,
+    /// Usage as DeepSeek reports cache hits: `prompt_cache_hit_tokens` and
+    /// `prompt_cache_miss_tokens`, no `prompt_tokens_details`.
+    pub deepseek_usage: bool,
 }
 
 impl Fault {
@@ -128,6 +131,7 @@ impl Fault {
             "usage_cached" => self.usage_cached = num,
             "usage_reasoning" => self.usage_reasoning = num,
             "xai_usage" => self.xai_usage = on,
+            "deepseek_usage" => self.deepseek_usage = on,
             "reasoning_deltas" => {
                 self.reasoning_deltas = num.map_or(0, |n| n.min(MAX_CHUNKS) as usize)
             }

@@ -226,6 +226,7 @@ pub(super) fn chat(
         include_usage: req.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
         xai_usage: fault.xai_usage,
         reasoning_deltas: fault.reasoning_deltas,
+        deepseek_usage: fault.deepseek_usage,
     };
     if req.get("stream") == Some(&Value::Bool(true)) {
         stream(chat, fault, ctl)

@@ -18,7 +18,8 @@
 //! `usage_reasoning=N`, `xai_usage` (OpenAI answers: reasoning counted apart from
 //! `completion_tokens` and inside `total_tokens`, as xAI reports it), `reasoning_deltas=N`
 //! (OpenAI streams: N `reasoning_content` deltas before the answer, as DeepSeek and vLLM
-//! stream a reasoning model's thinking).
+//! stream a reasoning model's thinking), `deepseek_usage` (OpenAI answers: cache hits in
+//! `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`, as DeepSeek reports them).
 
 mod anthropic;
 mod azure;

@@ -75,6 +75,8 @@ pub struct Chat {
     pub xai_usage: bool,
     /// `reasoning_deltas`: thinking deltas a stream sends before the answer.
     pub reasoning_deltas: usize,
+    /// `deepseek_usage`: cache hits reported as DeepSeek reports them.
+    pub deepseek_usage: bool,
 }
 
 /// One SSE event of a chat stream; rendered lazily so `chunks=1000000` allocates nothing upfront.
@@ -125,7 +127,7 @@ impl Chat {
             }],
             usage: self
                 .send_usage
-                .then(|| usage_out(self.usage, self.xai_usage)),
+                .then(|| usage_out(self.usage, self.xai_usage, self.deepseek_usage)),
             service_tier: SERVICE_TIER,
             system_fingerprint: FINGERPRINT,
         };
@@ -152,7 +154,7 @@ impl Chat {
             (Event::Done, _) => return Bytes::from_static(b"data: [DONE]\n\n"),
             (Event::Malformed, _) => return sse(MALFORMED),
             (Event::Usage, _) => {
-                let usage = usage_out(self.usage, self.xai_usage);
+                let usage = usage_out(self.usage, self.xai_usage, self.deepseek_usage);
                 return self.chunk(Vec::new(), Some(Some(usage)));
             }
             (Event::First, Answer::Text { .. }) => {
@@ -298,16 +300,20 @@ pub fn embeddings_body(
 
 /// `completion` is what `completion_tokens` says: with `xai_usage`, the answer without its
 /// reasoning, which only `total_tokens` adds.
-fn usage_out(u: Usage, xai_usage: bool) -> UsageOut {
+/// With `deepseek_usage`, cache hits are `prompt_cache_hit_tokens` (and the rest
+/// `prompt_cache_miss_tokens`), with no `prompt_tokens_details`, as DeepSeek documents them.
+fn usage_out(u: Usage, xai_usage: bool, deepseek_usage: bool) -> UsageOut {
     let apart = if xai_usage { u.reasoning } else { 0 };
     UsageOut {
         prompt_tokens: u.prompt,
         completion_tokens: u.completion,
         total_tokens: u.prompt.saturating_add(u.completion).saturating_add(apart),
-        prompt_tokens_details: PromptDetails {
+        prompt_tokens_details: (!deepseek_usage).then_some(PromptDetails {
             cached_tokens: u.cached,
             audio_tokens: 0,
-        },
+        }),
+        prompt_cache_hit_tokens: deepseek_usage.then_some(u.cached),
+        prompt_cache_miss_tokens: deepseek_usage.then(|| u.prompt.saturating_sub(u.cached)),
         completion_tokens_details: CompletionDetails {
             reasoning_tokens: u.reasoning,
             audio_tokens: 0,

@@ -92,6 +92,7 @@ fn chat(answer: Answer, include_usage: bool) -> Chat {
         include_usage,
         xai_usage: false,
         reasoning_deltas: 0,
+        deepseek_usage: false,
     }
 }
 
