@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn config(mock: &MockServer) -> String {
     let base = mock.base_url();
     format!(
-        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/cut:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+reset=mid+chunks=20\" }}\n  anthropic/whole:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+chunks=20\" }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n  deepseek/chat:\n    endpoints:\n      - {{ provider: backup, model: \"deepseek-up+deepseek_usage+usage_prompt=10000+usage_cached=9000+usage_completion=100\", price: {{ prompt: 0.28, completion: 0.42, cached_prompt: 0.028 }} }}\n",
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  gem:\n    dialect: gemini\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\n  backup:\n    dialect: openai\n    base_url: \"{base}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/claude-64k:\n    max_output: 64000\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  anthropic/claude:\n    max_output: 1000\n    endpoints:\n      - {{ provider: claude, model: claude-test, price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n  google/gemini:\n    endpoints:\n      - {{ provider: gem, model: gemini-test, price: {{ prompt: 0.3, completion: 2.5 }} }}\n  anthropic/cut:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+reset=mid+chunks=20\" }}\n  anthropic/whole:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+chunks=20\" }}\n  anthropic/overloaded:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+status=529\" }}\n      - {{ provider: backup, model: gpt-backup }}\n  google/limited:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+status=429\" }}\n  anthropic/tools:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+tool_call\" }}\n  google/tools:\n    endpoints:\n      - {{ provider: gem, model: \"gemini-test+tool_call\" }}\n  x-ai/grok:\n    endpoints:\n      - {{ provider: backup, model: \"grok-up+xai_usage+usage_prompt=10120+usage_completion=1499+usage_reasoning=2809\", price: {{ prompt: 3, completion: 15 }} }}\n  deepseek/chat:\n    endpoints:\n      - {{ provider: backup, model: \"deepseek-up+deepseek_usage+usage_prompt=10000+usage_cached=9000+usage_completion=100\", price: {{ prompt: 0.28, completion: 0.42, cached_prompt: 0.028 }} }}\n  moonshot/kimi:\n    endpoints:\n      - {{ provider: backup, model: \"kimi-up+choice_usage+usage_prompt=5000+usage_completion=40\", price: {{ prompt: 0.6, completion: 2.5 }} }}\n",
         config_head()
     )
 }
@@ -189,6 +189,42 @@ async fn deepseek_cache_hits_are_billed_at_the_cached_price() {
     let tail: Value =
         serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
     check(&tail["usage"], "stream");
+}
+
+/// Moonshot (Kimi) streams its usage on the finishing choice (`choices[0].usage`), with no
+/// usage-only chunk: the stream is billed and shown at Moonshot's count, not an estimate. It
+/// was estimated from the body's bytes and the deltas, and marked so.
+#[tokio::test]
+async fn a_stream_usage_on_the_finishing_choice_is_the_providers_count() {
+    let (_mock, gw) = start();
+    let r = chat(
+        &gw,
+        json!({"model": "moonshot/kimi", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let events = sse_events(&r.text().await.unwrap());
+    let tail: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    let usage = &tail["usage"];
+    assert_eq!(
+        (&usage["prompt_tokens"], &usage["completion_tokens"]),
+        (&json!(5000), &json!(40)),
+        "{usage}"
+    );
+    assert_eq!(usage.get("estimated"), None, "{usage}");
+    let cost = (5000.0 * 0.6 + 40.0 * 2.5) / 1e6;
+    assert!(
+        (usage["cost"].as_f64().unwrap() - cost).abs() < 1e-12,
+        "{usage}"
+    );
+    let d = generation_data(&gw, &id).await;
+    assert_eq!(
+        (&d["tokens_prompt"], &d["estimated"]),
+        (&json!(5000), &json!(false)),
+        "{d}"
+    );
 }
 
 /// A Claude stream cut before its `message_delta` (the client left, the provider reset):

@@ -154,7 +154,12 @@ impl OpenAiStreamTap {
         if let Some(err) = json.get("error").filter(|e| !e.is_null()) {
             self.upstream_error = Some(err.clone());
         }
-        if let Some(usage) = json.get("usage").and_then(Usage::from_openai) {
+        // Moonshot (Kimi) puts a stream's usage on its finishing choice, not beside `choices`.
+        let usage = json
+            .get("usage")
+            .filter(|u| !u.is_null())
+            .or_else(|| json.pointer("/choices/0/usage"));
+        if let Some(usage) = usage.and_then(Usage::from_openai) {
             self.usage = Some(usage);
             let no_choices = json
                 .get("choices")

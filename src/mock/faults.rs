@@ -54,6 +54,9 @@ pub struct Fault {
     /// Usage as DeepSeek reports cache hits: `prompt_cache_hit_tokens` and
     /// `prompt_cache_miss_tokens`, no `prompt_tokens_details`.
     pub deepseek_usage: bool,
+    /// OpenAI streams: usage on the finishing choice (`choices[0].usage`) and no usage-only
+    /// chunk, as Moonshot sends it.
+    pub choice_usage: bool,
 }
 
 impl Fault {
@@ -132,6 +135,7 @@ impl Fault {
             "usage_reasoning" => self.usage_reasoning = num,
             "xai_usage" => self.xai_usage = on,
             "deepseek_usage" => self.deepseek_usage = on,
+            "choice_usage" => self.choice_usage = on,
             "reasoning_deltas" => {
                 self.reasoning_deltas = num.map_or(0, |n| n.min(MAX_CHUNKS) as usize)
             }

@@ -227,6 +227,7 @@ pub(super) fn chat(
         xai_usage: fault.xai_usage,
         reasoning_deltas: fault.reasoning_deltas,
         deepseek_usage: fault.deepseek_usage,
+        choice_usage: fault.choice_usage,
     };
     if req.get("stream") == Some(&Value::Bool(true)) {
         stream(chat, fault, ctl)

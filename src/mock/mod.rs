@@ -19,7 +19,8 @@
 //! `completion_tokens` and inside `total_tokens`, as xAI reports it), `reasoning_deltas=N`
 //! (OpenAI streams: N `reasoning_content` deltas before the answer, as DeepSeek and vLLM
 //! stream a reasoning model's thinking), `deepseek_usage` (OpenAI answers: cache hits in
-//! `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`, as DeepSeek reports them).
+//! `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`, as DeepSeek reports them),
+//! `choice_usage` (OpenAI streams: usage on the finishing choice, as Moonshot sends it).
 
 mod anthropic;
 mod azure;

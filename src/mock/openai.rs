@@ -77,6 +77,8 @@ pub struct Chat {
     pub reasoning_deltas: usize,
     /// `deepseek_usage`: cache hits reported as DeepSeek reports them.
     pub deepseek_usage: bool,
+    /// `choice_usage`: a stream's usage on its finishing choice, as Moonshot sends it.
+    pub choice_usage: bool,
 }
 
 /// One SSE event of a chat stream; rendered lazily so `chunks=1000000` allocates nothing upfront.
@@ -136,7 +138,7 @@ impl Chat {
 
     /// The stream's event sequence. `truncated` drops the final, usage and `[DONE]` events.
     pub fn events(&self, malformed: bool, truncated: bool) -> impl Iterator<Item = Event> + Send {
-        let usage = self.include_usage && self.send_usage && !truncated;
+        let usage = self.include_usage && self.send_usage && !truncated && !self.choice_usage;
         std::iter::once(Event::First)
             .chain(malformed.then_some(Event::Malformed))
             .chain(std::iter::repeat_n(Event::Reasoning, self.reasoning_deltas))
@@ -191,11 +193,14 @@ impl Chat {
             }
             (Event::Final, answer) => finish_reason = Some(answer.finish_reason()),
         }
+        let usage = (self.choice_usage && self.send_usage && finish_reason.is_some())
+            .then(|| usage_out(self.usage, self.xai_usage, self.deepseek_usage));
         let choice = ChoiceOut {
             index: 0,
             delta,
             logprobs: None,
             finish_reason,
+            usage,
         };
         // With include_usage on, OpenAI puts `"usage": null` on every non-usage chunk.
         self.chunk(vec![choice], self.include_usage.then_some(None))

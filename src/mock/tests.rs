@@ -93,6 +93,7 @@ fn chat(answer: Answer, include_usage: bool) -> Chat {
         xai_usage: false,
         reasoning_deltas: 0,
         deepseek_usage: false,
+        choice_usage: false,
     }
 }
 

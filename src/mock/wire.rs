@@ -97,6 +97,9 @@ pub struct ChoiceOut<'a> {
     pub delta: DeltaOut<'a>,
     pub logprobs: Option<()>,
     pub finish_reason: Option<&'static str>,
+    /// Moonshot's place for a stream's usage: on the finishing choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageOut>,
 }
 
 #[derive(Serialize, Default)]
