@@ -20,6 +20,8 @@ pub(crate) enum ChatEvent {
     /// An SSE comment event, as its lines without the blank line.
     Comment(String),
     Text(String),
+    /// A refusal (OpenAI's `delta.refusal`): the model declined, in place of the answer.
+    Refusal(String),
     /// Reasoning text (OpenRouter `reasoning`, or `reasoning_content`).
     Reasoning(String),
     /// The signature of the current thinking block (Claude's, carried in `reasoning_details`).
@@ -223,8 +225,11 @@ fn delta_events(delta: &Value, out: &mut Vec<ChatEvent>) {
             _ => {}
         }
     }
-    if let Some(t) = text("content").or_else(|| text("refusal")) {
+    if let Some(t) = text("content") {
         out.push(ChatEvent::Text(t.to_string()));
+    }
+    if let Some(r) = text("refusal") {
+        out.push(ChatEvent::Refusal(r.to_string()));
     }
     for (position, call) in delta
         .get("tool_calls")

@@ -144,7 +144,8 @@ impl ChatToMessagesStream {
                 out.extend_from_slice(c.as_bytes());
                 out.extend_from_slice(b"\n\n");
             }
-            ChatEvent::Text(text) => {
+            // Anthropic has no refusal block: the refusal is the message's text.
+            ChatEvent::Text(text) | ChatEvent::Refusal(text) => {
                 if !matches!(self.open, Some(Open::Text(_))) {
                     let block = self.start_block(json!({ "type": "text", "text": "" }), out);
                     self.open = Some(Open::Text(block));

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | first chunk | `response.created`, `response.in_progress` (status in_progress) |
 //! | `delta.content` | `output_item.added` (message), `content_part.added`, `output_text.delta`s |
+//! | `delta.refusal` | `output_item.added` (message), `content_part.added` (refusal), `refusal.delta`s |
 //! | `delta.reasoning` | `output_item.added` (reasoning), `reasoning_text.delta`s |
 //! | `delta.tool_calls[i]` | `output_item.added` (function_call), `function_call_arguments.delta`s |
 //! | another kind starts, or `finish_reason` | the open item's `*.done` events and `output_item.done` |
@@ -23,6 +24,14 @@ use super::items::{error_code, item_id, status_of, usage_json, Envelope, Item};
 use crate::api::messages::chunks::{ChatChunkReader, ChatEvent, StreamUsage};
 use crate::dialects::common::{now_unix, MAX_EVENT_BYTES};
 use crate::metering::Usage;
+
+/// What a text delta adds to: a message's output text, its refusal, or reasoning.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum TextKind {
+    Output,
+    Refusal,
+    Reasoning,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -136,11 +145,17 @@ impl ChatToResponsesStream {
                 out.extend_from_slice(b"\n\n");
             }
             ChatEvent::Text(text) => {
-                let at = self.open_text_item(false, out);
+                let at = self.open_text_item(TextKind::Output, out);
+                self.append_text(at, &text, out);
+            }
+            // A refusal streams as the `refusal` part a whole answer has, not as output text:
+            // the SDKs parse output text as the structured output the request asked for.
+            ChatEvent::Refusal(text) => {
+                let at = self.open_text_item(TextKind::Refusal, out);
                 self.append_text(at, &text, out);
             }
             ChatEvent::Reasoning(text) => {
-                let at = self.open_text_item(true, out);
+                let at = self.open_text_item(TextKind::Reasoning, out);
                 self.append_text(at, &text, out);
             }
             // Signed or encrypted reasoning belongs to another API; Responses input drops it.
@@ -162,10 +177,16 @@ impl ChatToResponsesStream {
     }
 
     /// The open message (or reasoning) item's position; another open item is closed first.
-    fn open_text_item(&mut self, reasoning: bool, out: &mut Vec<u8>) -> usize {
+    fn open_text_item(&mut self, kind: TextKind, out: &mut Vec<u8>) -> usize {
         let same_kind = |item: &Item| match item {
-            Item::Reasoning { .. } => reasoning,
-            Item::Message { .. } => !reasoning,
+            Item::Reasoning { .. } => kind == TextKind::Reasoning,
+            Item::Message { refusal, .. } => {
+                kind == (if *refusal {
+                    TextKind::Refusal
+                } else {
+                    TextKind::Output
+                })
+            }
             Item::FunctionCall { .. } => false,
         };
         if let Some(at) = self.open.filter(|at| same_kind(&self.items[*at])) {
@@ -173,15 +194,19 @@ impl ChatToResponsesStream {
         }
         self.ensure_started(out);
         self.close(out);
-        let prefix = if reasoning { "rs" } else { "msg" };
+        let prefix = if kind == TextKind::Reasoning {
+            "rs"
+        } else {
+            "msg"
+        };
         let id = item_id(prefix, &self.response_id(), self.items.len());
         let text = String::new();
-        let item = match reasoning {
-            true => Item::Reasoning { id, text },
-            false => Item::Message {
+        let item = match kind {
+            TextKind::Reasoning => Item::Reasoning { id, text },
+            _ => Item::Message {
                 id,
                 text,
-                refusal: false,
+                refusal: kind == TextKind::Refusal,
             },
         };
         self.add_item(item, out)
@@ -190,11 +215,11 @@ impl ChatToResponsesStream {
     fn add_item(&mut self, item: Item, out: &mut Vec<u8>) -> usize {
         let at = self.items.len();
         self.emit(out, json!({ "type": "response.output_item.added", "output_index": at, "item": item.to_json("in_progress") }));
-        if let Item::Message { id, .. } = &item {
+        if let Item::Message { id, refusal, .. } = &item {
             self.emit(
                 out,
                 json!({ "type": "response.content_part.added", "item_id": id, "output_index": at,
-                                   "content_index": 0, "part": Item::part("", false) }),
+                                   "content_index": 0, "part": Item::part("", *refusal) }),
             );
         }
         self.items.push(item);
@@ -204,9 +229,13 @@ impl ChatToResponsesStream {
 
     fn append_text(&mut self, at: usize, delta: &str, out: &mut Vec<u8>) {
         let (kind, id) = match &mut self.items[at] {
-            Item::Message { id, text, .. } => {
+            Item::Message { id, text, refusal } => {
                 text.push_str(delta);
-                ("response.output_text.delta", id.clone())
+                let kind = match refusal {
+                    true => "response.refusal.delta",
+                    false => "response.output_text.delta",
+                };
+                (kind, id.clone())
             }
             Item::Reasoning { id, text } => {
                 text.push_str(delta);
@@ -272,7 +301,13 @@ impl ChatToResponsesStream {
         let status = self.item_status();
         match &item {
             Item::Message { id, text, refusal } => {
-                if !refusal {
+                if *refusal {
+                    self.emit(
+                        out,
+                        json!({ "type": "response.refusal.done", "item_id": id, "output_index": at,
+                                           "content_index": 0, "refusal": text }),
+                    );
+                } else {
                     self.emit(out, json!({ "type": "response.output_text.done", "item_id": id, "output_index": at,
                                            "content_index": 0, "text": text, "logprobs": [] }));
                 }

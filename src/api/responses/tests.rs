@@ -367,3 +367,54 @@ fn empty_finish_reasons_do_not_split_items() {
         r#"{"location":"Paris"}"#
     );
 }
+
+/// OpenAI streams a refusal as `delta.refusal`. It is the message's `refusal` part, as in a
+/// whole answer, and never output text: the SDKs parse output text as the structured output
+/// the request asked for (`responses.stream(text_format=...)` raised on the refusal's words).
+#[test]
+fn a_streamed_refusal_is_a_refusal_part_not_output_text() {
+    let stream = br#"data: {"id":"gen-1","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","refusal":""}}]}
+
+data: {"id":"gen-1","created":5,"model":"m","choices":[{"index":0,"delta":{"refusal":"I can't "}}]}
+
+data: {"id":"gen-1","created":5,"model":"m","choices":[{"index":0,"delta":{"refusal":"help with that."},"finish_reason":"stop"}]}
+
+data: {"id":"gen-1","model":"m","provider":"p","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"cost":0.5}}
+
+data: [DONE]
+
+"#;
+    let completion = json!({
+        "id": "gen-1", "created": 5, "model": "m", "provider": "p",
+        "choices": [{ "index": 0, "finish_reason": "stop",
+            "message": { "role": "assistant", "content": null, "refusal": "I can't help with that." } }],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 2, "cost": 0.5 },
+    });
+    let mut s = ChatToResponsesStream::new();
+    let out = String::from_utf8(s.on_chunk(stream).to_vec()).unwrap();
+    let events = checked_events(&out).unwrap();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        !types.iter().any(|t| t.starts_with("response.output_text")),
+        "{types:?}"
+    );
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.refusal.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, "I can't help with that.");
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "response.content_part.added")
+        .unwrap();
+    assert_eq!(added["part"], json!({ "type": "refusal", "refusal": "" }));
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.refusal.done")
+        .unwrap();
+    assert_eq!(done["refusal"], "I can't help with that.");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.completed");
+    assert_eq!(last["response"], from_chat_completion(&completion));
+}
