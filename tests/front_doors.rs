@@ -308,6 +308,47 @@ async fn the_anthropic_door_answers_errors_in_anthropic_shape() {
     );
 }
 
+/// A wrong method on `/v1/messages`, or a path below it that the gateway does not serve
+/// (the Anthropic SDK's `messages.count_tokens`), is answered in the door's own shape too.
+#[tokio::test]
+async fn the_anthropic_doors_404_and_405_are_anthropic_shaped() {
+    let (_mock, gw) = start();
+    let r = client()
+        .get(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&body["type"], &body["error"]["type"]),
+        (&json!("error"), &json!("invalid_request_error")),
+        "{body}"
+    );
+    let r = post(
+        &gw,
+        "/api/v1/messages/count_tokens",
+        json!({"model": "openai/gpt", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&body["type"], &body["error"]["type"]),
+        (&json!("error"), &json!("not_found_error")),
+        "{body}"
+    );
+    // Other doors keep OpenAI's shape.
+    let r = client().get(gw.url("/v1/messagesx")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "not_found_error"
+    );
+}
+
 #[tokio::test]
 async fn responses_work_against_openai_and_anthropic_providers() {
     let (_mock, gw) = start();

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::{messages, ApiError};
+use crate::api::{messages, ApiError, FrontDoor};
 use crate::catalog::{Backend, Dialect, Provider};
 use crate::config::SnapshotStore;
 use crate::dialects::{self, gemini};
@@ -247,7 +247,14 @@ impl ProxyHttp for Gateway {
             Route::Messages => FrontEnd::Messages,
             Route::Responses => FrontEnd::Responses,
             Route::Embeddings => FrontEnd::Embeddings,
-            _ => return self.answer_locally(session, ctx).await,
+            _ => {
+                // A wrong method on the Messages door, or a path below it that the gateway
+                // does not serve (`/v1/messages/count_tokens`), is still answered in its shape.
+                if routes::is_under_messages(req.uri.path()) {
+                    ctx.door = FrontDoor::Anthropic;
+                }
+                return self.answer_locally(session, ctx).await;
+            }
         };
         ctx.door = ctx.front.door();
         self.admit(session, ctx).await

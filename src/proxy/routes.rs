@@ -58,6 +58,19 @@ pub fn model_endpoints_id(api_path: &str) -> Option<&str> {
     (!id.is_empty()).then_some(id)
 }
 
+/// Whether `path` is the Anthropic Messages door's or below it: its errors are Anthropic's.
+pub fn is_under_messages(path: &str) -> bool {
+    let Some(api_path) = path
+        .strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/v1"))
+    else {
+        return false;
+    };
+    api_path
+        .strip_prefix("/messages")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The API path without its `/v1` or `/api/v1` prefix.
 pub fn api_path(path: &str) -> &str {
     path.strip_prefix("/api/v1")
