@@ -196,7 +196,8 @@ async fn messages_to_an_anthropic_provider_pass_through() {
         "ephemeral"
     );
 
-    // The stream passes through byte for byte apart from nothing: Anthropic's own events.
+    // The stream passes through: Anthropic's own events (stamped: see
+    // a_passed_through_stream_carries_the_generation_id_catalog_model_and_cost).
     let r = post(
         &gw,
         "/v1/messages",
@@ -222,6 +223,39 @@ async fn messages_to_an_anthropic_provider_pass_through() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
+}
+
+/// DESIGN §3: every answer names the generation id and the catalog model, and its usage has
+/// `cost`. A stream passed through from an Anthropic provider said neither: `message_start`
+/// had the provider's message id and model, and `message_delta` no cost, where the whole
+/// passthrough message and the converted streams of every other provider have them.
+#[tokio::test]
+async fn a_passed_through_stream_carries_the_generation_id_catalog_model_and_cost() {
+    let (_mock, gw) = start();
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "anthropic/claude", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "Hi stream"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let events = anthropic_events(&r.text().await.unwrap());
+    let start = &events.iter().find(|(n, _)| n == "message_start").unwrap().1;
+    assert_eq!(start["message"]["id"], id.as_str(), "{start}");
+    assert_eq!(start["message"]["model"], "anthropic/claude", "{start}");
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["provider"], "claude", "{delta}");
+    let cost = delta["usage"]["cost"].as_f64().expect("usage.cost");
+    assert!(cost > 0.0, "{delta}");
+    let record = generation_data(&gw, &id).await;
+    assert_eq!(record["total_cost"].as_f64(), Some(cost), "{record}");
+    // Everything else is the provider's, event for event.
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert!(names.contains(&"ping"), "{names:?}");
 }
 
 /// Claude Code's loop with thinking on, against Claude on Bedrock: each turn after the first

@@ -39,7 +39,10 @@ impl RequestCtx {
             ResponseMode::Passthrough(tap) => {
                 let mut out = chunk.map(|b| tap.on_chunk(b)).unwrap_or_default();
                 if end {
-                    tap.finish();
+                    let rest = tap.finish();
+                    if !rest.is_empty() {
+                        out = join(&[&out, &rest]);
+                    }
                     let usage = tap
                         .usage()
                         .unwrap_or_else(|| self.estimate_usage(tap.content_deltas()));
@@ -221,6 +224,22 @@ impl RequestCtx {
             .map_or((String::new(), String::new()), |c| {
                 (c.model.id.clone(), c.provider().id.clone())
             })
+    }
+
+    /// What a passed-through Anthropic stream is stamped with: the served model's identity and
+    /// what its usage costs (`cost_of`'s price and fee).
+    pub fn stream_stamp(&self) -> messages::StreamStamp {
+        let (model, provider) = self.served();
+        messages::StreamStamp {
+            id: self.generation_id.clone(),
+            model,
+            provider,
+            price: self
+                .current
+                .as_ref()
+                .map_or_else(Default::default, |c| c.endpoint().price),
+            fee_percent: self.snapshot.billing.fee_percent,
+        }
     }
 
     /// Whether the answer should be converted for the client's door.

@@ -393,7 +393,9 @@ impl ProxyHttp for Gateway {
                 retry_after: failover::retry_after_secs(upstream_response),
             }
         } else if failover::is_event_stream(upstream_response) && ctx.passthrough {
-            ResponseMode::Passthrough(Box::default())
+            ResponseMode::Passthrough(Box::new(messages::AnthropicStreamTap::stamped(
+                ctx.stream_stamp(),
+            )))
         } else if failover::is_event_stream(upstream_response) {
             let request_id = failover::upstream_request_id(upstream_response).unwrap_or_default();
             let (model, _) = ctx.served();

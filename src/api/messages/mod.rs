@@ -8,9 +8,10 @@
 //!
 //! When the serving provider speaks Anthropic itself, nothing is converted: the upstream gets
 //! the client's own body with the model rewritten ([`passthrough_body`]) and the answer goes
-//! back as the provider sent it, only read for usage ([`AnthropicStreamTap`],
-//! [`passthrough_message`]). That keeps everything only Anthropic knows (betas, server tools,
-//! signed thinking, `context_management`) intact, and its errors unchanged.
+//! back as the provider sent it, only read for usage and stamped with the generation id,
+//! catalog model, provider and cost ([`AnthropicStreamTap`], [`passthrough_message`]). That
+//! keeps everything only Anthropic knows (betas, server tools, signed thinking,
+//! `context_management`) intact, and its errors unchanged.
 //!
 //! Errors are `ApiError` rendered with `FrontDoor::Anthropic`; a failure after the first
 //! streamed byte is an Anthropic `error` event ([`error_event`]).
@@ -30,7 +31,7 @@ use serde_json::{json, Value};
 use crate::dialects::{anthropic, bedrock};
 use crate::metering::Usage;
 
-pub use passthrough::{passthrough_body, passthrough_message, AnthropicStreamTap};
+pub use passthrough::{passthrough_body, passthrough_message, AnthropicStreamTap, StreamStamp};
 pub use request::{to_chat_request, MessagesRequest};
 pub use response::from_chat_completion;
 pub use stream::ChatToMessagesStream;

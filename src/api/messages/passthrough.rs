@@ -1,13 +1,15 @@
 //! An Anthropic client in front of an Anthropic provider: nothing is converted. The request
 //! is the client's own body with the model rewritten, and the answer goes back as the provider
-//! sent it; the gateway only reads usage and the stop reason on the way through.
+//! sent it; the gateway only reads usage and the stop reason on the way through, and stamps
+//! what every answer of the door carries (generation id, catalog model, provider, cost).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, TopLevelFields};
-use crate::dialects::common::SseCarry;
-use crate::metering::sse::{event_data, event_name};
+use crate::catalog::Price;
+use crate::dialects::common::MAX_EVENT_BYTES;
+use crate::metering::sse::{event_data, event_name, SseEvents};
 use crate::metering::{Cost, Usage};
 
 /// The client's Messages body for `upstream_model`: `model` rewritten and the gateway's own
@@ -66,10 +68,27 @@ fn finish_reason(stop_reason: &str) -> &'static str {
     }
 }
 
-/// Reads an Anthropic stream as it passes: every chunk is returned unchanged.
+/// What the gateway writes into a relayed stream, as the converted Messages stream and the
+/// whole passthrough message carry it (DESIGN §3): the generation id and catalog model in
+/// `message_start`, the provider and `usage.cost` (USD) in `message_delta`.
+#[derive(Clone, Debug)]
+pub struct StreamStamp {
+    pub id: String,
+    pub model: String,
+    pub provider: String,
+    /// The serving endpoint's price and the gateway's fee: the cost the record is charged.
+    pub price: Price,
+    pub fee_percent: f64,
+}
+
+/// Reads an Anthropic stream as it passes. Whole events go on as the provider sent them (the
+/// chunk itself when it ends on an event boundary), but for the two the stamp rewrites; a
+/// partial event waits for its end, so an event is never sent half as it came.
 #[derive(Debug, Default)]
 pub struct AnthropicStreamTap {
-    carry: SseCarry,
+    /// A partial event, held back until its end arrives.
+    carry: BytesMut,
+    stamp: Option<StreamStamp>,
     counts: Option<Counts>,
     /// A `message_delta` carried usage: its `output_tokens` is the answer's count, where
     /// `message_start`'s is a placeholder (1).
@@ -85,19 +104,57 @@ impl AnthropicStreamTap {
         AnthropicStreamTap::default()
     }
 
-    /// Meters one upstream chunk and hands it back as it came.
-    pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
-        let mut carry = std::mem::take(&mut self.carry);
-        // An oversized event is not metered; the bytes still go to the client.
-        carry.feed(&chunk, |event| self.inspect(event));
-        self.carry = carry;
-        chunk
+    /// A tap that stamps the stream it relays.
+    pub fn stamped(stamp: StreamStamp) -> AnthropicStreamTap {
+        AnthropicStreamTap {
+            stamp: Some(stamp),
+            ..AnthropicStreamTap::default()
+        }
     }
 
-    /// The stream ended: a last event without its blank line is still read.
-    pub fn finish(&mut self) {
-        let mut carry = std::mem::take(&mut self.carry);
-        carry.finish(|event| self.inspect(event));
+    /// Meters one upstream chunk; returns its whole events for the client.
+    pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        let data = if self.carry.is_empty() {
+            chunk
+        } else {
+            self.carry.extend_from_slice(&chunk);
+            self.carry.split().freeze()
+        };
+        let mut events = SseEvents::new(&data);
+        // Built only once an event is rewritten; until then the output is a slice of `data`.
+        let mut rebuilt: Option<BytesMut> = None;
+        let mut copied = 0;
+        for range in events.by_ref() {
+            if let Some(stamped) = self.inspect(&data[range.clone()]) {
+                let out = rebuilt.get_or_insert_with(|| BytesMut::with_capacity(data.len() + 64));
+                out.extend_from_slice(&data[copied..range.start]);
+                out.extend_from_slice(&stamped);
+                copied = range.end;
+            }
+        }
+        let mut end = events.consumed();
+        // An event past the bound is not metered; its bytes go on as they came.
+        if data.len() - end > MAX_EVENT_BYTES {
+            end = data.len();
+        } else {
+            self.carry.extend_from_slice(&data[end..]);
+        }
+        match rebuilt {
+            None => data.slice(..end),
+            Some(mut out) => {
+                out.extend_from_slice(&data[copied..end]);
+                out.freeze()
+            }
+        }
+    }
+
+    /// The stream ended: a last event without its blank line is still read, and sent.
+    pub fn finish(&mut self) -> Bytes {
+        let rest = self.carry.split().freeze();
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return rest;
+        }
+        self.inspect(&rest).map_or(rest, Bytes::from)
     }
 
     /// The provider's usage, normalised as OpenAI counts it (prompt includes cache reads).
@@ -138,26 +195,28 @@ impl AnthropicStreamTap {
         self.saw_message_stop
     }
 
-    fn inspect(&mut self, event: &[u8]) {
+    /// Reads one whole event; returns it rewritten when the stamp changes it.
+    fn inspect(&mut self, event: &[u8]) -> Option<Vec<u8>> {
         let name = event_name(event).map(<[u8]>::trim_ascii);
         match name {
             Some(b"content_block_delta") => self.content_deltas += 1,
             Some(b"message_stop") => self.saw_message_stop = true,
             // Only these carry what metering needs; the rest are not parsed.
             Some(b"message_start" | b"message_delta" | b"error") | None => {}
-            Some(_) => return,
+            Some(_) => return None,
         }
-        let Some(data) = event_data(event) else {
-            return;
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(&data) else {
-            return;
-        };
+        let data = event_data(event)?;
+        let mut v = serde_json::from_slice::<Value>(&data).ok()?;
         match v.get("type").and_then(Value::as_str) {
             Some("message_start") => {
                 if let Some(u) = v.pointer("/message/usage").filter(|u| u.is_object()) {
                     self.counts.get_or_insert_default().merge(u);
                 }
+                let stamp = self.stamp.as_ref()?;
+                let message = v.get_mut("message").filter(|m| m.is_object())?;
+                message["id"] = json!(stamp.id);
+                message["model"] = json!(stamp.model);
+                return Some(event_bytes(&v));
             }
             Some("message_delta") => {
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
@@ -167,13 +226,27 @@ impl AnthropicStreamTap {
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(r.to_string());
                 }
+                let stamp = self.stamp.as_ref()?;
+                let usage = self.usage().filter(|_| v["usage"].is_object())?;
+                let cost = Cost::with_fee(usage.cost_pico(&stamp.price), stamp.fee_percent);
+                v["usage"]["cost"] = json!(cost.usd());
+                v["provider"] = json!(stamp.provider);
+                return Some(event_bytes(&v));
             }
             Some("error") => self.error = Some(v.get("error").cloned().unwrap_or(v)),
             Some("content_block_delta") if name.is_none() => self.content_deltas += 1,
             Some("message_stop") => self.saw_message_stop = true,
             _ => {}
         }
+        None
     }
+}
+
+/// An Anthropic event, named after its `type`.
+fn event_bytes(data: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    super::write_event(&mut out, data);
+    out
 }
 
 /// A whole (non-stream) Anthropic message from an Anthropic provider.

@@ -237,7 +237,7 @@ fn the_tap_meters_anthropic_streams_without_changing_them() {
             let (a, b) = case.input.split_at(cut);
             let mut forwarded = tap.on_chunk(Bytes::copy_from_slice(a)).to_vec();
             forwarded.extend_from_slice(&tap.on_chunk(Bytes::copy_from_slice(b)));
-            tap.finish();
+            forwarded.extend_from_slice(&tap.finish());
             assert_eq!(forwarded, case.input, "{} cut at {cut}", case.name);
             let usage = tap.usage().map(|u| {
                 json!({ "prompt": u.prompt, "completion": u.completion, "cached_prompt": u.cached_prompt,
@@ -589,4 +589,60 @@ fn empty_finish_reasons_do_not_split_blocks() {
         .collect();
     assert_eq!(input, r#"{"location":"Paris"}"#);
     assert_eq!(s.stop_reason(), Some("tool_use"));
+}
+
+/// A stamped tap sends every event whole, whatever the split: the two it rewrites (here cut
+/// anywhere, `\r\n` framing included) come out stamped, the rest as they came.
+#[test]
+fn a_stamped_tap_rewrites_whole_events_wherever_the_stream_is_cut() {
+    let input = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":1000000,\"output_tokens\":1}}}\r\n\r\n\
+        event: ping\r\ndata: {\"type\":\"ping\"}\r\n\r\n\
+        event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1000000}}\r\n\r\n\
+        event: message_stop\r\ndata: {\"type\":\"message_stop\"}";
+    let stamp = StreamStamp {
+        id: "gen-1".into(),
+        model: "anthropic/claude-x".into(),
+        provider: "anthropic".into(),
+        price: crate::catalog::Price {
+            prompt: 3_000_000,
+            completion: 15_000_000,
+            ..Default::default()
+        },
+        fee_percent: 0.0,
+    };
+    let whole = {
+        let mut tap = AnthropicStreamTap::stamped(stamp.clone());
+        let mut out = tap.on_chunk(Bytes::from(input)).to_vec();
+        out.extend_from_slice(&tap.finish());
+        String::from_utf8(out).unwrap()
+    };
+    let start = whole.strip_prefix("event: message_start\ndata: ").unwrap();
+    let (start, rest) = start.split_once("\n\n").unwrap();
+    let start: Value = serde_json::from_str(start).unwrap();
+    assert_eq!(
+        (&start["message"]["id"], &start["message"]["model"]),
+        (&json!("gen-1"), &json!("anthropic/claude-x"))
+    );
+    let rest = rest
+        .strip_prefix("event: ping\r\ndata: {\"type\":\"ping\"}\r\n\r\n")
+        .unwrap();
+    let delta = rest.strip_prefix("event: message_delta\ndata: ").unwrap();
+    let (delta, rest) = delta.split_once("\n\n").unwrap();
+    let delta: Value = serde_json::from_str(delta).unwrap();
+    assert_eq!(
+        (&delta["usage"]["cost"], &delta["provider"]),
+        (&json!(18.0), &json!("anthropic"))
+    );
+    assert_eq!(
+        rest,
+        "event: message_stop\r\ndata: {\"type\":\"message_stop\"}"
+    );
+    for cut in 0..=input.len() {
+        let mut tap = AnthropicStreamTap::stamped(stamp.clone());
+        let (a, b) = input.as_bytes().split_at(cut);
+        let mut out = tap.on_chunk(Bytes::copy_from_slice(a)).to_vec();
+        out.extend_from_slice(&tap.on_chunk(Bytes::copy_from_slice(b)));
+        out.extend_from_slice(&tap.finish());
+        assert_eq!(String::from_utf8(out).unwrap(), whole, "cut at {cut}");
+    }
 }
