@@ -69,6 +69,65 @@ async fn each_preference_changes_the_choice() {
     assert_eq!(served_by(&gw, floor).await, "alpha");
 }
 
+/// A key's `only` and `ignore` hold whatever the request's own say: the request's lists are
+/// merged with the key's (OpenRouter merges them with the account's), never put in their place.
+#[tokio::test]
+async fn a_request_cannot_bring_back_a_provider_its_key_excludes() {
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let keys = format!(
+        "keys:\n  - name: no-alpha\n    key_sha256: \"{}\"\n    provider: {{ ignore: [alpha] }}\n  - name: alpha-or-beta\n    key_sha256: \"{}\"\n    provider: {{ only: [alpha, beta] }}\n",
+        sha256_hex("sk-no-alpha"),
+        sha256_hex("sk-alpha-or-beta")
+    );
+    let gw = Gateway::start(&three_providers(&a, &b, &c).replacen("keys:\n", &keys, 1));
+    let ask = |key: &'static str, prefs: Value| {
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&with_provider(prefs))
+            .send()
+    };
+    for i in 0..10 {
+        // alpha is the cheapest, drawn four times in five: the key's `ignore` must hold.
+        // Each request is its own conversation, so no stickiness.
+        let mut body = with_provider(json!({"ignore": ["gamma"]}));
+        body["messages"][0]["content"] = json!(format!("question {i}"));
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("sk-no-alpha")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-switchyard-provider"], "beta");
+    }
+    assert_eq!(
+        a.request_count(),
+        0,
+        "a provider the key ignores was sent requests"
+    );
+    // A request's `only` narrows the key's; it cannot name a provider outside it.
+    let resp = ask("sk-alpha-or-beta", json!({"only": ["gamma", "beta"]}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "beta");
+    let resp = ask("sk-alpha-or-beta", json!({"only": ["gamma"]}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        c.request_count(),
+        0,
+        "a provider outside the key's `only` was sent requests"
+    );
+}
+
 #[tokio::test]
 async fn the_default_draw_follows_inverse_price_squared() {
     let (a, b, c) = (

@@ -130,7 +130,7 @@ impl RoutePlan {
             }
             let mut eligible: Vec<usize> = Vec::new();
             for (i, ep) in model.endpoints.iter().enumerate() {
-                if let Some(why) = exclusion(ep, &prefs, req.parameters) {
+                if let Some(why) = exclusion(ep, &prefs, &req.key.provider_prefs, req.parameters) {
                     excluded.push(format!("{id} via {}: {why}", ep.provider.id));
                 } else if req.health.is_open(&ep.provider.id, &ep.upstream_model) {
                     unhealthy.push(format!("{id} via {}", ep.provider.id));
@@ -201,8 +201,14 @@ fn names_provider(list: &[String], provider: &Provider) -> bool {
     list.iter().any(|p| p.eq_ignore_ascii_case(&provider.id))
 }
 
-/// Why an endpoint is not eligible under these preferences, if it is not.
-fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Option<String> {
+/// Why an endpoint is not eligible under these preferences (the request's over the key's,
+/// `prefs`, and the key's own, `key`), if it is not.
+fn exclusion(
+    ep: &Endpoint,
+    prefs: &ProviderPrefs,
+    key: &ProviderPrefs,
+    parameters: &[&str],
+) -> Option<String> {
     let provider = &ep.provider;
     if let Some(why) = &provider.unavailable {
         return Some(format!("provider unavailable ({why})"));
@@ -213,12 +219,15 @@ fn exclusion(ep: &Endpoint, prefs: &ProviderPrefs, parameters: &[&str]) -> Optio
             provider.dialect.as_str()
         ));
     }
-    if let Some(only) = &prefs.only {
+    // A request's `only` and `ignore` are merged with the key's (OpenRouter merges them with
+    // the account's), not put in their place: a request narrows the providers its key may
+    // use and never brings back one the key excludes.
+    for only in [&prefs.only, &key.only].into_iter().flatten() {
         if !names_provider(only, provider) {
             return Some("not in provider.only".into());
         }
     }
-    if let Some(ignore) = &prefs.ignore {
+    for ignore in [&prefs.ignore, &key.ignore].into_iter().flatten() {
         if names_provider(ignore, provider) {
             return Some("in provider.ignore".into());
         }
