@@ -374,6 +374,51 @@ async fn endpoints_listing_reports_live_latency_and_throughput() {
     assert_eq!(missing.status(), 404);
 }
 
+/// Throughput is measured on streams only: a non-stream answer arrives whole, and timing it
+/// from its first byte to its last made an endpoint that served one look millions of tokens
+/// a second fast, first in every `:nitro` or `sort: throughput` plan.
+#[tokio::test]
+async fn a_non_stream_answer_does_not_make_its_endpoint_the_fastest() {
+    let (a, b, c) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let gw = Gateway::start(&three_providers(&a, &b, &c));
+    for _ in 0..3 {
+        let body = json!({"model": "test/model", "stream": true, "provider": {"only": ["alpha"]},
+                          "messages": [{"role": "user", "content": "hi"}], "mock": {"chunk_delay_ms": 5, "chunks": 10}});
+        let resp = chat(&gw, body).await;
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap();
+        assert_eq!(
+            served_by(&gw, with_provider(json!({"only": ["beta"]}))).await,
+            "beta"
+        );
+    }
+    let listing: Value = client()
+        .get(gw.url("/v1/models/test/model/endpoints"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let beta = listing["data"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["provider_name"] == "beta")
+        .unwrap()
+        .clone();
+    assert_eq!(beta["requests_last_5m"], 3);
+    assert!(beta["throughput_last_30m"].is_null(), "{beta}");
+    // alpha streamed at a measured pace; beta's speed is unknown, so alpha goes first.
+    let nitro =
+        json!({"model": "test/model:nitro", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(served_by(&gw, nitro).await, "alpha");
+}
+
 #[tokio::test]
 async fn a_session_sticks_to_its_endpoint_and_moves_when_it_dies() {
     let (a, b, c) = (

@@ -153,8 +153,13 @@ impl Gateway {
                 let ttft_ms = ctx
                     .first_byte_at
                     .map(|t| t.duration_since(attempt.started).as_millis() as u64);
+                // Only a stream shows the time between its first and last token: a
+                // non-stream answer arrives whole, its "first" byte microseconds before its
+                // end, and would rank its endpoint first in every throughput sort.
                 let tokens_per_sec = match (ctx.usage, ctx.first_byte_at, ctx.finished_at) {
-                    (Some(u), Some(first), Some(end)) if end > first && u.completion > 0 => {
+                    (Some(u), Some(first), Some(end))
+                        if ctx.is_stream() && end > first && u.completion > 0 =>
+                    {
                         Some(u.completion as f64 / end.duration_since(first).as_secs_f64())
                     }
                     _ => None,
