@@ -218,3 +218,48 @@ async fn fails_over_with_a_body_larger_than_pingoras_retry_buffer() {
         );
     }
 }
+
+/// A request one candidate's dialect cannot express (a system prompt alone: Anthropic's API
+/// needs a user turn) goes to the next candidate, whether another provider of the model or a
+/// `models` fallback, instead of a 400 for whichever endpoint came first.
+#[tokio::test]
+async fn a_request_one_dialect_cannot_express_goes_to_the_next_candidate() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let config = format!(
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{}\"\n    api_key_env: UPSTREAM_KEY\n{}models:\n  test/mixed:\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n      - {{ provider: second, model: m }}\n  test/claude:\n    endpoints:\n      - {{ provider: claude, model: claude-test }}\n  test/fallback:\n    endpoints:\n      - {{ provider: second, model: fallback-up }}\n",
+        config_head(),
+        a.base_url(),
+        provider("second", &b)
+    );
+    let gw = Gateway::start(&config);
+    let system_only = json!([{"role": "system", "content": "Say hello."}]);
+    let resp = chat(
+        &gw,
+        json!({"model": "test/mixed", "provider": {"order": ["claude", "second"]}, "messages": system_only}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "second");
+    assert_eq!(resp.headers()["x-switchyard-attempts"], "1");
+    let resp = chat(
+        &gw,
+        json!({"model": "test/claude", "models": ["test/fallback"], "messages": system_only}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["model"], "test/fallback");
+    assert_eq!(a.request_count(), 0, "nothing was sent to Anthropic");
+    // With no other candidate, it is still the client's error.
+    let resp = chat(
+        &gw,
+        json!({"model": "test/claude", "messages": system_only}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "messages", "{body}");
+}

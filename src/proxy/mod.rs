@@ -270,32 +270,48 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
-        let candidate = match ctx.retry_same_candidate.take() {
-            Some(c) => c,
-            None => ctx
-                .plan
-                .as_mut()
-                .and_then(RoutePlan::next_candidate)
-                .ok_or_else(|| {
-                    Error::explain(ErrorType::ConnectNoRoute, "no route candidate left")
-                })?,
+        let candidate = loop {
+            let candidate = match ctx.retry_same_candidate.take() {
+                Some(c) => c,
+                None => ctx
+                    .plan
+                    .as_mut()
+                    .and_then(RoutePlan::next_candidate)
+                    .ok_or_else(|| {
+                        Error::explain(ErrorType::ConnectNoRoute, "no route candidate left")
+                    })?,
+            };
+            ctx.attempts.push(Attempt {
+                provider: candidate.provider().id.clone(),
+                model: candidate.model.id.clone(),
+                upstream_model: candidate.endpoint().upstream_model.clone(),
+                outcome: AttemptOutcome::InFlight,
+                started: Instant::now(),
+                latency_ms: None,
+                elapsed: None,
+            });
+            match prepare_attempt(ctx, &candidate) {
+                Ok(()) => break candidate,
+                // This dialect cannot express the request (a system prompt alone, an image
+                // URL scheme it does not read): the next candidate's may, so it is tried
+                // rather than the client refused for the endpoint the draw happened to pick.
+                // The skipped one was never sent anything: it is not an attempt.
+                Err(_) if ctx.plan.as_ref().is_some_and(RoutePlan::has_more) => {
+                    ctx.attempts.pop();
+                }
+                Err(e) => {
+                    // No candidate left: the request is wrong for this dialect, the client's
+                    // error.
+                    ctx.end_attempt(AttemptOutcome::Cancelled);
+                    ctx.client_error = Some(e);
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        "the request cannot be converted",
+                    );
+                }
+            }
         };
         let provider = candidate.provider().clone();
-        ctx.attempts.push(Attempt {
-            provider: provider.id.clone(),
-            model: candidate.model.id.clone(),
-            upstream_model: candidate.endpoint().upstream_model.clone(),
-            outcome: AttemptOutcome::InFlight,
-            started: Instant::now(),
-            latency_ms: None,
-            elapsed: None,
-        });
-        if let Err(e) = prepare_attempt(ctx, &candidate) {
-            // The request itself is wrong for this dialect: the client's error, no retry.
-            ctx.end_attempt(AttemptOutcome::Cancelled);
-            ctx.client_error = Some(e);
-            return Error::e_explain(ErrorType::InternalError, "the request cannot be converted");
-        }
         ctx.current = Some(candidate);
         let (backend, addr) = match self.pick_backend(&provider).await {
             Ok(picked) => picked,
