@@ -128,6 +128,35 @@ async fn a_request_cannot_bring_back_a_provider_its_key_excludes() {
     );
 }
 
+/// `sort: {by, partition: "none"}` sorts the endpoints of the model and its `models`
+/// fallbacks together: a cheaper fallback serves before the requested model's endpoint.
+#[tokio::test]
+async fn a_sort_across_models_serves_the_cheapest_fallback_first() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let config = format!(
+        "{}providers:\n{}{}models:\n  test/pricey:\n    endpoints:\n      - {{ provider: alpha, model: m-a, price: {{ prompt: 4, completion: 4 }} }}\n  test/cheap:\n    endpoints:\n      - {{ provider: beta, model: m-b, price: {{ prompt: 1, completion: 1 }} }}\n",
+        config_head(),
+        provider("alpha", &a),
+        provider("beta", &b)
+    );
+    let gw = Gateway::start(&config);
+    let ask = |partition: &str| {
+        json!({"model": "test/pricey", "models": ["test/cheap"], "messages": [{"role": "user", "content": "hi"}],
+               "provider": {"sort": {"by": "price", "partition": partition}}})
+    };
+    let resp = chat(&gw, ask("none")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "beta");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["model"], "test/cheap");
+    assert_eq!(a.request_count(), 0);
+    // Partitioned by model (the default), the requested model comes first.
+    assert_eq!(served_by(&gw, ask("model")).await, "alpha");
+}
+
 #[tokio::test]
 async fn the_default_draw_follows_inverse_price_squared() {
     let (a, b, c) = (

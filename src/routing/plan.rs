@@ -170,6 +170,11 @@ impl RoutePlan {
                 endpoint_index,
             }));
         }
+        if let Some(sort) = prefs.sort.as_ref() {
+            if sort.across_models() && prefs.order.is_none() {
+                sort_across_models(&mut candidates, sort.by(), req.health);
+            }
+        }
         if candidates.is_empty() && !unhealthy.is_empty() {
             return Err(PlanError::AllUnhealthy {
                 model: req.model.to_string(),
@@ -303,20 +308,8 @@ fn order_endpoints(
         return;
     }
     match sort {
-        Some(SortBy::Price) => eligible.sort_by_key(price),
-        // Endpoints without statistics yet rank after measured ones, cheapest first.
-        Some(SortBy::Throughput) => eligible.sort_by(|a, b| {
-            let tps = |i: &usize| stats[*i].p50_tokens_per_sec;
-            match (tps(a), tps(b)) {
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => price(a).cmp(&price(b)),
-            }
-        }),
-        Some(SortBy::Latency) => {
-            eligible.sort_by_key(|i| (stats[*i].p50_ttft_ms.unwrap_or(u64::MAX), price(i)))
-        }
+        Some(by) => eligible
+            .sort_by(|a, b| compare(by, (price(a), stats.get(*a)), (price(b), stats.get(*b)))),
         None => weighted_shuffle(eligible, price),
     }
     // Soft preferences: endpoints measured outside them move behind the others.
@@ -337,6 +330,55 @@ fn order_endpoints(
         };
         eligible.sort_by_key(misses);
     }
+}
+
+/// How a sort ranks two endpoints by their blended prices and live statistics (`None`, or
+/// empty, for a price sort: it reads none). Endpoints without statistics yet rank after
+/// measured ones, cheapest first.
+fn compare(
+    by: SortBy,
+    (price_a, a): (u64, Option<&EndpointStats>),
+    (price_b, b): (u64, Option<&EndpointStats>),
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Greater, Less};
+    match by {
+        SortBy::Price => price_a.cmp(&price_b),
+        SortBy::Throughput => {
+            let tps = |s: Option<&EndpointStats>| s.and_then(|s| s.p50_tokens_per_sec);
+            match (tps(a), tps(b)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => Less,
+                (None, Some(_)) => Greater,
+                (None, None) => price_a.cmp(&price_b),
+            }
+        }
+        SortBy::Latency => {
+            let ttft = |s: Option<&EndpointStats>| s.and_then(|s| s.p50_ttft_ms);
+            (ttft(a).unwrap_or(u64::MAX), price_a).cmp(&(ttft(b).unwrap_or(u64::MAX), price_b))
+        }
+    }
+}
+
+/// `sort.partition: "none"` (OpenRouter): one order for the candidates of every model, so a
+/// cheaper (or faster) fallback model's endpoint goes before the requested model's. Stable:
+/// ties keep the order the models were given in.
+fn sort_across_models(candidates: &mut Vec<Candidate>, by: SortBy, health: &HealthBook) {
+    let mut keyed: Vec<(u64, EndpointStats, Candidate)> = candidates
+        .drain(..)
+        .map(|c| {
+            let ep = c.endpoint();
+            let stats = match by {
+                SortBy::Price => EndpointStats::default(),
+                _ => health
+                    .get(&ep.provider.id, &ep.upstream_model)
+                    .map(|h| h.stats())
+                    .unwrap_or_default(),
+            };
+            (ep.price.blended(), stats, c)
+        })
+        .collect();
+    keyed.sort_by(|a, b| compare(by, (a.0, Some(&a.1)), (b.0, Some(&b.1))));
+    candidates.extend(keyed.into_iter().map(|(_, _, c)| c));
 }
 
 /// OpenRouter sends a number or percentile thresholds (`{"p50": 2}`); the p50 is used.

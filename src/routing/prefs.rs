@@ -63,19 +63,30 @@ pub enum SortBy {
     Latency,
 }
 
-/// `sort` is either `"price"` or `{ "by": "price", "partition": ... }`.
+/// `sort` is either `"price"` or `{ "by": "price", "partition": "model" | "none" }`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum SortPref {
     By(SortBy),
-    Config { by: SortBy },
+    Config {
+        by: SortBy,
+        /// `"none"` sorts the endpoints of every model (the request's and its `models`
+        /// fallbacks) together; `"model"`, the default, sorts each model's own.
+        #[serde(default)]
+        partition: Option<String>,
+    },
 }
 
 impl SortPref {
     pub fn by(&self) -> SortBy {
         match self {
-            SortPref::By(by) | SortPref::Config { by } => *by,
+            SortPref::By(by) | SortPref::Config { by, .. } => *by,
         }
+    }
+
+    /// Whether the sort runs across models (`partition: "none"`).
+    pub fn across_models(&self) -> bool {
+        matches!(self, SortPref::Config { partition: Some(p), .. } if p == "none")
     }
 }
 

@@ -299,3 +299,19 @@ fn a_sticky_session_goes_back_to_its_endpoint() {
         ["cheap"]
     );
 }
+
+#[test]
+fn a_sort_with_partition_none_orders_every_models_endpoints_together() {
+    let s = snapshot();
+    let across = r#"{"sort":{"by":"price","partition":"none"}}"#;
+    assert_eq!(
+        providers(&s, "m/one", &["m/two"], across, "all").unwrap(),
+        ["one-a@cheap", "two-a@cheap", "one-b@pricey"]
+    );
+    // `partition: "model"` (the default) keeps fallback models behind.
+    let by_model = r#"{"sort":{"by":"price","partition":"model"}}"#;
+    assert_eq!(
+        providers(&s, "m/one", &["m/two"], by_model, "all").unwrap(),
+        ["one-a@cheap", "one-b@pricey", "two-a@cheap"]
+    );
+}
