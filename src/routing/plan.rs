@@ -313,20 +313,16 @@ fn order_endpoints(
         None => weighted_shuffle(eligible, price),
     }
     // Soft preferences: endpoints measured outside them move behind the others.
-    let max_latency = prefs.preferred_max_latency.as_ref().and_then(threshold_ms);
-    let min_throughput = prefs
-        .preferred_min_throughput
-        .as_ref()
-        .and_then(threshold_ms);
+    let max_latency = prefs.preferred_max_latency.as_ref().and_then(cutoffs);
+    let min_throughput = prefs.preferred_min_throughput.as_ref().and_then(cutoffs);
     if max_latency.is_some() || min_throughput.is_some() {
         let misses = |i: &usize| {
             let s = &stats[*i];
-            max_latency
-                .zip(s.p50_ttft_ms)
-                .is_some_and(|(max, t)| t as f64 > max * 1000.0)
-                || min_throughput
-                    .zip(s.p50_tokens_per_sec)
-                    .is_some_and(|(min, t)| t < min)
+            max_latency.is_some_and(|max| {
+                misses_cutoffs(&max, s.ttft_percentiles, |secs, cutoff| secs > cutoff)
+            }) || min_throughput.is_some_and(|min| {
+                misses_cutoffs(&min, s.throughput_percentiles, |tps, cutoff| tps < cutoff)
+            })
         };
         eligible.sort_by_key(misses);
     }
@@ -381,10 +377,29 @@ fn sort_across_models(candidates: &mut Vec<Candidate>, by: SortBy, health: &Heal
     candidates.extend(keyed.into_iter().map(|(_, _, c)| c));
 }
 
-/// OpenRouter sends a number or percentile thresholds (`{"p50": 2}`); the p50 is used.
-fn threshold_ms(v: &serde_json::Value) -> Option<f64> {
-    v.as_f64()
-        .or_else(|| v.get("p50").and_then(serde_json::Value::as_f64))
+/// Cutoffs at p50, p75, p90 and p99: OpenRouter sends a number (the p50's) or an object of
+/// percentile cutoffs (`{"p50": 2, "p90": 5}`), all of which an endpoint must meet.
+fn cutoffs(v: &serde_json::Value) -> Option<[Option<f64>; 4]> {
+    if let Some(p50) = v.as_f64() {
+        return Some([Some(p50), None, None, None]);
+    }
+    let cutoffs = ["p50", "p75", "p90", "p99"].map(|p| v.get(p).and_then(|c| c.as_f64()));
+    cutoffs.iter().any(Option::is_some).then_some(cutoffs)
+}
+
+/// Whether an endpoint's measured percentiles (in the order of `cutoffs`) miss one of them;
+/// an endpoint not measured yet misses none.
+fn misses_cutoffs(
+    cutoffs: &[Option<f64>; 4],
+    measured: Option<[f64; 4]>,
+    misses: impl Fn(f64, f64) -> bool,
+) -> bool {
+    measured.is_some_and(|m| {
+        cutoffs
+            .iter()
+            .zip(m)
+            .any(|(cutoff, value)| cutoff.is_some_and(|c| misses(value, c)))
+    })
 }
 
 /// Moves the conversation's previous endpoint to the front, if it is still eligible.

@@ -315,3 +315,35 @@ fn a_sort_with_partition_none_orders_every_models_endpoints_together() {
         ["one-a@cheap", "one-b@pricey", "two-a@cheap"]
     );
 }
+
+#[test]
+fn soft_preferences_take_every_percentile_cutoff() {
+    let s = snapshot();
+    let health = HealthBook::default();
+    // cheap: six answers fast, four slow (p50 0.1 s and 100 tokens/s; p90 5 s and 5).
+    for slow in [
+        false, true, false, true, false, true, false, true, false, false,
+    ] {
+        let (ttft, tps) = if slow { (5000, 5.0) } else { (100, 100.0) };
+        health
+            .endpoint("cheap", "one-a")
+            .record_success(Some(ttft), Some(tps));
+    }
+    health
+        .endpoint("pricey", "one-b")
+        .record_success(Some(500), Some(50.0));
+    let plan = |prefs: &str| plan_with(&s, prefs, &health, None).unwrap();
+    assert_eq!(plan(r#"{"sort":"price"}"#), ["cheap", "pricey"]);
+    assert_eq!(
+        plan(r#"{"sort":"price","preferred_max_latency":{"p50":1}}"#),
+        ["cheap", "pricey"]
+    );
+    assert_eq!(
+        plan(r#"{"sort":"price","preferred_max_latency":{"p90":1}}"#),
+        ["pricey", "cheap"]
+    );
+    assert_eq!(
+        plan(r#"{"sort":"price","preferred_min_throughput":{"p90":20}}"#),
+        ["pricey", "cheap"]
+    );
+}
