@@ -263,3 +263,49 @@ async fn a_request_one_dialect_cannot_express_goes_to_the_next_candidate() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["param"], "messages", "{body}");
 }
+
+/// A failed attempt counts against its endpoint as the request moves on, not when the answer
+/// that followed it is complete: while the streams that failed over are still running, the
+/// next request meets the breaker they opened and goes straight to the second provider
+/// instead of waiting out the dead one's timeout too.
+#[tokio::test]
+async fn a_failover_opens_the_breaker_before_the_stream_that_followed_it_ends() {
+    let (a, b) = (
+        MockServer::start("127.0.0.1:0").unwrap(),
+        MockServer::start("127.0.0.1:0").unwrap(),
+    );
+    let gw = Gateway::start(&config(&a, &b, "silence"));
+    let slow_stream = json!({"model": "test/model", "stream": true, "provider": {"order": ["first", "second"]},
+                             "messages": [{"role": "user", "content": "hi"}], "mock": {"chunk_delay_ms": 400, "chunks": 10}});
+    let streams: Vec<_> = (0..3)
+        .map(|_| {
+            let url = gw.url("/v1/chat/completions");
+            let body = slow_stream.clone();
+            tokio::spawn(async move {
+                let resp = client()
+                    .post(url)
+                    .bearer_auth(KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.headers()["x-switchyard-attempts"], "2");
+                resp.text().await.unwrap()
+            })
+        })
+        .collect();
+    // The three have failed over (after 3 s: Pingora's one read timeout is the longer of
+    // first_byte and idle) and are streaming for about 4 s more.
+    tokio::time::sleep(std::time::Duration::from_millis(3600)).await;
+    let resp = chat(&gw, ordered(false)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "second");
+    assert_eq!(
+        resp.headers()["x-switchyard-attempts"],
+        "1",
+        "the breaker the three failures opened was not met"
+    );
+    for s in streams {
+        assert!(s.await.unwrap().ends_with("data: [DONE]\n\n"));
+    }
+}

@@ -114,6 +114,9 @@ pub struct RequestCtx {
     /// dead pooled connection each time, and would otherwise be tried once per connection
     /// in the pool (the fault matrix saw 8 attempts at one provider).
     pub stale_retry_spent: bool,
+    /// How many of `attempts` endpoint health has been told about (failed attempts are,
+    /// as the next one begins).
+    pub health_noted: usize,
     /// The upstream body for the current candidate (sent on every try at it).
     pub upstream_body: Bytes,
     pub attempts: Vec<Attempt>,
@@ -186,6 +189,7 @@ impl RequestCtx {
             backend: None,
             retry_same_candidate: None,
             stale_retry_spent: false,
+            health_noted: 0,
             upstream_body: Bytes::new(),
             attempts: Vec::new(),
             response: ResponseMode::None,

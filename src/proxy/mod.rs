@@ -145,7 +145,7 @@ impl Gateway {
     /// Feeds what each attempt showed into endpoint health, and remembers where a sticky
     /// session was served.
     fn learn_from(&self, ctx: &RequestCtx) {
-        for attempt in &ctx.attempts {
+        for attempt in &ctx.attempts[ctx.health_noted..] {
             let health = self
                 .health
                 .endpoint(&attempt.provider, &attempt.upstream_model);
@@ -178,6 +178,21 @@ impl Gateway {
                 health.record_failure();
             }
         }
+    }
+
+    /// Tells endpoint health about the attempts that ended since it was last told, as the
+    /// next attempt begins: a failure counts at once, not when the answer that followed it
+    /// is complete (a long stream later), so the requests meanwhile meet the breaker it
+    /// opens instead of each waiting on the dead endpoint first.
+    fn note_ended_attempts(&self, ctx: &mut RequestCtx) {
+        for attempt in &ctx.attempts[ctx.health_noted..] {
+            if attempt.outcome.is_provider_failure() {
+                self.health
+                    .endpoint(&attempt.provider, &attempt.upstream_model)
+                    .record_failure();
+            }
+        }
+        ctx.health_noted = ctx.attempts.len();
     }
 }
 
@@ -270,6 +285,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
+        self.note_ended_attempts(ctx);
         let candidate = loop {
             let candidate = match ctx.retry_same_candidate.take() {
                 Some(c) => c,
