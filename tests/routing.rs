@@ -53,6 +53,9 @@ async fn each_preference_changes_the_choice() {
         (json!({"zdr": true}), "beta"),
         (json!({"data_collection": "deny", "sort": "price"}), "beta"),
         (json!({"quantizations": ["bf16"]}), "gamma"),
+        // OpenRouter's `exacto` sort has nothing to order by here: taken, not refused.
+        (json!({"sort": "exacto", "only": ["beta"]}), "beta"),
+        (json!({"sort": {"by": null}, "only": ["gamma"]}), "gamma"),
     ];
     for (prefs, expected) in cases {
         for _ in 0..3 {

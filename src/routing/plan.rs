@@ -11,7 +11,7 @@ use rand::Rng;
 use std::sync::Arc;
 
 use super::health::{EndpointStats, HealthBook};
-use super::prefs::{DataCollectionPref, ProviderPrefs, SortBy};
+use super::prefs::{DataCollectionPref, ProviderPrefs, SortBy, SortPref};
 use super::sticky::StickyTarget;
 use crate::auth::ApiKey;
 use crate::catalog::{Catalog, DataCollection, Endpoint, Model, Price, Provider};
@@ -138,7 +138,7 @@ impl RoutePlan {
                     eligible.push(i);
                 }
             }
-            let sort = variant.or(prefs.sort.as_ref().map(|s| s.by()));
+            let sort = variant.or(prefs.sort.as_ref().and_then(SortPref::by));
             // Live statistics cost a pass over each endpoint's window: only when read.
             let stats: Vec<EndpointStats> = if needs_stats(&prefs, sort) {
                 model
@@ -171,8 +171,10 @@ impl RoutePlan {
             }));
         }
         if let Some(sort) = prefs.sort.as_ref() {
-            if sort.across_models() && prefs.order.is_none() {
-                sort_across_models(&mut candidates, sort.by(), req.health);
+            if let (Some(by), true) = (sort.by(), sort.across_models()) {
+                if prefs.order.is_none() {
+                    sort_across_models(&mut candidates, by, req.health);
+                }
             }
         }
         if candidates.is_empty() && !unhealthy.is_empty() {

@@ -67,9 +67,10 @@ pub enum SortBy {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum SortPref {
-    By(SortBy),
+    By(#[serde(deserialize_with = "strategy")] Option<SortBy>),
     Config {
-        by: SortBy,
+        #[serde(default, deserialize_with = "strategy")]
+        by: Option<SortBy>,
         /// `"none"` sorts the endpoints of every model (the request's and its `models`
         /// fallbacks) together; `"model"`, the default, sorts each model's own.
         #[serde(default)]
@@ -77,8 +78,24 @@ pub enum SortPref {
     },
 }
 
+/// A sort strategy by its OpenRouter name. `exacto` (OpenRouter's quality-first order for
+/// tool calls) and a `by` of null are no sort here, not a refused request: the gateway has
+/// no quality measure to order by. Any other name is refused, typos in a key's config too.
+fn strategy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SortBy>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("exacto") => Ok(None),
+        Some("price") => Ok(Some(SortBy::Price)),
+        Some("throughput") => Ok(Some(SortBy::Throughput)),
+        Some("latency") => Ok(Some(SortBy::Latency)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "unknown sort `{other}`, expected price, throughput, latency or exacto"
+        ))),
+    }
+}
+
 impl SortPref {
-    pub fn by(&self) -> SortBy {
+    /// The sort asked for; `None` for one the gateway orders as unsorted (`exacto`).
+    pub fn by(&self) -> Option<SortBy> {
         match self {
             SortPref::By(by) | SortPref::Config { by, .. } => *by,
         }
@@ -158,12 +175,33 @@ mod tests {
             p.order.as_deref(),
             Some(&["a".to_string(), "b".to_string()][..])
         );
-        assert_eq!(p.sort.unwrap().by(), SortBy::Throughput);
+        assert_eq!(p.sort.unwrap().by(), Some(SortBy::Throughput));
         let max = p.max_price.unwrap();
         assert_eq!((max.prompt, max.completion), (Some(1.5), Some(2.0)));
         assert_eq!(p.data_collection, Some(DataCollectionPref::Deny));
         let s: ProviderPrefs = serde_json::from_str(r#"{"sort":"price"}"#).unwrap();
-        assert_eq!(s.sort.unwrap().by(), SortBy::Price);
+        assert_eq!(s.sort.unwrap().by(), Some(SortBy::Price));
+    }
+
+    /// Every sort OpenRouter documents is taken; `exacto` and a null `by` are no sort.
+    #[test]
+    fn exacto_and_a_null_by_are_no_sort_and_unknown_sorts_are_refused() {
+        for body in [
+            r#"{"sort":"exacto"}"#,
+            r#"{"sort":{"by":"exacto","partition":"none"}}"#,
+            r#"{"sort":{"by":null}}"#,
+        ] {
+            let p: ProviderPrefs = serde_json::from_str(body).expect(body);
+            assert_eq!(p.sort.unwrap().by(), None, "{body}");
+        }
+        let p: ProviderPrefs =
+            serde_json::from_str(r#"{"sort":{"by":"latency","partition":"none"}}"#).unwrap();
+        let sort = p.sort.unwrap();
+        assert_eq!(
+            (sort.by(), sort.across_models()),
+            (Some(SortBy::Latency), true)
+        );
+        assert!(serde_json::from_str::<ProviderPrefs>(r#"{"sort":"prise"}"#).is_err());
     }
 
     #[test]
