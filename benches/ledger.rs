@@ -87,6 +87,7 @@ impl Records {
                 completion,
                 cached_prompt: 0,
                 reasoning: 0,
+                cache_write: 0,
                 estimated: false,
             },
             // USD 0.15 and 0.60 per 1M tokens, in pico-USD.

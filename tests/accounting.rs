@@ -650,3 +650,70 @@ async fn keys_created_with_the_cli_reach_a_running_gateway() {
     let hash = created["data"]["hash"].as_str().unwrap();
     assert_eq!(run(&["delete", hash])["deleted"], true);
 }
+
+/// Prompt tokens a provider wrote to its prompt cache are charged at the endpoint's
+/// `cache_write` price (Anthropic's is 1.25x the prompt price), in the answer's `usage.cost`
+/// and the ledger alike; without one they cost the prompt price.
+#[tokio::test]
+async fn prompt_tokens_written_to_the_cache_are_charged_at_the_cache_write_price() {
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    // 10,000 prompt tokens: 2,000 read from the cache, 6,000 written to it, 2,000 neither.
+    let knobs = "usage_prompt=10000+usage_cached=2000+usage_cache_write=6000+usage_completion=100";
+    let yaml = format!(
+        "{}providers:\n  claude:\n    dialect: anthropic\n    base_url: \"{}\"\n    api_key_env: UPSTREAM_KEY\nmodels:\n  anthropic/writes:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+{knobs}\", price: {{ prompt: 3, completion: 15, cached_prompt: 0.3, cache_write: 3.75 }} }}\n  anthropic/unpriced:\n    endpoints:\n      - {{ provider: claude, model: \"claude-test+{knobs}\", price: {{ prompt: 3, completion: 15, cached_prompt: 0.3 }} }}\n",
+        config_head(),
+        mock.base_url()
+    );
+    let mut gw = Gateway::start(&yaml);
+    // Pico-USD per token: $3, $0.30, $3.75 and $15 per 1M.
+    let written_pico: u128 =
+        2_000 * 3_000_000 + 2_000 * 300_000 + 6_000 * 3_750_000 + 100 * 15_000_000;
+    let unpriced_pico: u128 = 8_000 * 3_000_000 + 2_000 * 300_000 + 100 * 15_000_000;
+    let usd = |pico: u128| pico as f64 / 1e12;
+    let ask = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+
+    let mut want = Vec::new();
+    for (model, pico) in [
+        ("anthropic/writes", written_pico),
+        ("anthropic/unpriced", unpriced_pico),
+    ] {
+        let r = chat(&gw, ask(model, false)).await;
+        assert_eq!(r.status(), 200);
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        let usage = r.json::<Value>().await.unwrap()["usage"].clone();
+        assert_eq!(usage["cost"].as_f64(), Some(usd(pico)), "{model}: {usage}");
+        assert_eq!(usage["prompt_tokens"], 10_000, "{usage}");
+        assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 2_000);
+        assert_eq!(usage["prompt_tokens_details"]["cache_write_tokens"], 6_000);
+        want.push((id, pico));
+
+        let r = chat(&gw, ask(model, true)).await;
+        let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+        let cost = streamed_cost(&r.text().await.unwrap());
+        assert_eq!(cost, usd(pico), "{model}, streamed");
+        want.push((id, pico));
+    }
+
+    // The Messages door relays Anthropic's own usage and stamps the same cost.
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "anthropic/writes", "max_tokens": 100,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let usage = r.json::<Value>().await.unwrap()["usage"].clone();
+    assert_eq!(usage["cache_creation_input_tokens"], 6_000, "{usage}");
+    assert_eq!(usage["cost"].as_f64(), Some(usd(written_pico)), "{usage}");
+    want.push((id, written_pico));
+
+    let ledger = stop_and_read_ledger(&mut gw).await;
+    for (id, pico) in want {
+        let row = ledger.iter().find(|r| r.id == id).expect("a record");
+        assert_eq!(row.cost_pico, pico.to_string(), "{id}");
+    }
+}

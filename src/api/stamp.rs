@@ -351,6 +351,7 @@ mod tests {
             completion: 7,
             cached_prompt: 4,
             reasoning: 3,
+            cache_write: 0,
             estimated: false,
         };
         let mut read = 0;

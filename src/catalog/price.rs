@@ -5,13 +5,17 @@
 pub const PICO_USD_PER_USD: u64 = 1_000_000_000_000;
 
 /// Pico-USD per token for each token kind. `None` means "same as prompt" for cached prompt
-/// tokens and "same as completion" for reasoning tokens, as providers bill them by default.
+/// tokens and prompt tokens written to the cache, and "same as completion" for reasoning
+/// tokens, as providers bill them by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Price {
     pub prompt: u64,
     pub completion: u64,
     pub cached_prompt: Option<u64>,
     pub reasoning: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic: 1.25x the prompt
+    /// price for its 5-minute cache).
+    pub cache_write: Option<u64>,
 }
 
 impl Price {
@@ -32,6 +36,10 @@ impl Price {
 
     pub fn cached_prompt_or_prompt(&self) -> u64 {
         self.cached_prompt.unwrap_or(self.prompt)
+    }
+
+    pub fn cache_write_or_prompt(&self) -> u64 {
+        self.cache_write.unwrap_or(self.prompt)
     }
 
     pub fn reasoning_or_completion(&self) -> u64 {

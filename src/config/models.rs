@@ -227,6 +227,7 @@ impl Lowering<'_> {
             completion: convert("completion", raw.completion).unwrap_or(0),
             cached_prompt: convert("cached_prompt", raw.cached_prompt),
             reasoning: convert("reasoning", raw.reasoning),
+            cache_write: convert("cache_write", raw.cache_write),
         }
     }
 }

@@ -188,6 +188,8 @@ pub struct RawPrice {
     pub completion: Option<f64>,
     pub cached_prompt: Option<f64>,
     pub reasoning: Option<f64>,
+    /// Prompt tokens written to the prompt cache (absent: the prompt price).
+    pub cache_write: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -171,6 +171,8 @@ fn decode_generation(row: &AnyRow) -> Result<GenerationRecord, LedgerError> {
             completion: unsigned(row, "tokens_completion")?,
             cached_prompt: unsigned(row, "tokens_cached_prompt")?,
             reasoning: unsigned(row, "tokens_reasoning")?,
+            // Not a column: the record's cost holds what the writes cost.
+            cache_write: 0,
             estimated: flag(row, "estimated")?,
         },
         cost: Cost(cost.parse().map_err(|_| corrupt("cost_pico"))?),

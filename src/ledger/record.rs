@@ -217,6 +217,7 @@ pub(crate) mod tests {
                 completion: 25,
                 cached_prompt: 3,
                 reasoning: 5,
+                cache_write: 0,
                 estimated: false,
             },
             cost: Cost(1_500_000_000),

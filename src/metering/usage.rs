@@ -6,14 +6,18 @@ use serde_json::Value;
 use crate::api::scan::{read_fields, Field};
 use crate::catalog::{Price, PICO_USD_PER_USD};
 
-/// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`,
-/// as in OpenAI's usage object.
+/// Tokens by kind. `completion` includes `reasoning`, and `prompt` includes `cached_prompt`
+/// and `cache_write`, as in OpenAI's usage object (and OpenRouter's `cache_write_tokens`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub prompt: u64,
     pub completion: u64,
     pub cached_prompt: u64,
     pub reasoning: u64,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`, Bedrock's `cacheWriteInputTokens`, OpenRouter's
+    /// `prompt_tokens_details.cache_write_tokens`), billed at the cache-write price.
+    pub cache_write: u64,
     /// True when the provider reported nothing and the gateway estimated.
     pub estimated: bool,
 }
@@ -30,17 +34,17 @@ fn count(raw: &str) -> u64 {
     raw.parse().unwrap_or(0)
 }
 
-/// A nested object's `key` as a count; 0 when the value is not an object (or one that does
+/// A nested object's `keys` as counts; 0s when the value is not an object (or one that does
 /// not read).
-fn nested_count(field: Field<'_, '_>, key: &str) -> Option<u64> {
-    let mut n = 0;
+fn nested_counts<const N: usize>(field: Field<'_, '_>, keys: [&str; N]) -> Option<[u64; N]> {
+    let mut n = [0; N];
     let read = field.object(|k, value| {
-        if k == key {
-            n = count(value.raw()?);
+        if let Some(i) = keys.iter().position(|key| k == *key) {
+            n[i] = count(value.raw()?);
         }
         Some(())
     })?;
-    Some(if read.complete { n } else { 0 })
+    Some(if read.complete { n } else { [0; N] })
 }
 
 impl Usage {
@@ -54,6 +58,7 @@ impl Usage {
             completion: u64_at(usage, &["completion_tokens"]),
             cached_prompt: u64_at(usage, &["prompt_tokens_details", "cached_tokens"]),
             reasoning: u64_at(usage, &["completion_tokens_details", "reasoning_tokens"]),
+            cache_write: u64_at(usage, &["prompt_tokens_details", "cache_write_tokens"]),
             estimated: false,
         };
         Some(
@@ -101,15 +106,19 @@ impl Usage {
         self.prompt.saturating_add(self.completion)
     }
 
-    /// Cost in pico-USD at this price, before the gateway's fee.
+    /// Cost in pico-USD at this price, before the gateway's fee: prompt tokens read from the
+    /// cache at the cached price, those written to it at the cache-write price, the rest at
+    /// the prompt price (each count capped by what is left of the prompt).
     pub fn cost_pico(&self, price: &Price) -> u128 {
         let cached = self.cached_prompt.min(self.prompt);
+        let written = self.cache_write.min(self.prompt - cached);
         let reasoning = self.reasoning.min(self.completion);
         let t = |n: u64, p: u64| n as u128 * p as u128;
-        t(self.prompt - cached, price.prompt)
-            + t(cached, price.cached_prompt_or_prompt())
-            + t(self.completion - reasoning, price.completion)
-            + t(reasoning, price.reasoning_or_completion())
+        t(self.prompt - cached - written, price.prompt)
+            .saturating_add(t(cached, price.cached_prompt_or_prompt()))
+            .saturating_add(t(written, price.cache_write_or_prompt()))
+            .saturating_add(t(self.completion - reasoning, price.completion))
+            .saturating_add(t(reasoning, price.reasoning_or_completion()))
     }
 
     /// OpenAI's usage object plus `cost` in USD (OpenRouter's extension).
@@ -126,6 +135,7 @@ impl Usage {
             total_tokens: self.total(),
             prompt_tokens_details: CachedTokens {
                 cached_tokens: self.cached_prompt,
+                cache_write_tokens: self.cache_write,
             },
             completion_tokens_details: ReasoningTokens {
                 reasoning_tokens: self.reasoning,
@@ -157,9 +167,12 @@ impl OpenAiUsageReader {
             "completion_tokens" => read.completion = count(field.raw()?),
             "total_tokens" => self.total = field.raw()?.parse().ok(),
             "prompt_cache_hit_tokens" => self.cache_hits = count(field.raw()?),
-            "prompt_tokens_details" => read.cached_prompt = nested_count(field, "cached_tokens")?,
+            "prompt_tokens_details" => {
+                [read.cached_prompt, read.cache_write] =
+                    nested_counts(field, ["cached_tokens", "cache_write_tokens"])?
+            }
             "completion_tokens_details" => {
-                read.reasoning = nested_count(field, "reasoning_tokens")?
+                [read.reasoning] = nested_counts(field, ["reasoning_tokens"])?
             }
             // Left unread: the scan skips it.
             _ => {}
@@ -204,6 +217,13 @@ impl OpenAiUsage {
             self.prompt_tokens_details.cached_tokens,
             out,
         );
+        if self.prompt_tokens_details.cache_write_tokens != 0 {
+            put(
+                ",\"cache_write_tokens\":",
+                self.prompt_tokens_details.cache_write_tokens,
+                out,
+            );
+        }
         put(
             "},\"completion_tokens_details\":{\"reasoning_tokens\":",
             self.completion_tokens_details.reasoning_tokens,
@@ -219,9 +239,16 @@ impl OpenAiUsage {
     }
 }
 
+/// `cache_write_tokens` (OpenRouter's name) only when the provider wrote to its cache.
 #[derive(Debug, Serialize)]
 struct CachedTokens {
     cached_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize)]
@@ -310,6 +337,12 @@ mod tests {
             r#"{"prompt_cache_hit_tokens": 9, "prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 3}}"#,
             r#"{"prompt_tokens": 100, "prompt_cache_hit_tokens": "64", "prompt_cache_hit_tokens": 5}"#,
             r#"{"prompt_tokens": 100, "prompt_cache_hit_tokens": 7, "prompt_cache_hit_tokens": null}"#,
+            // OpenRouter's cache writes, beside reads, odd, repeated or in an odd object.
+            r#"{"prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 70}}"#,
+            r#"{"prompt_tokens_details": {"cache_write_tokens": 70, "cached_tokens": 20, "cache_write_tokens": 5}}"#,
+            r#"{"prompt_tokens_details": {"cache_write_tokens": "70"}, "prompt_tokens": 100}"#,
+            r#"{"prompt_tokens_details": {"cache_write_tokens": 70}, "prompt_tokens_details": {"cached_tokens": 1}}"#,
+            r#"{"prompt_tokens_details": {"cache_write_tokens": 70, "x": [1, {"cache_write_tokens": 9}]}}"#,
         ] {
             let tree: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(
@@ -337,6 +370,7 @@ mod tests {
             completion: 1_000,
             cached_prompt: None,
             reasoning: None,
+            cache_write: None,
         };
         assert_eq!(u.cost_pico(&price), 10120 + 4308 * 1_000);
         let json = u.to_openai_json(Cost(0));
@@ -366,6 +400,7 @@ mod tests {
                     completion: 7,
                     cached_prompt: 3,
                     reasoning: 1,
+                    cache_write: 2,
                     estimated: true,
                 },
                 1_500_000,
@@ -408,18 +443,83 @@ mod tests {
     }
 
     #[test]
+    fn reads_and_writes_openrouters_cache_write_tokens() {
+        let raw = r#"{"prompt_tokens": 1000, "completion_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 200, "cache_write_tokens": 700}}"#;
+        let u = Usage::from_openai_raw(raw).unwrap();
+        assert_eq!((u.prompt, u.cached_prompt, u.cache_write), (1000, 200, 700));
+        assert_eq!(
+            u.to_openai_json(Cost(0))["prompt_tokens_details"],
+            json!({"cached_tokens": 200, "cache_write_tokens": 700})
+        );
+    }
+
+    #[test]
+    fn costs_cache_writes_at_the_cache_write_price_or_the_prompt_price() {
+        let mut price = Price {
+            prompt: 3_000_000,
+            completion: 15_000_000,
+            cached_prompt: Some(300_000),
+            reasoning: None,
+            cache_write: Some(3_750_000),
+        };
+        let u = Usage {
+            prompt: 10_000,
+            completion: 100,
+            cached_prompt: 2_000,
+            cache_write: 6_000,
+            ..Usage::default()
+        };
+        // 2,000 neither read nor written, 2,000 read, 6,000 written, 100 out.
+        assert_eq!(
+            u.cost_pico(&price),
+            2_000 * 3_000_000 + 2_000 * 300_000 + 6_000 * 3_750_000 + 100 * 15_000_000
+        );
+        price.cache_write = None;
+        assert_eq!(
+            u.cost_pico(&price),
+            8_000 * 3_000_000 + 2_000 * 300_000 + 100 * 15_000_000
+        );
+        // Counts beyond the prompt are capped by it: reads first, then writes.
+        price.cache_write = Some(3_750_000);
+        let over = Usage {
+            prompt: 100,
+            cached_prompt: 40,
+            cache_write: 500,
+            ..Usage::default()
+        };
+        assert_eq!(over.cost_pico(&price), 40 * 300_000 + 60 * 3_750_000);
+        let huge = Usage {
+            prompt: u64::MAX,
+            completion: u64::MAX,
+            cache_write: u64::MAX,
+            ..Usage::default()
+        };
+        let max = Price {
+            prompt: u64::MAX,
+            completion: u64::MAX,
+            cached_prompt: None,
+            reasoning: None,
+            cache_write: Some(u64::MAX),
+        };
+        assert_eq!(huge.cost_pico(&max), u128::MAX, "saturates");
+    }
+
+    #[test]
     fn costs_each_token_kind_at_its_price() {
         let price = Price {
             prompt: 150_000,
             completion: 600_000,
             cached_prompt: Some(75_000),
             reasoning: None,
+            cache_write: None,
         };
         let u = Usage {
             prompt: 1000,
             completion: 100,
             cached_prompt: 400,
             reasoning: 30,
+            cache_write: 0,
             estimated: false,
         };
         // 600 fresh × 0.15/M + 400 cached × 0.075/M + 100 completion × 0.60/M

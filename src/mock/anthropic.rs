@@ -77,6 +77,7 @@ pub fn messages(
         completion: fault.usage_completion.unwrap_or(message.deltas() as u64),
         cached: fault.usage_cached.unwrap_or(0),
         reasoning: 0, // Anthropic does not report thinking tokens apart
+        cache_write: fault.usage_cache_write.unwrap_or(0),
     };
     if req.get("stream") == Some(&Value::Bool(true)) {
         let events = message.events(fault.malformed, fault.truncated);
@@ -138,9 +139,10 @@ impl Message {
     /// `usage` as `message_start` and the whole message carry it.
     fn usage_json(&self, output: u64) -> Value {
         let cached = self.usage.cached.min(self.usage.prompt);
+        let written = self.usage.cache_write.min(self.usage.prompt - cached);
         json!({
-            "input_tokens": self.usage.prompt - cached,
-            "cache_creation_input_tokens": 0,
+            "input_tokens": self.usage.prompt - cached - written,
+            "cache_creation_input_tokens": written,
             "cache_read_input_tokens": cached,
             "output_tokens": output,
         })

@@ -113,6 +113,7 @@ pub async fn serve(
             .unwrap_or(answer.delta_count() as u64),
         cached: fault.usage_cached.unwrap_or(0),
         reasoning: 0, // Bedrock does not report reasoning apart
+        cache_write: fault.usage_cache_write.unwrap_or(0),
     };
     let converse = Converse {
         answer,

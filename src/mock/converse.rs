@@ -51,14 +51,15 @@ impl Converse {
 
     fn usage_json(&self) -> Value {
         let u = self.usage;
+        let written = u.cache_write.min(u.prompt.saturating_sub(u.cached));
         let mut v = json!({
-            "inputTokens": u.prompt.saturating_sub(u.cached),
+            "inputTokens": u.prompt.saturating_sub(u.cached).saturating_sub(written),
             "outputTokens": u.completion,
             "totalTokens": u.prompt.saturating_add(u.completion),
         });
-        if u.cached > 0 {
+        if u.cached > 0 || written > 0 {
             v["cacheReadInputTokens"] = json!(u.cached);
-            v["cacheWriteInputTokens"] = json!(0);
+            v["cacheWriteInputTokens"] = json!(written);
         }
         v
     }

@@ -14,6 +14,7 @@ fn usage() -> Usage {
         completion: 2,
         cached: 4,
         reasoning: 0,
+        cache_write: 0,
     }
 }
 
@@ -143,6 +144,7 @@ fn generation(answer: Answer, thoughts: bool) -> Generation {
         completion: 7,
         cached: 4,
         reasoning: 5,
+        cache_write: 0,
     };
     Generation {
         id: "mock-resp-1".into(),

@@ -46,6 +46,8 @@ pub struct Fault {
     pub usage_completion: Option<u64>,
     pub usage_cached: Option<u64>,
     pub usage_reasoning: Option<u64>,
+    /// Prompt tokens reported written to the prompt cache (a part of `usage_prompt`).
+    pub usage_cache_write: Option<u64>,
     /// Usage as xAI reports it: `completion_tokens` without the reasoning, `total_tokens`
     /// with it (OpenAI counts reasoning inside `completion_tokens`).
     pub xai_usage: bool,
@@ -133,6 +135,7 @@ impl Fault {
             "usage_completion" => self.usage_completion = num,
             "usage_cached" => self.usage_cached = num,
             "usage_reasoning" => self.usage_reasoning = num,
+            "usage_cache_write" => self.usage_cache_write = num,
             "xai_usage" => self.xai_usage = on,
             "deepseek_usage" => self.deepseek_usage = on,
             "choice_usage" => self.choice_usage = on,

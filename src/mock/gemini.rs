@@ -82,6 +82,7 @@ pub fn generate(
             .unwrap_or(generation.deltas() as u64 + reasoning),
         cached: fault.usage_cached.unwrap_or(0),
         reasoning,
+        cache_write: 0, // Gemini reports no cache writes
     };
     let events = generation.events(fault.malformed, fault.truncated);
     match method {

@@ -215,6 +215,7 @@ pub(super) fn chat(
         reasoning: fault
             .usage_reasoning
             .unwrap_or(fault.reasoning_deltas as u64),
+        cache_write: fault.usage_cache_write.unwrap_or(0),
     };
     let chat = Chat {
         id: format!("chatcmpl-mock-{n}"),

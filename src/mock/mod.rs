@@ -15,7 +15,9 @@
 //! `reset=before|mid`, `silence`, `malformed`, `no_usage`, `truncated`, `hang` (OpenAI
 //! streams: the body stays open after `[DONE]`), `reply=TEXT`,
 //! `tool_call`, `huge=N`, `usage_prompt=N`, `usage_completion=N`, `usage_cached=N`,
-//! `usage_reasoning=N`, `xai_usage` (OpenAI answers: reasoning counted apart from
+//! `usage_reasoning=N`, `usage_cache_write=N` (prompt tokens reported written to the prompt
+//! cache: Anthropic's `cache_creation_input_tokens`, Bedrock's `cacheWriteInputTokens`,
+//! OpenRouter's `cache_write_tokens`), `xai_usage` (OpenAI answers: reasoning counted apart from
 //! `completion_tokens` and inside `total_tokens`, as xAI reports it), `reasoning_deltas=N`
 //! (OpenAI streams: N `reasoning_content` deltas before the answer, as DeepSeek and vLLM
 //! stream a reasoning model's thinking), `deepseek_usage` (OpenAI answers: cache hits in

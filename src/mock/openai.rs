@@ -25,6 +25,10 @@ pub struct Usage {
     pub completion: u64,
     pub cached: u64,
     pub reasoning: u64,
+    /// Prompt tokens written to the prompt cache (`usage_cache_write=N`): Anthropic's
+    /// `cache_creation_input_tokens`, Bedrock's `cacheWriteInputTokens`, OpenRouter's
+    /// `prompt_tokens_details.cache_write_tokens`.
+    pub cache_write: u64,
 }
 
 /// What the assistant answers.
@@ -316,6 +320,7 @@ fn usage_out(u: Usage, xai_usage: bool, deepseek_usage: bool) -> UsageOut {
         prompt_tokens_details: (!deepseek_usage).then_some(PromptDetails {
             cached_tokens: u.cached,
             audio_tokens: 0,
+            cache_write_tokens: (u.cache_write > 0).then_some(u.cache_write),
         }),
         prompt_cache_hit_tokens: deepseek_usage.then_some(u.cached),
         prompt_cache_miss_tokens: deepseek_usage.then(|| u.prompt.saturating_sub(u.cached)),

@@ -22,6 +22,9 @@ pub struct UsageOut {
 pub struct PromptDetails {
     pub cached_tokens: u64,
     pub audio_tokens: u64,
+    /// OpenRouter's count of prompt tokens written to the cache, when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
 }
 
 #[derive(Serialize)]

@@ -52,12 +52,21 @@ pub fn worst_case_cost(chat: &ChatRequest, plan: &RoutePlan, fee_percent: f64) -
                 chat.answers
             };
             let completion = each.saturating_mul(answers);
+            let price = &c.endpoint().price;
+            // The prompt may all be written to the provider's cache, at a price above the
+            // prompt's (Anthropic: 1.25x); the worst case prices it so.
+            let cache_write = if price.cache_write_or_prompt() > price.prompt {
+                prompt
+            } else {
+                0
+            };
             let usage = Usage {
                 prompt,
                 completion,
+                cache_write,
                 ..Usage::default()
             };
-            Cost::with_fee(usage.cost_pico(&c.endpoint().price), fee_percent)
+            Cost::with_fee(usage.cost_pico(price), fee_percent)
         })
         .max()
         .unwrap_or_default()
@@ -123,5 +132,43 @@ models:
         assert_eq!(reserved_output("a/unknown", 0, capped), 1000);
         let plain = r#"{"model":"m","messages":[]}"#;
         assert_eq!(reserved_output("a/unknown", 0, plain), 4096);
+    }
+
+    /// The prompt may all be written to the provider's cache: reserved at the cache-write
+    /// price when it is above the prompt's, so the charge never exceeds the reservation.
+    #[test]
+    fn the_prompt_is_reserved_at_the_cache_write_price_when_that_is_higher() {
+        let catalog = r#"
+providers:
+  claude: { dialect: anthropic, base_url: "http://127.0.0.1:1/v1" }
+models:
+  a/writes:
+    endpoints: [{ provider: claude, model: w, price: { prompt: 1, completion: 0, cache_write: 1.25 } }]
+  a/cheaper-writes:
+    endpoints: [{ provider: claude, model: c, price: { prompt: 1, completion: 0, cache_write: 0.5 } }]
+  a/plain:
+    endpoints: [{ provider: claude, model: p, price: { prompt: 1, completion: 0 } }]
+"#;
+        let snapshot = crate::config::load_str(catalog, "t", &|_| None)
+            .unwrap()
+            .snapshot;
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#;
+        let chat = ChatRequest::parse(Bytes::from(body)).unwrap();
+        let prompt = prompt_estimate(&chat) as u128;
+        for (model, per_token) in [
+            ("a/writes", 1_250_000),
+            ("a/cheaper-writes", 1_000_000),
+            ("a/plain", 1_000_000),
+        ] {
+            let plan = RoutePlan::from_candidates(vec![Candidate {
+                model: snapshot.catalog.model(model).unwrap().clone(),
+                endpoint_index: 0,
+            }]);
+            assert_eq!(
+                worst_case_cost(&chat, &plan, 0.0).0,
+                prompt * per_token,
+                "{model}"
+            );
+        }
     }
 }

@@ -63,6 +63,7 @@ pub fn record(id: &str, key: KeyHash, cost: u128, created_at: i64) -> Generation
             completion: 200,
             cached_prompt: 400,
             reasoning: 50,
+            cache_write: 0,
             estimated: false,
         },
         cost: Cost(cost),

@@ -51,8 +51,9 @@ pub(crate) enum ChatEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamUsage {
     pub usage: Usage,
-    /// `prompt_tokens_details.cache_write_tokens` (OpenRouter), when reported.
-    pub cache_write: Option<u64>,
+    /// Whether the usage reports `prompt_tokens_details.cache_write_tokens` (OpenRouter's
+    /// name; the count is `usage.cache_write`).
+    pub reports_cache_write: bool,
     /// `usage.cost` in USD, as the gateway stamped it.
     pub cost: Option<Value>,
     pub provider: Option<String>,
@@ -65,9 +66,9 @@ impl StreamUsage {
         counts.estimated = usage.get("estimated").and_then(Value::as_bool) == Some(true);
         Some(StreamUsage {
             usage: counts,
-            cache_write: usage
+            reports_cache_write: usage
                 .pointer("/prompt_tokens_details/cache_write_tokens")
-                .and_then(Value::as_u64),
+                .is_some_and(Value::is_u64),
             cost: usage.get("cost").filter(|c| c.is_number()).cloned(),
             provider: None,
             model: None,

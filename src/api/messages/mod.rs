@@ -73,15 +73,15 @@ fn stop_reason(reason: &str, native: Option<&str>, has_tool_calls: bool) -> Stri
 /// Anthropic's usage object. Its `input_tokens` excludes cache reads and writes, which
 /// OpenAI's `prompt_tokens` includes. `cost` (USD) and `estimated` (the provider reported
 /// nothing, as on the chat door) are the gateway's extensions.
-fn usage_json(usage: &Usage, cache_write: Option<u64>, cost: Option<&Value>) -> Value {
+fn usage_json(usage: &Usage, reports_cache_write: bool, cost: Option<&Value>) -> Value {
     let cached = usage.cached_prompt.min(usage.prompt);
-    let written = cache_write.unwrap_or(0).min(usage.prompt - cached);
+    let written = usage.cache_write.min(usage.prompt - cached);
     let mut v = json!({
         "input_tokens": usage.prompt - cached - written,
         "output_tokens": usage.completion,
         "cache_read_input_tokens": cached,
     });
-    if cache_write.is_some() {
+    if reports_cache_write || written > 0 {
         v["cache_creation_input_tokens"] = json!(written);
     }
     if let Some(c) = cost {

@@ -52,6 +52,7 @@ impl Counts {
                 .saturating_add(self.cache_creation),
             completion: self.output,
             cached_prompt: self.cache_read,
+            cache_write: self.cache_creation,
             reasoning: 0,
             estimated: false,
         }

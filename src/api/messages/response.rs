@@ -59,7 +59,7 @@ pub fn from_chat_completion(completion: &Value) -> Value {
     let usage = completion
         .get("usage")
         .and_then(StreamUsage::from_value)
-        .map(|u| usage_json(&u.usage, u.cache_write, u.cost.as_ref()))
+        .map(|u| usage_json(&u.usage, u.reports_cache_write, u.cost.as_ref()))
         .unwrap_or_else(|| json!({ "input_tokens": 0, "output_tokens": 0 }));
     let mut out = json!({
         "id": s("id"),

@@ -292,8 +292,8 @@ impl ChatToMessagesStream {
         let (reason, native) = self.finish.clone().unwrap_or(("stop".into(), None));
         let stop = stop_reason(&reason, native.as_deref(), !self.tool_blocks.is_empty());
         let usage = match &self.usage {
-            Some(u) => usage_json(&u.usage, u.cache_write, u.cost.as_ref()),
-            None => usage_json(&Usage::default(), None, None),
+            Some(u) => usage_json(&u.usage, u.reports_cache_write, u.cost.as_ref()),
+            None => usage_json(&Usage::default(), false, None),
         };
         let mut delta = json!({
             "type": "message_delta",

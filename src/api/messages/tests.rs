@@ -269,7 +269,7 @@ fn the_tap_meters_anthropic_streams_without_changing_them() {
 #[test]
 fn the_tap_counts_deltas_and_sees_the_end() {
     let mut tap = AnthropicStreamTap::new();
-    let input = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,\"output_tokens\":1}}}\n\n\
+    let input = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,\"cache_creation_input_tokens\":20,\"output_tokens\":1}}}\n\n\
         event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}}\n\n\
         event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"b\"}}\n\n\
         event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n\
@@ -283,7 +283,10 @@ fn the_tap_counts_deltas_and_sees_the_end() {
         (Some("tool_use"), Some("tool_calls"))
     );
     let u = tap.usage().unwrap();
-    assert_eq!((u.prompt, u.cached_prompt, u.completion), (12, 7, 9));
+    assert_eq!(
+        (u.prompt, u.cached_prompt, u.cache_write, u.completion),
+        (32, 7, 20, 9)
+    );
 }
 
 #[test]
@@ -292,7 +295,7 @@ fn a_passthrough_message_is_stamped_and_metered() {
         "stop_reason":"max_tokens","usage":{"input_tokens":3,"cache_creation_input_tokens":2,"output_tokens":4}}"#;
     let m = passthrough_message(body).unwrap();
     let u = m.usage.unwrap();
-    assert_eq!((u.prompt, u.completion), (5, 4));
+    assert_eq!((u.prompt, u.cache_write, u.completion), (5, 2, 4));
     assert_eq!(m.finish_reason, Some("length"));
     let out: Value = serde_json::from_slice(&m.stamp(
         "gen-1",

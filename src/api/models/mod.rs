@@ -87,6 +87,8 @@ struct Pricing {
     #[serde(skip_serializing_if = "Option::is_none")]
     input_cache_read: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    input_cache_write: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     internal_reasoning: Option<String>,
 }
 
@@ -98,6 +100,7 @@ impl Pricing {
             request: "0",
             image: "0",
             input_cache_read: price.cached_prompt.map(usd_per_token),
+            input_cache_write: price.cache_write.map(usd_per_token),
             internal_reasoning: price
                 .reasoning
                 .filter(|_| with_reasoning)

@@ -21,7 +21,7 @@ models:
     context_length: 128000
     input_modalities: [text, image]
     categories: [programming]
-    endpoints: [{ provider: pricey, model: v, price: { prompt: 2, completion: 8 }, supports: [tools, response_format] }]
+    endpoints: [{ provider: pricey, model: v, price: { prompt: 2, completion: 8, cached_prompt: 0.2, cache_write: 2.5 }, supports: [tools, response_format] }]
   c/embedder:
     output_modalities: [embeddings]
     endpoints: [{ provider: pricey, model: e, price: { prompt: 0.02 } }]
@@ -133,4 +133,17 @@ fn malformed_values_are_400s_naming_the_parameter() {
         assert!(v["error"]["param"].is_string(), "{query}: {v}");
     }
     assert_eq!(percent_decode("a%2Cb+c%").as_deref(), Some("a,b c%"));
+}
+
+#[test]
+fn pricing_shows_the_cache_read_and_write_prices_when_set() {
+    let c = catalog();
+    let v = model_json(c.model("b/vision-tools").unwrap());
+    let p = &v["pricing"];
+    assert_eq!(
+        (&p["input_cache_read"], &p["input_cache_write"]),
+        (&json!("0.0000002"), &json!("0.0000025"))
+    );
+    let v = model_json(c.model("a/text-only").unwrap());
+    assert!(v["pricing"].get("input_cache_write").is_none(), "{v}");
 }

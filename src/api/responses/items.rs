@@ -88,7 +88,7 @@ pub(super) fn usage_json(u: &StreamUsage) -> Value {
     let c = &u.usage;
     let mut v = json!({
         "input_tokens": c.prompt,
-        "input_tokens_details": { "cached_tokens": c.cached_prompt, "cache_write_tokens": u.cache_write.unwrap_or(0) },
+        "input_tokens_details": { "cached_tokens": c.cached_prompt, "cache_write_tokens": c.cache_write },
         "output_tokens": c.completion,
         "output_tokens_details": { "reasoning_tokens": c.reasoning },
         "total_tokens": c.total(),

@@ -200,11 +200,17 @@ fn price(entry: &Map<String, Value>) -> Option<Price> {
         .or_else(|| number(entry, "input_cost_per_token_cache_hit"))
         .and_then(pico_per_token);
     let reasoning = number(entry, "output_cost_per_reasoning_token").and_then(pico_per_token);
+    // A write price of 0 beside a prompt price is "not charged apart" (DeepSeek, Z.ai): the
+    // tokens cost the prompt price, which an absent price says.
+    let cache_write = number(entry, "cache_creation_input_token_cost")
+        .and_then(pico_per_token)
+        .filter(|&w| w > 0 || prompt == 0);
     Some(Price {
         prompt,
         completion,
         cached_prompt,
         reasoning,
+        cache_write,
     })
 }
 

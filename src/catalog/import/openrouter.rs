@@ -32,6 +32,7 @@ struct Pricing {
     prompt: Option<String>,
     completion: Option<String>,
     input_cache_read: Option<String>,
+    input_cache_write: Option<String>,
     internal_reasoning: Option<String>,
 }
 
@@ -136,10 +137,13 @@ fn per_token(text: &Option<String>) -> Option<u64> {
 }
 
 fn price(p: &Pricing) -> Option<Price> {
+    let prompt = per_token(&p.prompt)?;
     Some(Price {
-        prompt: per_token(&p.prompt)?,
+        prompt,
         completion: per_token(&p.completion)?,
         cached_prompt: per_token(&p.input_cache_read),
         reasoning: per_token(&p.internal_reasoning),
+        // "0" beside a prompt price: writes not charged apart, so at the prompt price.
+        cache_write: per_token(&p.input_cache_write).filter(|&w| w > 0 || prompt == 0),
     })
 }

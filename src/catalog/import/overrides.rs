@@ -65,6 +65,7 @@ struct PriceOverride {
     completion: Option<f64>,
     cached_prompt: Option<f64>,
     reasoning: Option<f64>,
+    cache_write: Option<f64>,
 }
 
 /// Merges the overrides in `yaml` (from `origin`, for messages) into `imported`.
@@ -161,6 +162,9 @@ fn patch_endpoint(endpoint: &mut ImportedEndpoint, patch: EndpointOverride) -> R
         }
         if let Some(v) = p.reasoning {
             endpoint.price.reasoning = Some(convert("reasoning", v)?);
+        }
+        if let Some(v) = p.cache_write {
+            endpoint.price.cache_write = Some(convert("cache_write", v)?);
         }
     }
     endpoint.context_length = patch.context_length.or(endpoint.context_length);

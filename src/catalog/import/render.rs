@@ -109,6 +109,9 @@ fn write_endpoint(
     if let Some(r) = e.price.reasoning {
         let _ = write!(out, ", reasoning: {}", per_million(r));
     }
+    if let Some(w) = e.price.cache_write {
+        let _ = write!(out, ", cache_write: {}", per_million(w));
+    }
     out.push_str(" }");
     if let Some(c) = e.context_length.filter(|c| Some(*c) != context) {
         let _ = write!(out, ", context_length: {c}");

@@ -37,6 +37,7 @@ fn imports_well_known_prices_and_limits_exactly() {
             completion: usd(0.60),
             cached_prompt: Some(usd(0.075)),
             reasoning: None,
+            cache_write: None,
         }
     );
     assert_eq!(mini.context_length, Some(128_000));
@@ -53,6 +54,11 @@ fn imports_well_known_prices_and_limits_exactly() {
         (usd(3.0), usd(15.0))
     );
     assert_eq!(sonnet.price.cached_prompt, Some(usd(0.30)));
+    // litellm's `cache_creation_input_token_cost`: 1.25x the prompt price.
+    assert_eq!(sonnet.price.cache_write, Some(usd(3.75)));
+    // A 0 there (DeepSeek's) is no price of its own: writes cost the prompt price.
+    let deepseek = endpoint(&imported, "deepseek/deepseek-v3", "deepseek");
+    assert_eq!(deepseek.price.cache_write, None);
     assert_eq!(sonnet.context_length, Some(200_000));
 
     let flash = endpoint(&imported, "google/gemini-2.5-flash", "gemini");
@@ -142,7 +148,7 @@ models:
     name: "Llama 3.3 70B"
     categories: [programming]
     endpoints:
-      - { provider: together, price: { prompt: 0.5 } }
+      - { provider: together, price: { prompt: 0.5, cache_write: 0.625 } }
       - { provider: cerebras, drop: true }
       - { provider: groq, model: llama-3.3-70b-versatile, price: { prompt: 0.59, completion: 0.79 } }
   openai/gpt-4o-2024-05-13: null
@@ -158,6 +164,7 @@ models:
         (together.price.prompt, together.price.completion),
         (usd(0.5), usd(1.04))
     );
+    assert_eq!(together.price.cache_write, Some(usd(0.625)));
     assert!(llama.endpoints.iter().all(|e| e.provider != "cerebras"));
     let groq = endpoint(&imported, "meta-llama/llama-3.3-70b-instruct", "groq");
     assert_eq!(groq.model, "llama-3.3-70b-versatile");
@@ -176,7 +183,7 @@ models:
 
 #[test]
 fn rendered_yaml_loads_as_a_config_catalog_with_the_same_prices() {
-    let only = ["groq", "together", "deepinfra", "openai"]
+    let only = ["groq", "together", "deepinfra", "openai", "anthropic"]
         .map(String::from)
         .into_iter()
         .collect();
@@ -185,7 +192,7 @@ fn rendered_yaml_loads_as_a_config_catalog_with_the_same_prices() {
         providers: Some(only),
     });
     let yaml = render(&imported, "test");
-    let providers = "providers:\n  groq: { preset: groq }\n  together: { preset: together }\n  deepinfra: { preset: deepinfra }\n  openai: { preset: openai }\n";
+    let providers = "providers:\n  groq: { preset: groq }\n  together: { preset: together }\n  deepinfra: { preset: deepinfra }\n  openai: { preset: openai }\n  anthropic: { preset: anthropic }\n";
     let config = format!("{providers}{}", yaml.replace("# test\n", ""));
     let loaded = crate::config::load_str(&config, "rendered.yaml", &|_| None).unwrap();
     let catalog = &loaded.snapshot.catalog;
@@ -193,7 +200,16 @@ fn rendered_yaml_loads_as_a_config_catalog_with_the_same_prices() {
     let mini = catalog.model("openai/gpt-4o-mini").unwrap();
     assert_eq!(mini.endpoints[0].price.prompt, usd(0.15));
     assert_eq!(mini.endpoints[0].price.cached_prompt, Some(usd(0.075)));
+    assert_eq!(mini.endpoints[0].price.cache_write, None);
     assert_eq!(mini.context_length, Some(128_000));
+    let haiku = &catalog
+        .model("anthropic/claude-haiku-4.5")
+        .unwrap()
+        .endpoints[0];
+    assert_eq!(
+        (haiku.price.prompt, haiku.price.cache_write),
+        (usd(1.0), Some(usd(1.25)))
+    );
     assert!(mini.input_modalities.contains(&"image".to_string()));
     let llama = catalog.model("meta-llama/llama-3.3-70b-instruct").unwrap();
     assert!(llama.endpoints.len() >= 2);
@@ -225,7 +241,14 @@ fn imports_an_openrouter_listing() {
     let json = r#"{"data": [
       {"id": "meta-llama/llama-3.3-70b-instruct", "name": "Meta: Llama 3.3 70B Instruct",
        "context_length": 131072,
-       "pricing": {"prompt": "0.00000013", "completion": "0.0000004", "input_cache_read": "0.00000001"},
+       "pricing": {"prompt": "0.00000013", "completion": "0.0000004", "input_cache_read": "0.00000001",
+                   "input_cache_write": "0"},
+       "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+       "top_provider": {"max_completion_tokens": 16384},
+       "supported_parameters": ["tools", "tool_choice", "temperature", "mystery"]},
+      {"id": "anthropic/claude-sonnet-4.5", "context_length": 1000000,
+       "pricing": {"prompt": "0.000003", "completion": "0.000015", "input_cache_read": "0.0000003",
+                   "input_cache_write": "0.00000375"},
        "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
        "top_provider": {"max_completion_tokens": 16384},
        "supported_parameters": ["tools", "tool_choice", "temperature", "mystery"]},
@@ -234,7 +257,12 @@ fn imports_an_openrouter_listing() {
        "architecture": {"input_modalities": ["text"], "output_modalities": ["embeddings"]}}
     ]}"#;
     let imported = import(Source::Openrouter, json, &Options::default()).unwrap();
-    assert_eq!(imported.models.len(), 1);
+    assert_eq!(imported.models.len(), 2);
+    let sonnet = &imported.models["anthropic/claude-sonnet-4.5"].endpoints[0].price;
+    assert_eq!(
+        (sonnet.prompt, sonnet.cached_prompt, sonnet.cache_write),
+        (usd(3.0), Some(usd(0.30)), Some(usd(3.75)))
+    );
     let llama = &imported.models["meta-llama/llama-3.3-70b-instruct"];
     assert_eq!(llama.name.as_deref(), Some("Meta: Llama 3.3 70B Instruct"));
     let e = &llama.endpoints[0];
@@ -244,6 +272,10 @@ fn imports_an_openrouter_listing() {
     );
     assert_eq!((e.price.prompt, e.price.completion), (usd(0.13), usd(0.40)));
     assert_eq!(e.price.cached_prompt, Some(usd(0.01)));
+    assert_eq!(
+        e.price.cache_write, None,
+        "`input_cache_write` 0: the prompt price"
+    );
     assert_eq!(
         (e.context_length, e.max_output),
         (Some(131_072), Some(16_384))

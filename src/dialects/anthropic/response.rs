@@ -39,6 +39,7 @@ impl AnthropicUsage {
                 .saturating_add(self.cache_creation),
             completion: self.output,
             cached_prompt: self.cache_read,
+            cache_write: self.cache_creation,
             // Anthropic bills thinking as output and does not report it apart.
             reasoning: 0,
             estimated: false,

@@ -18,6 +18,7 @@ pub(super) fn usage(u: &Value) -> Usage {
             .saturating_add(n("cacheWriteInputTokens")),
         completion: n("outputTokens"),
         cached_prompt: n("cacheReadInputTokens"),
+        cache_write: n("cacheWriteInputTokens"),
         reasoning: 0,
         estimated: false,
     }

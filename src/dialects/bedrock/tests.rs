@@ -382,3 +382,50 @@ fn garbage_events_are_skipped_and_identity_is_stamped() {
     assert_eq!(chunks[1]["model"], "amazon.nova-pro-v1:0");
     assert_eq!(chunks[1]["created"], CREATED);
 }
+
+/// Tokens Bedrock wrote to the prompt cache (`cacheWriteInputTokens`) are a part of the
+/// prompt counted apart, for the cache-write price, in a Converse answer and in a
+/// ConverseStream's `metadata` alike.
+#[test]
+fn cache_writes_are_read_from_converse_and_its_stream() {
+    let usage = r#"{"inputTokens": 20, "outputTokens": 5, "totalTokens": 1325,
+        "cacheReadInputTokens": 300, "cacheWriteInputTokens": 1000}"#;
+    let body = format!(
+        r#"{{"output":{{"message":{{"role":"assistant","content":[{{"text":"hi"}}]}}}},
+            "stopReason":"end_turn","usage":{usage}}}"#
+    );
+    let (v, u) = chat_response(body.as_bytes()).unwrap();
+    assert_eq!(
+        (u.prompt, u.cached_prompt, u.cache_write, u.completion),
+        (1320, 300, 1000, 5)
+    );
+    assert_eq!(
+        v["usage"]["prompt_tokens_details"]["cache_write_tokens"],
+        1000
+    );
+
+    let mut stream = eventstream::event("messageStart", br#"{"role":"assistant"}"#);
+    stream.extend(eventstream::event(
+        "messageStop",
+        br#"{"stopReason":"end_turn"}"#,
+    ));
+    stream.extend(eventstream::event(
+        "metadata",
+        format!(r#"{{"usage":{usage}}}"#).as_bytes(),
+    ));
+    let mut conv = StreamConverter::new(CREATED);
+    conv.on_chunk(&stream);
+    conv.finish();
+    let u = conv.usage().unwrap();
+    assert_eq!(
+        (u.prompt, u.cached_prompt, u.cache_write, u.completion),
+        (1320, 300, 1000, 5)
+    );
+
+    // No cache activity reported: nothing written.
+    let (_, u) = chat_response(
+        br#"{"output":{"message":{"content":[{"text":"hi"}]}},"usage":{"inputTokens":7,"outputTokens":1}}"#,
+    )
+    .unwrap();
+    assert_eq!((u.prompt, u.cache_write), (7, 0));
+}

@@ -121,8 +121,12 @@ pub fn run_stream<C: StreamUnderTest>(mut conv: C, chunks: &[&[u8]]) -> (String,
     }
     out.extend_from_slice(&conv.end());
     let usage = conv.usage().map(|u| {
-        serde_json::json!({ "prompt": u.prompt, "completion": u.completion, "cached_prompt": u.cached_prompt,
-                            "reasoning": u.reasoning, "estimated": u.estimated })
+        let mut v = serde_json::json!({ "prompt": u.prompt, "completion": u.completion, "cached_prompt": u.cached_prompt,
+                            "reasoning": u.reasoning, "estimated": u.estimated });
+        if u.cache_write > 0 {
+            v["cache_write"] = u.cache_write.into();
+        }
+        v
     });
     let summary = serde_json::json!({ "usage": usage, "finish_reason": conv.finish_reason(), "error": conv.error() });
     (String::from_utf8_lossy(&out).into_owned(), summary)

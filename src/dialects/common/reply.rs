@@ -100,13 +100,18 @@ pub fn tool_call_json(index: Option<usize>, id: &str, name: &str, arguments: Str
 
 /// OpenAI's usage object (the proxy adds `cost`).
 pub fn usage_json(u: &Usage) -> Value {
-    json!({
+    let mut v = json!({
         "prompt_tokens": u.prompt,
         "completion_tokens": u.completion,
         "total_tokens": u.total(),
         "prompt_tokens_details": { "cached_tokens": u.cached_prompt },
         "completion_tokens_details": { "reasoning_tokens": u.reasoning },
-    })
+    });
+    // OpenRouter's name for the prompt tokens written to the cache, when there were any.
+    if u.cache_write > 0 {
+        v["prompt_tokens_details"]["cache_write_tokens"] = json!(u.cache_write);
+    }
+    v
 }
 
 /// An error answer's text when it is not the provider's JSON: its start, or the status.
@@ -126,6 +131,7 @@ pub const UNREPORTED_USAGE: Usage = Usage {
     completion: 0,
     cached_prompt: 0,
     reasoning: 0,
+    cache_write: 0,
     estimated: true,
 };
 

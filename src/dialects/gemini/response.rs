@@ -17,6 +17,8 @@ pub(super) fn usage(meta: &Value) -> Usage {
         completion: n("candidatesTokenCount").saturating_add(n("thoughtsTokenCount")),
         cached_prompt: n("cachedContentTokenCount"),
         reasoning: n("thoughtsTokenCount"),
+        // Gemini does not bill writing its implicit cache.
+        cache_write: 0,
         estimated: false,
     }
 }
