@@ -556,3 +556,64 @@ async fn a_reasoning_budget_without_max_tokens_stays_within_the_models_output_li
         }
     }
 }
+
+/// The tool call id of a chat answer, streamed or not.
+async fn gemini_call_id(gw: &Gateway, messages: Value, stream: bool) -> String {
+    let tools: Value = serde_json::from_str(WEATHER_TOOL).unwrap();
+    let r = chat(
+        gw,
+        json!({"model": "google/tools", "stream": stream, "tools": tools, "messages": messages}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    if !stream {
+        let body: Value = r.json().await.unwrap();
+        return body["choices"][0]["message"]["tool_calls"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no tool call: {body}"))
+            .to_string();
+    }
+    let text = r.text().await.unwrap();
+    sse_events(&text)
+        .iter()
+        .filter(|e| *e != "data: [DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e.trim_start_matches("data: ")).ok())
+        .find_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]["id"]
+                .as_str()
+                .map(String::from)
+        })
+        .unwrap_or_else(|| panic!("no tool call: {text}"))
+}
+
+#[tokio::test]
+async fn gemini_tool_call_ids_are_unique_across_the_turns_of_a_conversation() {
+    let (mock, gw) = start();
+    for stream in [false, true] {
+        let mut messages = vec![json!({"role": "user", "content": "weather in Paris?"})];
+        let mut ids = Vec::new();
+        for turn in 0..3 {
+            let id = gemini_call_id(&gw, Value::Array(messages.clone()), stream).await;
+            assert!(
+                !ids.contains(&id),
+                "stream {stream}, turn {turn}: {id} repeats {ids:?}"
+            );
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}}]}));
+            messages.push(json!({"role": "tool", "tool_call_id": id, "content": format!("sunny, turn {turn}")}));
+            ids.push(id);
+        }
+        // Every result still goes back to Gemini named after the function it answers.
+        let up = mock.requests().pop().unwrap().json().unwrap();
+        let responses: Vec<&Value> = up["contents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["parts"].as_array().unwrap())
+            .filter_map(|p| p.get("functionResponse"))
+            .collect();
+        assert_eq!(responses.len(), 2, "{up}");
+        for r in responses {
+            assert_eq!(r["name"], "get_weather", "{up}");
+        }
+    }
+}

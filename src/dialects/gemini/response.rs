@@ -41,12 +41,35 @@ pub(super) fn finish_reason(native: &str, tool_calls: bool) -> &'static str {
     }
 }
 
-/// Gemini has no call ids (newer models may send one): `call_<n>` by position in the answer.
-pub(super) fn call_id(call: &Value, n: usize) -> String {
+/// Gemini has no call ids (newer models may send one): `<prefix><n>` by position in the
+/// answer, the prefix ([`call_id_prefix`]) naming the answer, so that the calls of every turn
+/// of a conversation have ids of their own (clients key results by id; Claude refuses a
+/// conversation that repeats a `tool_use` id).
+pub(super) fn call_id(call: &Value, prefix: &str, n: usize) -> String {
     match call.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_string(),
-        _ => format!("call_{n}"),
+        _ => format!("{prefix}{n}"),
     }
+}
+
+/// `call_<answer>_` for an answer's calls: Gemini's `responseId` (unique to each answer)
+/// reduced to the characters every provider accepts in an id (Claude's `[A-Za-z0-9_-]`), or
+/// random characters when the answer has none.
+pub(super) fn call_id_prefix(response_id: &str) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    let mut prefix = String::with_capacity(response_id.len().max(16) + 6);
+    prefix.push_str("call_");
+    let start = prefix.len();
+    prefix.extend(
+        response_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-'),
+    );
+    if prefix.len() == start {
+        Alphanumeric.append_string(&mut rand::thread_rng(), &mut prefix, 16);
+    }
+    prefix.push('_');
+    prefix
 }
 
 /// The detail that carries a function call's `thoughtSignature` back next turn.
@@ -81,12 +104,14 @@ pub fn chat_response_at(body: &[u8], created: u64) -> Result<(Value, Usage), Api
     }
     let candidate = v.pointer("/candidates/0");
     let mut reply = Reply::default();
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+    let prefix = call_id_prefix(s("responseId"));
     let parts = candidate
         .and_then(|c| c.pointer("/content/parts"))
         .and_then(Value::as_array);
     for part in parts.into_iter().flatten() {
         if let Some(call) = part.get("functionCall") {
-            let id = call_id(call, reply.tool_calls.len());
+            let id = call_id(call, &prefix, reply.tool_calls.len());
             let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
             let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
             if let Some(sig) = part.get("thoughtSignature").and_then(Value::as_str) {
@@ -120,7 +145,6 @@ pub fn chat_response_at(body: &[u8], created: u64) -> Result<(Value, Usage), Api
         (None, None) => ("stop", "STOP"),
     };
     let reported = v.get("usageMetadata").filter(|m| m.is_object()).map(usage);
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
     let completion = reply.into_completion(
         s("responseId"),
         s("modelVersion"),

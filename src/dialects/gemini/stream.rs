@@ -10,7 +10,7 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
-use super::response::{call_id, finish_reason, signature_detail, usage};
+use super::response::{call_id, call_id_prefix, finish_reason, signature_detail, usage};
 use crate::dialects::common::{tool_call_json, ChunkWriter, SseCarry, MAX_EVENT_BYTES};
 use crate::metering::sse::event_data;
 use crate::metering::Usage;
@@ -21,6 +21,8 @@ pub struct StreamConverter {
     writer: ChunkWriter,
     started: bool,
     tool_calls: usize,
+    /// What this answer's call ids start with (from the first event's `responseId`).
+    call_prefix: String,
     reasoning_details: usize,
     finish_reason: Option<&'static str>,
     usage: Option<Usage>,
@@ -37,6 +39,7 @@ impl StreamConverter {
             },
             started: false,
             tool_calls: 0,
+            call_prefix: String::new(),
             reasoning_details: 0,
             finish_reason: None,
             usage: None,
@@ -101,6 +104,7 @@ impl StreamConverter {
                     .to_string()
             };
             self.writer.id = s("responseId");
+            self.call_prefix = call_id_prefix(&self.writer.id);
             self.writer.model = s("modelVersion");
             self.writer
                 .delta(out, json!({ "role": "assistant", "content": "" }));
@@ -139,7 +143,7 @@ impl StreamConverter {
         if let Some(call) = part.get("functionCall") {
             let n = self.tool_calls;
             self.tool_calls += 1;
-            let id = call_id(call, n);
+            let id = call_id(call, &self.call_prefix, n);
             let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
             let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
             let mut delta =
