@@ -16,6 +16,11 @@
 //!
 //! One block is open at a time; a block closes when another kind starts. Anthropic's SDKs
 //! index blocks by position, so indexes count up from 0 in the order blocks start.
+//!
+//! Parallel tool calls stream one after the other, as OpenAI sends them. A host that
+//! interleaves them (deltas for call 0, then 1, then 0 again) still gets each call whole in
+//! its own block: the open call's block stays open until its arguments are a complete JSON
+//! value (scanned byte by byte), and the other calls wait, buffered, until then.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -49,12 +54,66 @@ pub struct ChatToMessagesStream {
     phase: Phase,
     open: Option<Open>,
     next_block: usize,
-    /// OpenAI tool call index -> Anthropic block index.
-    tool_blocks: Vec<(usize, usize)>,
+    /// The tool calls seen, in the order they first came.
+    tools: Vec<ToolCall>,
     finish: Option<(String, Option<String>)>,
     stop_reason: Option<String>,
     usage: Option<StreamUsage>,
     error: Option<Value>,
+}
+
+/// A tool call of the answer, by its OpenAI index.
+#[derive(Debug)]
+struct ToolCall {
+    index: usize,
+    /// Its Anthropic block, once started.
+    block: Option<usize>,
+    id: Option<String>,
+    name: Option<String>,
+    /// Arguments that came while another call's block was open.
+    pending: String,
+    arguments: JsonEnd,
+}
+
+/// Whether streamed JSON text has ended: the first value, an object or array, closed.
+#[derive(Debug, Default)]
+struct JsonEnd {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    started: bool,
+    done: bool,
+}
+
+impl JsonEnd {
+    fn feed(&mut self, text: &str) {
+        for &b in text.as_bytes() {
+            if self.done {
+                return;
+            }
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.started = true;
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.done = self.started && self.depth == 0;
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Default for ChatToMessagesStream {
@@ -71,7 +130,7 @@ impl ChatToMessagesStream {
             phase: Phase::NotStarted,
             open: None,
             next_block: 0,
-            tool_blocks: Vec::new(),
+            tools: Vec::new(),
             finish: None,
             stop_reason: None,
             usage: None,
@@ -139,6 +198,10 @@ impl ChatToMessagesStream {
         if self.phase == Phase::Ended {
             return;
         }
+        if !matches!(event, ChatEvent::Comment(_) | ChatEvent::ToolCall { .. }) {
+            // Another kind of content, or the end: calls still waiting go out first.
+            self.flush_tools(out);
+        }
         match event {
             ChatEvent::Comment(c) => {
                 out.extend_from_slice(c.as_bytes());
@@ -201,22 +264,88 @@ impl ChatToMessagesStream {
         arguments: String,
         out: &mut Vec<u8>,
     ) {
-        let block = match self.tool_blocks.iter().find(|(call, _)| *call == index) {
-            // Later arguments of a call already started; a host that interleaves parallel
-            // calls gets them on the call's own block, open or not.
-            Some((_, block)) => *block,
+        let at = match self.tools.iter().position(|t| t.index == index) {
+            Some(at) => at,
             None => {
-                let id = id.unwrap_or_else(|| format!("toolu_{}_{index}", self.message_id()));
-                let start = json!({ "type": "tool_use", "id": id, "name": name.unwrap_or_default(), "input": {} });
-                let block = self.start_block(start, out);
-                self.open = Some(Open::Tool(block));
-                self.tool_blocks.push((index, block));
-                block
+                self.tools.push(ToolCall {
+                    index,
+                    block: None,
+                    id: None,
+                    name: None,
+                    pending: String::new(),
+                    arguments: JsonEnd::default(),
+                });
+                self.tools.len() - 1
             }
         };
-        if !arguments.is_empty() {
-            let delta = json!({ "type": "input_json_delta", "partial_json": arguments });
-            self.delta_at(block, delta, out);
+        let call = &mut self.tools[at];
+        if call.id.is_none() {
+            call.id = id;
+        }
+        if call.name.is_none() {
+            call.name = name;
+        }
+        call.arguments.feed(&arguments);
+        match call.block {
+            // The open block's call, or (after other content closed it) a call already
+            // started: its block is the only one these arguments can go to.
+            Some(block) => {
+                if !arguments.is_empty() {
+                    let delta = json!({ "type": "input_json_delta", "partial_json": arguments });
+                    self.delta_at(block, delta, out);
+                }
+                if self.tools[at].arguments.done && self.open == Some(Open::Tool(block)) {
+                    // Calls that came meanwhile can start now.
+                    self.start_waiting_tools(false, out);
+                }
+            }
+            None => {
+                call.pending.push_str(&arguments);
+                if !self.tool_open_unfinished() {
+                    self.start_waiting_tools(false, out);
+                }
+            }
+        }
+    }
+
+    /// Whether the open block is a tool call whose arguments are still coming.
+    fn tool_open_unfinished(&self) -> bool {
+        let Some(Open::Tool(block)) = self.open else {
+            return false;
+        };
+        self.tools
+            .iter()
+            .any(|t| t.block == Some(block) && !t.arguments.done)
+    }
+
+    /// Starts the calls not started yet, in the order they came, each with the arguments it
+    /// has so far; stops at one whose arguments are unfinished (it stays open), unless `all`.
+    fn start_waiting_tools(&mut self, all: bool, out: &mut Vec<u8>) {
+        while let Some(at) = self.tools.iter().position(|t| t.block.is_none()) {
+            let fallback = format!("toolu_{}_{}", self.message_id(), self.tools[at].index);
+            let call = &mut self.tools[at];
+            let id = call.id.take().unwrap_or(fallback);
+            let name = call.name.take().unwrap_or_default();
+            let pending = std::mem::take(&mut call.pending);
+            let done = call.arguments.done;
+            let start = json!({ "type": "tool_use", "id": id, "name": name, "input": {} });
+            let block = self.start_block(start, out);
+            self.open = Some(Open::Tool(block));
+            self.tools[at].block = Some(block);
+            if !pending.is_empty() {
+                let delta = json!({ "type": "input_json_delta", "partial_json": pending });
+                self.delta_at(block, delta, out);
+            }
+            if !done && !all {
+                return;
+            }
+        }
+    }
+
+    /// Starts (and so closes in turn) every call still waiting, before other content or the end.
+    fn flush_tools(&mut self, out: &mut Vec<u8>) {
+        if self.tools.iter().any(|t| t.block.is_none()) {
+            self.start_waiting_tools(true, out);
         }
     }
 
@@ -290,7 +419,7 @@ impl ChatToMessagesStream {
         self.ensure_started(out);
         self.close(out);
         let (reason, native) = self.finish.clone().unwrap_or(("stop".into(), None));
-        let stop = stop_reason(&reason, native.as_deref(), !self.tool_blocks.is_empty());
+        let stop = stop_reason(&reason, native.as_deref(), !self.tools.is_empty());
         let usage = match &self.usage {
             Some(u) => usage_json(&u.usage, u.reports_cache_write, u.cost.as_ref()),
             None => usage_json(&Usage::default(), false, None),

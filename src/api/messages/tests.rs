@@ -649,3 +649,114 @@ fn a_stamped_tap_rewrites_whole_events_wherever_the_stream_is_cut() {
         assert_eq!(String::from_utf8(out).unwrap(), whole, "cut at {cut}");
     }
 }
+
+/// Checks Anthropic's block order (each block started, given its deltas and stopped before
+/// the next starts, indexes from 0 up) and returns each tool_use block's id, name and input.
+fn tool_uses_of_valid_stream(out: &str) -> Vec<(String, String, Value)> {
+    assert_named_events(out).unwrap();
+    let mut open: Option<u64> = None;
+    let mut next = 0;
+    let mut tools: Vec<(String, String, String)> = Vec::new();
+    let mut tool_block = Vec::new();
+    for (_, data) in out.split("\n\n").filter_map(|e| e.split_once("\ndata: ")) {
+        let e: Value = serde_json::from_str(data).unwrap();
+        match e["type"].as_str().unwrap() {
+            "content_block_start" => {
+                assert_eq!(open, None, "a block started inside another: {out}");
+                assert_eq!(e["index"], next, "{out}");
+                open = Some(next);
+                next += 1;
+                let block = &e["content_block"];
+                if block["type"] == "tool_use" {
+                    tools.push((
+                        block["id"].as_str().unwrap().into(),
+                        block["name"].as_str().unwrap().into(),
+                        String::new(),
+                    ));
+                    tool_block.push(e["index"].as_u64().unwrap());
+                }
+            }
+            "content_block_delta" => {
+                assert_eq!(
+                    open,
+                    e["index"].as_u64(),
+                    "a delta outside its open block: {out}"
+                );
+                if let Some(json) = e["delta"]["partial_json"].as_str() {
+                    let at = tool_block.iter().position(|b| Some(*b) == open).unwrap();
+                    tools[at].2.push_str(json);
+                }
+            }
+            "content_block_stop" => {
+                assert_eq!(open, e["index"].as_u64(), "{out}");
+                open = None;
+            }
+            "message_delta" | "message_stop" => assert_eq!(open, None, "{out}"),
+            _ => {}
+        }
+    }
+    tools
+        .into_iter()
+        .map(|(id, name, input)| {
+            let input = serde_json::from_str(&input)
+                .unwrap_or_else(|_| panic!("tool input {input:?} is not JSON: {out}"));
+            (id, name, input)
+        })
+        .collect()
+}
+
+#[test]
+fn interleaved_parallel_tool_calls_become_whole_blocks_in_order() {
+    let chunk = |delta: Value| {
+        let c = json!({"id": "g", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+        format!("data: {c}\n\n")
+    };
+    let call = |index: u64, head: Option<(&str, &str)>, args: &str| {
+        let mut c = json!({"index": index, "function": {"arguments": args}});
+        if let Some((id, name)) = head {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+            c["function"]["name"] = json!(name);
+        }
+        chunk(json!({"tool_calls": [c]}))
+    };
+    let stream = [
+        chunk(json!({"role": "assistant", "content": "Checking."})),
+        call(0, Some(("call_a", "weather")), ""),
+        call(0, None, "{\"city\":"),
+        call(1, Some(("call_b", "time")), "{\"zone\""),
+        call(0, None, "\"Par"),
+        call(2, Some(("call_c", "news")), "{}"),
+        call(1, None, ":\"CET\"}"),
+        call(0, None, "is\"}"),
+        r#"data: {"id":"g","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#
+            .to_string()
+            + "\n\ndata: [DONE]\n\n",
+    ]
+    .concat();
+    let mut s = ChatToMessagesStream::new();
+    let out = String::from_utf8([s.on_chunk(stream.as_bytes()), s.finish()].concat()).unwrap();
+    let tools = tool_uses_of_valid_stream(&out);
+    assert_eq!(
+        tools,
+        [
+            ("call_a".into(), "weather".into(), json!({"city": "Paris"})),
+            ("call_b".into(), "time".into(), json!({"zone": "CET"})),
+            ("call_c".into(), "news".into(), json!({})),
+        ],
+        "{out}"
+    );
+    assert_eq!(s.stop_reason(), Some("tool_use"));
+
+    // Sequential calls still stream as they come: call 0's block opens with its first delta.
+    let mut s = ChatToMessagesStream::new();
+    let first = String::from_utf8(
+        s.on_chunk(call(0, Some(("call_a", "weather")), "{\"ci").as_bytes())
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        first.contains("content_block_start") && first.contains("{\\\"ci"),
+        "{first}"
+    );
+}
