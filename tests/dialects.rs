@@ -617,3 +617,23 @@ async fn gemini_tool_call_ids_are_unique_across_the_turns_of_a_conversation() {
         }
     }
 }
+
+#[tokio::test]
+async fn bedrock_stream_chunks_carry_the_generation_id() {
+    let mock = MockServer::start_with_key("127.0.0.1:0", UPSTREAM_KEY).unwrap();
+    let gw = Gateway::start(&cloud_config(&mock));
+    let r = chat(&gw, json!({"model": "amazon/nova", "stream": true, "messages": [{"role": "user", "content": "Hello stream"}]})).await;
+    assert_eq!(r.status(), 200);
+    let generation = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    assert!(generation.starts_with("gen-"), "{generation}");
+    let text = r.text().await.unwrap();
+    let chunks: Vec<Value> = sse_events(&text)
+        .iter()
+        .filter(|e| *e != "data: [DONE]")
+        .map(|e| serde_json::from_str(e.trim_start_matches("data: ")).unwrap())
+        .collect();
+    assert!(chunks.len() > 2, "{text}");
+    for c in chunks {
+        assert_eq!(c["id"], generation.as_str(), "{text}");
+    }
+}

@@ -47,13 +47,6 @@ pub fn upstream_request_id_value(resp: &ResponseHeader) -> Option<&HeaderValue> 
     NAMES.iter().find_map(|name| resp.headers.get(name))
 }
 
-/// [`upstream_request_id_value`] as text, when it is text.
-pub fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
-    upstream_request_id_value(resp)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
 /// `Retry-After` in seconds, when the upstream gave one.
 pub fn retry_after_secs(resp: &ResponseHeader) -> Option<u64> {
     resp.headers

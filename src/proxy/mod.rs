@@ -434,7 +434,6 @@ impl ProxyHttp for Gateway {
                 ctx.stream_stamp(),
             )))
         } else if failover::is_event_stream(upstream_response) {
-            let request_id = failover::upstream_request_id(upstream_response).unwrap_or_default();
             let (model, _) = ctx.served();
             let upstream_model = ctx
                 .attempts
@@ -448,7 +447,7 @@ impl ProxyHttp for Gateway {
             ResponseMode::Stream(Box::new(ChatStream::new(
                 ctx.dialect(),
                 ctx.created_unix,
-                &request_id,
+                &ctx.generation_id,
                 &upstream_model,
             )))
         } else {

@@ -17,18 +17,19 @@ pub enum ChatStream {
 }
 
 impl ChatStream {
-    /// `request_id` and `upstream_model` name the chunks of dialects whose streams carry
-    /// neither (Bedrock).
+    /// `generation_id` and `upstream_model` name the chunks of dialects whose streams carry
+    /// neither (Bedrock: the answer has no id of its own, and AWS's request id, which the
+    /// client gets as `x-upstream-request-id`, may be missing).
     pub fn new(
         dialect: Dialect,
         created_unix: u64,
-        request_id: &str,
+        generation_id: &str,
         upstream_model: &str,
     ) -> ChatStream {
         match dialect {
             Dialect::Bedrock => ChatStream::Bedrock(
                 bedrock::StreamConverter::new(created_unix)
-                    .with_identity(request_id, upstream_model),
+                    .with_identity(generation_id, upstream_model),
             ),
             Dialect::Anthropic => {
                 ChatStream::Anthropic(anthropic::StreamConverter::new(created_unix))
