@@ -290,11 +290,14 @@ impl ChatToMessagesStream {
             // The open block's call, or (after other content closed it) a call already
             // started: its block is the only one these arguments can go to.
             Some(block) => {
-                if !arguments.is_empty() {
+                let open = self.open == Some(Open::Tool(block));
+                // Whitespace after a closed call's complete arguments means nothing.
+                let idle = !open && arguments.bytes().all(|b| b.is_ascii_whitespace());
+                if !arguments.is_empty() && !idle {
                     let delta = json!({ "type": "input_json_delta", "partial_json": arguments });
                     self.delta_at(block, delta, out);
                 }
-                if self.tools[at].arguments.done && self.open == Some(Open::Tool(block)) {
+                if open && self.tools[at].arguments.done {
                     // Calls that came meanwhile can start now.
                     self.start_waiting_tools(false, out);
                 }

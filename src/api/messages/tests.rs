@@ -729,6 +729,7 @@ fn interleaved_parallel_tool_calls_become_whole_blocks_in_order() {
         call(2, Some(("call_c", "news")), "{}"),
         call(1, None, ":\"CET\"}"),
         call(0, None, "is\"}"),
+        call(1, None, "\n"),
         r#"data: {"id":"g","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#
             .to_string()
             + "\n\ndata: [DONE]\n\n",
