@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod catalog;
+pub mod cli_out;
 pub mod config;
 pub mod config_watch;
 pub mod dialects;

@@ -82,6 +82,24 @@ enum Command {
     },
 }
 
+/// `println!` for the commands: a reader that stops early (`| head`) ends nothing but the
+/// output; any other failure to write stdout ends the command with an error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        if let Err(e) = switchyard::cli_out::print(&format!("{}\n", format_args!($($arg)*))) {
+            eout!("error: cannot write to stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+}
+
+/// `eprintln!` that cannot panic on a closed stderr.
+macro_rules! eout {
+    ($($arg:tt)*) => {
+        switchyard::cli_out::eprint(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 fn init_logging() {
     // Pingora logs whole upstream request heads at debug level, provider keys included: its
     // modules stay at info whatever RUST_LOG says (directives naming them included), so no log
@@ -91,7 +109,7 @@ fn init_logging() {
 
 fn print_warnings(file: &str, loaded: &Loaded) {
     for w in &loaded.warnings {
-        eprintln!("{} (warning)", w.located(file));
+        eout!("{} (warning)", w.located(file));
     }
 }
 
@@ -101,19 +119,19 @@ fn print_changes(old: &std::path::Path, new: &Loaded) -> ExitCode {
         Ok(old) => {
             let report = switchyard::reload::report(&old.snapshot, new);
             if report.changes.is_empty() {
-                println!("a reload would change nothing in models or providers");
+                out!("a reload would change nothing in models or providers");
             }
             for change in report.changes {
-                println!("would change: {change}");
+                out!("would change: {change}");
             }
             // The new file's own warnings are printed already; these are the reload's.
             for warning in report.warnings.iter().skip(new.warnings.len()) {
-                println!("would warn: {warning}");
+                out!("would warn: {warning}");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("cannot compare with {}:\n{e}", old.display());
+            eout!("cannot compare with {}:\n{e}", old.display());
             ExitCode::FAILURE
         }
     }
@@ -128,7 +146,7 @@ fn main() -> ExitCode {
                 Ok(loaded) => {
                     print_warnings(&file, &loaded);
                     let c = &loaded.snapshot.catalog;
-                    println!(
+                    out!(
                         "{file}: OK ({} providers, {} models, {} keys)",
                         c.providers.len(),
                         c.models.len(),
@@ -140,8 +158,8 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{e}");
-                    eprintln!("{file}: {} error(s)", e.errors.len());
+                    eout!("{e}");
+                    eout!("{file}: {} error(s)", e.errors.len());
                     ExitCode::FAILURE
                 }
             }
@@ -164,7 +182,7 @@ fn main() -> ExitCode {
             let loaded = match loaded {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("{e}");
+                    eout!("{e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -182,7 +200,7 @@ fn main() -> ExitCode {
             match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eout!("error: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -191,7 +209,7 @@ fn main() -> ExitCode {
             let loaded = match config::load_file(&config) {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("{e}");
+                    eout!("{e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -203,14 +221,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| switchyard::server::DEFAULT_DATABASE_URL.to_string());
             match keys_cli::run(&url, command) {
                 Ok(answer) => {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::to_string_pretty(&answer).unwrap_or_default()
                     );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eout!("error: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -218,7 +236,7 @@ fn main() -> ExitCode {
         Command::Catalog { command } => match catalog_cli::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eout!("error: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -227,7 +245,7 @@ fn main() -> ExitCode {
             match switchyard::mock::run_forever(&listen) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: mock provider on {listen}: {e}");
+                    eout!("error: mock provider on {listen}: {e}");
                     ExitCode::FAILURE
                 }
             }

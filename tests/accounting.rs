@@ -651,6 +651,81 @@ async fn keys_created_with_the_cli_reach_a_running_gateway() {
     assert_eq!(run(&["delete", hash])["deleted"], true);
 }
 
+/// A command whose reader goes away before it prints (`switchyard keys list | head`, a closed
+/// pipe) ends quietly: no "failed printing to stdout: Broken pipe" panic, status 0 (or the
+/// conventional death by SIGPIPE).
+#[test]
+fn commands_whose_reader_closes_the_pipe_end_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mock = MockServer::start("127.0.0.1:0").unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-test-pipe-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    let text = format!(
+        "server:\n  listen: [\"127.0.0.1:{}\"]\nstorage:\n  database_url: \"sqlite://{}/ledger.db\"\nproviders:\n{}models:\n  test/model:\n    endpoints:\n      - {{ provider: p1, model: m, price: {{ prompt: 2, completion: 4 }} }}\n",
+        free_port(),
+        dir.display(),
+        provider("p1", &mock)
+    );
+    std::fs::write(&config, text).unwrap();
+    let switchyard = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        c.args(args)
+            .arg("-c")
+            .arg(&config)
+            .env("UPSTREAM_KEY", UPSTREAM_KEY);
+        c
+    };
+    for i in 0..3 {
+        let out = switchyard(&["keys", "create", "--name", &format!("k{i}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let against = config.to_str().unwrap();
+    for args in [
+        &["keys", "list"][..],
+        &["keys", "create", "--name", "piped"],
+        &["check"],
+        &["check", "--against", against],
+    ] {
+        let mut child = switchyard(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command has printed anything.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            !stderr.contains("panicked"),
+            "switchyard {args:?} panicked on a closed stdout: {stderr}"
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            status.success() || status.signal() == Some(13),
+            "switchyard {args:?} | (closed): {status}, {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Prompt tokens a provider wrote to its prompt cache are charged at the endpoint's
 /// `cache_write` price (Anthropic's is 1.25x the prompt price), in the answer's `usage.cost`
 /// and the ledger alike; without one they cost the prompt price.

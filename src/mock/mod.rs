@@ -218,10 +218,11 @@ impl Drop for MockServer {
 /// Blocking entry for `switchyard mock --listen ADDR`: serves until the process is killed.
 pub fn run_forever(listen: &str) -> io::Result<()> {
     let server = MockServer::start(listen)?;
-    println!(
-        "switchyard mock provider listening on {}",
+    // Whoever started it may not read stdout (or may stop reading): serving goes on.
+    let _ = crate::cli_out::print(&format!(
+        "switchyard mock provider listening on {}\n",
         server.base_url()
-    );
+    ));
     loop {
         std::thread::park();
     }

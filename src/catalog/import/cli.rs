@@ -90,7 +90,9 @@ pub fn run(command: CatalogCommand) -> Result<(), String> {
         let yaml = render(&imported, &header);
         match &output {
             Some(p) => write(p, &yaml)?,
-            None => print!("{yaml}"),
+            None => {
+                crate::cli_out::print(&yaml).map_err(|e| format!("cannot write to stdout: {e}"))?
+            }
         }
     }
     let r = &imported.report;
@@ -99,15 +101,15 @@ pub fn run(command: CatalogCommand) -> Result<(), String> {
         .values()
         .flat_map(|m| m.endpoints.iter().map(|e| e.provider.as_str()))
         .collect();
-    eprintln!(
-        "{} entries read: {} models, {} endpoints, {} providers",
+    crate::cli_out::eprint(&format!(
+        "{} entries read: {} models, {} endpoints, {} providers\n",
         r.entries,
         imported.models.len(),
         r.endpoints,
         providers.len()
-    );
+    ));
     for (reason, n) in &r.skipped {
-        eprintln!("  skipped {n}: {reason}");
+        crate::cli_out::eprint(&format!("  skipped {n}: {reason}\n"));
     }
     Ok(())
 }
