@@ -76,6 +76,13 @@ pub struct RateStatus {
     pub kind: &'static str,
 }
 
+/// What a key limited to `tpm` tokens a minute may still use, `used` counted (the sliding
+/// minute's tokens and those held in flight): the `X-RateLimit-Remaining` of a key with no
+/// request limit.
+pub(super) fn tokens_remaining(tpm: u64, used: f64) -> u64 {
+    (tpm as f64 - used).max(0.0) as u64
+}
+
 #[derive(Default)]
 pub struct RateLimits {
     keys: Mutex<KeyHashMap<KeyRate>>,
@@ -141,7 +148,10 @@ impl RateLimits {
             },
             None => RateStatus {
                 limit: key.tpm.unwrap_or(0),
-                remaining: 0,
+                remaining: tokens_remaining(
+                    key.tpm.unwrap_or(0),
+                    rate.tokens.estimate(now_ms) + rate.tokens_in_flight as f64,
+                ),
                 reset_unix,
                 retry_after: None,
                 kind: "tokens",
@@ -233,6 +243,20 @@ mod tests {
         let refused = r.admit(&k, 0, now + 3).unwrap_err();
         assert_eq!(refused.kind, "requests", "3 admitted this minute");
         assert!(refused.retry_after.unwrap() <= 60);
+    }
+
+    /// A key limited by tokens alone is told what it may still use, where every answer said
+    /// `X-RateLimit-Remaining: 0` (and clients that honour it backed off for nothing).
+    #[test]
+    fn a_tokens_only_key_is_told_the_tokens_that_remain() {
+        let r = RateLimits::default();
+        let k = key(None, Some(1000));
+        let t0 = 1_000_000_000_000; // a window boundary
+        let s = r.admit(&k, 300, t0).unwrap().unwrap();
+        assert_eq!((s.kind, s.limit, s.remaining), ("tokens", 1000, 700));
+        r.settle(&k.hash, 300, 450, t0 + 1);
+        let s = r.admit(&k, 100, t0 + 2).unwrap().unwrap();
+        assert_eq!(s.remaining, 450, "450 used, 100 in flight");
     }
 
     #[test]

@@ -258,9 +258,14 @@ impl RedisLimits {
                     spent,
                     reserved: held,
                 })),
-                AdmitReply::Admitted { requests, spends } => Ok(SharedAdmitted {
+                AdmitReply::Admitted {
+                    requests,
+                    spends,
+                    tokens,
+                    tokens_held,
+                } => Ok(SharedAdmitted {
                     hold,
-                    rate_status: replies::admitted(key, &requests, now_ms),
+                    rate_status: replies::admitted(key, &requests, &tokens, tokens_held, now_ms),
                     spends,
                 }),
             };

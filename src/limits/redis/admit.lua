@@ -31,7 +31,8 @@
 -- Reply {'seed'}                                  a spend key is missing: seed, then retry
 --       {'rate', kind, previous, current}         refused by 'requests' or 'tokens'
 --       {'budget', spent, held}                   refused by the budget
---       {'ok', requests previous, requests current, spend 1, 2, 3, 4}
+--       {'ok', requests previous, requests current, spend 1, 2, 3, 4,
+--        tokens previous, tokens current, tokens held (this request's included)}
 
 for i = 1, 4 do
   if redis.call('EXISTS', KEYS[i]) == 0 then
@@ -59,6 +60,7 @@ end
 local held_usd, held_tok = held('usd'), held('tok')
 local rated = ARGV[13] == '1'
 local rq_prev, rq_cur = 0, 0
+local tk_prev, tk_cur = 0, 0
 if rated then
   -- A sliding minute from two fixed ones: the last window weighs what still overlaps.
   local weight = 1 - (now - tonumber(ARGV[2])) / 60000
@@ -69,8 +71,8 @@ if rated then
     return {'rate', 'requests', rq_prev, rq_cur}
   end
   if tpm > 0 then
-    local tk_prev = tonumber(redis.call('GET', KEYS[10]) or '0')
-    local tk_cur = tonumber(redis.call('GET', KEYS[9]) or '0')
+    tk_prev = tonumber(redis.call('GET', KEYS[10]) or '0')
+    tk_cur = tonumber(redis.call('GET', KEYS[9]) or '0')
     local used = tk_prev * weight + tk_cur + tonumber(held_tok)
     if used + tonumber(ARGV[8]) > tpm and used > 0 then
       return {'rate', 'tokens', tk_prev, tk_cur}
@@ -110,4 +112,5 @@ redis.call('PEXPIRE', KEYS[6], ARGV[11])
 
 return {'ok', rq_prev, rq_cur,
   redis.call('HGET', KEYS[1], 'usd'), redis.call('HGET', KEYS[2], 'usd'),
-  redis.call('HGET', KEYS[3], 'usd'), redis.call('HGET', KEYS[4], 'usd')}
+  redis.call('HGET', KEYS[3], 'usd'), redis.call('HGET', KEYS[4], 'usd'),
+  tk_prev, tk_cur, held('tok')}

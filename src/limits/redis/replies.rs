@@ -26,6 +26,9 @@ pub enum AdmitReply {
     Admitted {
         requests: Window,
         spends: [Option<Cost>; 4],
+        /// The tokens this minute and the tokens held in flight (this request's included).
+        tokens: Window,
+        tokens_held: u64,
     },
 }
 
@@ -75,9 +78,15 @@ pub fn refused(key: &ApiKey, kind: &'static str, window: &Window, now_ms: u64) -
     }
 }
 
-/// The status of an admitted request (`requests` counts it already); `None` when the key
-/// has no rate limits.
-pub fn admitted(key: &ApiKey, requests: &Window, now_ms: u64) -> Option<RateStatus> {
+/// The status of an admitted request (`requests` counts it already, `tokens_held` its prompt
+/// estimate); `None` when the key has no rate limits.
+pub fn admitted(
+    key: &ApiKey,
+    requests: &Window,
+    tokens: &Window,
+    tokens_held: u64,
+    now_ms: u64,
+) -> Option<RateStatus> {
     if key.rpm.is_none() && key.tpm.is_none() {
         return None;
     }
@@ -91,7 +100,10 @@ pub fn admitted(key: &ApiKey, requests: &Window, now_ms: u64) -> Option<RateStat
         },
         None => RateStatus {
             limit: key.tpm.unwrap_or(0),
-            remaining: 0,
+            remaining: crate::limits::rate::tokens_remaining(
+                key.tpm.unwrap_or(0),
+                tokens.estimate(now_ms) + tokens_held as f64,
+            ),
             reset_unix: requests.reset_unix(),
             retry_after: None,
             kind: "tokens",
@@ -126,7 +138,9 @@ pub fn parse_admit(reply: &[Value], window_start_ms: u64) -> Result<AdmitReply, 
         }),
         Some("ok") => Ok(AdmitReply::Admitted {
             requests: window(reply.get(1), reply.get(2))?,
-            spends: spends(&reply[3.min(reply.len())..])?,
+            spends: spends(&reply[3.min(reply.len())..7.min(reply.len())])?,
+            tokens: window(reply.get(7), reply.get(8))?,
+            tokens_held: count(reply.get(9))?,
         }),
         other => Err(format!("admit: unexpected reply {other:?}")),
     }
@@ -238,6 +252,9 @@ mod tests {
             Value::Nil,
             bulk("340282366920938463463"),
             bulk("0"),
+            Value::Int(3),
+            Value::Int(4),
+            bulk("10"),
         ];
         assert_eq!(
             parse_admit(&ok, 0),
@@ -252,7 +269,13 @@ mod tests {
                     None,
                     Some(Cost(340_282_366_920_938_463_463)),
                     Some(Cost(0))
-                ]
+                ],
+                tokens: Window {
+                    start_ms: 0,
+                    previous: 3,
+                    current: 4
+                },
+                tokens_held: 10,
             })
         );
         assert!(parse_admit(&[bulk("what")], 0).is_err());

@@ -78,6 +78,28 @@ async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// A key limited by tokens alone is told the tokens it may still use, as in-process, where
+/// every admitted request said `X-RateLimit-Remaining: 0`.
+#[tokio::test]
+async fn a_tokens_only_key_is_told_the_tokens_that_remain() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let remote = shared(&redis, RedisFailure::Closed, Arc::default());
+    let k = key(None, LimitReset::Never, None, Some(1_000));
+    let now = now_ms() - now_ms() % 60_000 + 1_000;
+    let a = remote.admit(&k, 300, Cost(0), now).await.unwrap();
+    let s = a.rate_status.unwrap();
+    assert_eq!((s.kind, s.limit, s.remaining), ("tokens", 1_000, 700));
+    remote.settle(&k, a, Cost(0), 450, now + 1).await;
+    let b = remote.admit(&k, 100, Cost(0), now + 2).await.unwrap();
+    assert_eq!(
+        b.rate_status.unwrap().remaining,
+        450,
+        "450 used, 100 in flight"
+    );
+}
+
 #[tokio::test]
 async fn decides_exactly_like_the_in_process_limiter() {
     let Some(redis) = TestRedis::start() else {
