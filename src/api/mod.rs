@@ -5,6 +5,7 @@ mod cursor;
 pub mod embeddings;
 pub mod error;
 pub mod fields;
+mod json_end;
 pub mod key;
 pub mod messages;
 pub mod models;

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 
 use super::chunks::{ChatChunkReader, ChatEvent, StreamUsage};
 use super::{error_json, stop_reason, usage_json, write_event};
+use crate::api::json_end::JsonEnd;
 use crate::dialects::common::MAX_EVENT_BYTES;
 use crate::metering::Usage;
 
@@ -73,47 +74,6 @@ struct ToolCall {
     /// Arguments that came while another call's block was open.
     pending: String,
     arguments: JsonEnd,
-}
-
-/// Whether streamed JSON text has ended: the first value, an object or array, closed.
-#[derive(Debug, Default)]
-struct JsonEnd {
-    depth: u32,
-    in_string: bool,
-    escaped: bool,
-    started: bool,
-    done: bool,
-}
-
-impl JsonEnd {
-    fn feed(&mut self, text: &str) {
-        for &b in text.as_bytes() {
-            if self.done {
-                return;
-            }
-            if self.in_string {
-                match b {
-                    _ if self.escaped => self.escaped = false,
-                    b'\\' => self.escaped = true,
-                    b'"' => self.in_string = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => {
-                    self.depth += 1;
-                    self.started = true;
-                }
-                b'}' | b']' => {
-                    self.depth = self.depth.saturating_sub(1);
-                    self.done = self.started && self.depth == 0;
-                }
-                _ => {}
-            }
-        }
-    }
 }
 
 impl Default for ChatToMessagesStream {

@@ -707,34 +707,7 @@ fn tool_uses_of_valid_stream(out: &str) -> Vec<(String, String, Value)> {
 
 #[test]
 fn interleaved_parallel_tool_calls_become_whole_blocks_in_order() {
-    let chunk = |delta: Value| {
-        let c = json!({"id": "g", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
-        format!("data: {c}\n\n")
-    };
-    let call = |index: u64, head: Option<(&str, &str)>, args: &str| {
-        let mut c = json!({"index": index, "function": {"arguments": args}});
-        if let Some((id, name)) = head {
-            c["id"] = json!(id);
-            c["type"] = json!("function");
-            c["function"]["name"] = json!(name);
-        }
-        chunk(json!({"tool_calls": [c]}))
-    };
-    let stream = [
-        chunk(json!({"role": "assistant", "content": "Checking."})),
-        call(0, Some(("call_a", "weather")), ""),
-        call(0, None, "{\"city\":"),
-        call(1, Some(("call_b", "time")), "{\"zone\""),
-        call(0, None, "\"Par"),
-        call(2, Some(("call_c", "news")), "{}"),
-        call(1, None, ":\"CET\"}"),
-        call(0, None, "is\"}"),
-        call(1, None, "\n"),
-        r#"data: {"id":"g","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#
-            .to_string()
-            + "\n\ndata: [DONE]\n\n",
-    ]
-    .concat();
+    let stream = crate::api::test_streams::interleaved_tool_calls();
     let mut s = ChatToMessagesStream::new();
     let out = String::from_utf8([s.on_chunk(stream.as_bytes()), s.finish()].concat()).unwrap();
     let tools = tool_uses_of_valid_stream(&out);
@@ -752,8 +725,11 @@ fn interleaved_parallel_tool_calls_become_whole_blocks_in_order() {
     // Sequential calls still stream as they come: call 0's block opens with its first delta.
     let mut s = ChatToMessagesStream::new();
     let first = String::from_utf8(
-        s.on_chunk(call(0, Some(("call_a", "weather")), "{\"ci").as_bytes())
-            .to_vec(),
+        s.on_chunk(
+            crate::api::test_streams::tool_call_chunk(0, Some(("call_a", "weather")), "{\"ci")
+                .as_bytes(),
+        )
+        .to_vec(),
     )
     .unwrap();
     assert!(

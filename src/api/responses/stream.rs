@@ -21,6 +21,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::items::{error_code, item_id, status_of, usage_json, Envelope, Item};
+use crate::api::json_end::JsonEnd;
 use crate::api::messages::chunks::{ChatChunkReader, ChatEvent, StreamUsage};
 use crate::dialects::common::{now_unix, MAX_EVENT_BYTES};
 use crate::metering::Usage;
@@ -50,11 +51,27 @@ pub struct ChatToResponsesStream {
     items: Vec<Item>,
     /// Position in `items` of the item still streaming.
     open: Option<usize>,
-    /// OpenAI tool call index -> position in `items`.
-    calls: Vec<(usize, usize)>,
+    /// The tool calls seen, in the order they first came.
+    calls: Vec<Call>,
     finish_reason: Option<String>,
     usage: Option<StreamUsage>,
     error: Option<Value>,
+}
+
+/// A tool call of the answer, by its OpenAI index. A host that interleaves parallel calls
+/// (deltas for call 0, then 1, then 0 again) still gets each call whole in its own item: the
+/// open call's item stays open until its arguments are complete JSON, and the other calls
+/// wait, buffered, until then.
+#[derive(Debug)]
+struct Call {
+    index: usize,
+    /// Its position in `items`, once added.
+    item: Option<usize>,
+    id: Option<String>,
+    name: Option<String>,
+    /// Arguments that came while another item was open.
+    pending: String,
+    arguments: JsonEnd,
 }
 
 impl Default for ChatToResponsesStream {
@@ -138,6 +155,10 @@ impl ChatToResponsesStream {
         }
         if self.phase == Phase::Ended {
             return;
+        }
+        if !matches!(event, ChatEvent::Comment(_) | ChatEvent::ToolCall { .. }) {
+            // Another kind of content, or the end: calls still waiting go out first.
+            self.start_waiting_calls(true, out);
         }
         match event {
             ChatEvent::Comment(c) => {
@@ -258,24 +279,85 @@ impl ChatToResponsesStream {
         arguments: String,
         out: &mut Vec<u8>,
     ) {
-        let at = match self.calls.iter().find(|(call, _)| *call == index) {
-            // Later arguments of a call already added (a host may interleave parallel calls).
-            Some((_, at)) => *at,
+        let at = match self.calls.iter().position(|c| c.index == index) {
+            Some(at) => at,
             None => {
-                self.ensure_started(out);
-                self.close(out);
-                let at = self.items.len();
-                let response_id = self.response_id();
-                let item = Item::FunctionCall {
-                    id: item_id("fc", &response_id, at),
-                    call_id: id.unwrap_or_else(|| format!("call_{response_id}_{index}")),
-                    name: name.unwrap_or_default(),
-                    arguments: String::new(),
-                };
-                self.calls.push((index, at));
-                self.add_item(item, out)
+                self.calls.push(Call {
+                    index,
+                    item: None,
+                    id: None,
+                    name: None,
+                    pending: String::new(),
+                    arguments: JsonEnd::default(),
+                });
+                self.calls.len() - 1
             }
         };
+        let call = &mut self.calls[at];
+        call.id = call.id.take().or(id);
+        call.name = call.name.take().or(name);
+        call.arguments.feed(&arguments);
+        match call.item {
+            // The open item's call, or (after other content closed it) a call already added:
+            // its item is the only one these arguments can go to.
+            Some(item) => {
+                let open = self.open == Some(item);
+                // Whitespace after a closed call's complete arguments means nothing.
+                let idle = !open && arguments.bytes().all(|b| b.is_ascii_whitespace());
+                if !idle {
+                    self.append_arguments(item, &arguments, out);
+                }
+                if open && self.calls[at].arguments.done {
+                    // Calls that came meanwhile can start now.
+                    self.start_waiting_calls(false, out);
+                }
+            }
+            None => {
+                call.pending.push_str(&arguments);
+                if !self.open_call_unfinished() {
+                    self.start_waiting_calls(false, out);
+                }
+            }
+        }
+    }
+
+    /// Whether the open item is a function call whose arguments are still coming.
+    fn open_call_unfinished(&self) -> bool {
+        let Some(open) = self.open else { return false };
+        self.calls
+            .iter()
+            .any(|c| c.item == Some(open) && !c.arguments.done)
+    }
+
+    /// Adds the calls not added yet, in the order they came, each with the arguments it has
+    /// so far; stops at one whose arguments are unfinished (it stays open), unless `all`.
+    fn start_waiting_calls(&mut self, all: bool, out: &mut Vec<u8>) {
+        while let Some(at) = self.calls.iter().position(|c| c.item.is_none()) {
+            self.ensure_started(out);
+            self.close(out);
+            let response_id = self.response_id();
+            let position = self.items.len();
+            let call = &mut self.calls[at];
+            let call_id = call.id.take();
+            let call_id = call_id.unwrap_or_else(|| format!("call_{response_id}_{}", call.index));
+            let item = Item::FunctionCall {
+                id: item_id("fc", &response_id, position),
+                call_id,
+                name: call.name.take().unwrap_or_default(),
+                arguments: String::new(),
+            };
+            let pending = std::mem::take(&mut call.pending);
+            let done = call.arguments.done;
+            call.item = Some(position);
+            let item = self.add_item(item, out);
+            self.append_arguments(item, &pending, out);
+            if !done && !all {
+                return;
+            }
+        }
+    }
+
+    fn append_arguments(&mut self, at: usize, arguments: &str, out: &mut Vec<u8>) {
         if arguments.is_empty() {
             return;
         }
@@ -285,7 +367,7 @@ impl ChatToResponsesStream {
         else {
             return;
         };
-        all.push_str(&arguments);
+        all.push_str(arguments);
         let id = id.clone();
         self.emit(
             out,

@@ -418,3 +418,63 @@ data: [DONE]
     assert_eq!(last["type"], "response.completed");
     assert_eq!(last["response"], from_chat_completion(&completion));
 }
+
+/// A host that interleaves parallel tool calls (deltas for call 0, then 1, then 0 again):
+/// each call is still one item, added, given its arguments and done before the next is
+/// added, and its `done` events hold its whole arguments (clients act on them). Before, late
+/// deltas went to an item already done.
+#[test]
+fn interleaved_parallel_tool_calls_become_whole_items_in_order() {
+    let stream = crate::api::test_streams::interleaved_tool_calls();
+    let mut s = ChatToResponsesStream::new();
+    let out = String::from_utf8([s.on_chunk(stream.as_bytes()), s.finish()].concat()).unwrap();
+    let events = checked_events(&out).unwrap();
+    // One item in progress at a time; every delta goes to the item in progress.
+    let mut open: Option<u64> = None;
+    let mut calls = Vec::new();
+    for e in &events {
+        let at = e["output_index"].as_u64();
+        match e["type"].as_str().unwrap() {
+            "response.output_item.added" => {
+                assert_eq!(open, None, "{e} added while {open:?} is open\n{out}");
+                open = at;
+            }
+            "response.output_item.done" => {
+                assert_eq!(open, at, "{e}");
+                open = None;
+                if e["item"]["type"] == "function_call" {
+                    let args: Value =
+                        serde_json::from_str(e["item"]["arguments"].as_str().unwrap()).unwrap();
+                    calls.push((
+                        e["item"]["call_id"].clone(),
+                        e["item"]["name"].clone(),
+                        args,
+                    ));
+                }
+            }
+            t if t.ends_with(".delta") => assert_eq!(open, at, "{e} outside its open item"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        calls,
+        [
+            (json!("call_a"), json!("weather"), json!({"city": "Paris"})),
+            (json!("call_b"), json!("time"), json!({"zone": "CET"})),
+            (json!("call_c"), json!("news"), json!({})),
+        ],
+        "{out}"
+    );
+
+    // Sequential calls still stream as they come: call 0's item opens with its first delta.
+    let mut s = ChatToResponsesStream::new();
+    let first = s.on_chunk(
+        crate::api::test_streams::tool_call_chunk(0, Some(("call_a", "weather")), "{\"ci")
+            .as_bytes(),
+    );
+    let first = String::from_utf8(first.to_vec()).unwrap();
+    assert!(
+        first.contains("response.output_item.added") && first.contains("{\\\"ci"),
+        "{first}"
+    );
+}
