@@ -201,18 +201,7 @@ async fn a_request_for_n_answers_reserves_n_times_its_output() {
     });
     let key = |gw: &Gateway| {
         let url = gw.url("/v1/key");
-        async move {
-            let key: Value = client()
-                .get(url)
-                .bearer_auth("sk-limited-key")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            key["data"].clone()
-        }
+        async move { get_json(url, Some("sk-limited-key")).await["data"].clone() }
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let held = loop {

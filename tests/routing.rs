@@ -346,19 +346,22 @@ async fn repeated_failures_open_the_breaker_and_then_every_endpoint_down_is_a_50
     );
 
     // The endpoints listing shows it.
-    let listing: Value = client()
-        .get(gw.url("/v1/models/test/model/endpoints"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = get_json(gw.url("/v1/models/test/model/endpoints"), None).await;
     let ep = &listing["data"]["endpoints"][0];
     assert_eq!(ep["provider_name"], "alpha");
     assert_eq!(ep["status"], -1);
     assert_eq!(ep["healthy"], false);
     assert_eq!(ep["uptime_last_5m"], 0.0);
+}
+
+/// One stream from alpha, paced (10 chunks 5 ms apart), so its latency and throughput
+/// are measured.
+async fn stream_paced_from_alpha(gw: &Gateway) {
+    let body = json!({"model": "test/model", "stream": true, "provider": {"only": ["alpha"]},
+                      "messages": [{"role": "user", "content": "hi"}], "mock": {"chunk_delay_ms": 5, "chunks": 10}});
+    let resp = chat(gw, body).await;
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
 }
 
 #[tokio::test]
@@ -370,20 +373,9 @@ async fn endpoints_listing_reports_live_latency_and_throughput() {
     );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
     for _ in 0..5 {
-        let body = json!({"model": "test/model", "stream": true, "provider": {"only": ["alpha"]},
-                          "messages": [{"role": "user", "content": "hi"}], "mock": {"chunk_delay_ms": 5, "chunks": 10}});
-        let resp = chat(&gw, body).await;
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap();
+        stream_paced_from_alpha(&gw).await;
     }
-    let listing: Value = client()
-        .get(gw.url("/api/v1/models/test/model/endpoints"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = get_json(gw.url("/api/v1/models/test/model/endpoints"), None).await;
     let eps = listing["data"]["endpoints"].as_array().unwrap();
     assert_eq!(eps.len(), 3);
     let alpha = eps.iter().find(|e| e["provider_name"] == "alpha").unwrap();
@@ -418,11 +410,7 @@ async fn a_non_stream_answer_does_not_make_its_endpoint_the_fastest() {
     );
     let gw = Gateway::start(&three_providers(&a, &b, &c));
     for _ in 0..3 {
-        let body = json!({"model": "test/model", "stream": true, "provider": {"only": ["alpha"]},
-                          "messages": [{"role": "user", "content": "hi"}], "mock": {"chunk_delay_ms": 5, "chunks": 10}});
-        let resp = chat(&gw, body).await;
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap();
+        stream_paced_from_alpha(&gw).await;
         assert_eq!(
             served_by(&gw, with_provider(json!({"only": ["beta"]}))).await,
             "beta"

@@ -289,18 +289,19 @@ pub async fn chat(gw: &Gateway, body: serde_json::Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// The JSON body of `GET url`, with `bearer` as the key when given.
+pub async fn get_json(url: String, bearer: Option<&str>) -> serde_json::Value {
+    let mut request = client().get(url);
+    if let Some(key) = bearer {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The `data` of `GET /v1/generation?id=` for the test key's request `id`.
 pub async fn generation_data(gw: &Gateway, id: &str) -> serde_json::Value {
-    let rec: serde_json::Value = client()
-        .get(gw.url(&format!("/v1/generation?id={id}")))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    rec["data"].clone()
+    let url = gw.url(&format!("/v1/generation?id={id}"));
+    get_json(url, Some(KEY)).await["data"].clone()
 }
 
 /// Sends raw bytes on a fresh connection and returns everything the server wrote back.
