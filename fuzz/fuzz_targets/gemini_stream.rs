@@ -9,7 +9,9 @@ use switchyard::dialects::gemini::StreamConverter;
 mod split;
 
 fn run(chunks: &[&[u8]]) -> (Vec<u8>, StreamConverter) {
-    let mut c = StreamConverter::new(1_700_000_000);
+    // Named as the gateway names it: an answer without responseId gets the same call ids
+    // however it is split (random ones otherwise).
+    let mut c = StreamConverter::new(1_700_000_000).with_generation_id("gen-fuzz");
     let mut out = Vec::new();
     for chunk in chunks {
         out.extend_from_slice(&c.on_chunk(chunk));

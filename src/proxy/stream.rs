@@ -34,7 +34,9 @@ impl ChatStream {
             Dialect::Anthropic => {
                 ChatStream::Anthropic(anthropic::StreamConverter::new(created_unix))
             }
-            Dialect::Gemini => ChatStream::Gemini(gemini::StreamConverter::new(created_unix)),
+            Dialect::Gemini => ChatStream::Gemini(
+                gemini::StreamConverter::new(created_unix).with_generation_id(generation_id),
+            ),
             _ => ChatStream::Passthrough(OpenAiStreamTap::new()),
         }
     }

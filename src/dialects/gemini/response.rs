@@ -53,18 +53,19 @@ pub(super) fn call_id(call: &Value, prefix: &str, n: usize) -> String {
 }
 
 /// `call_<answer>_` for an answer's calls: Gemini's `responseId` (unique to each answer)
-/// reduced to the characters every provider accepts in an id (Claude's `[A-Za-z0-9_-]`), or
-/// random characters when the answer has none.
-pub(super) fn call_id_prefix(response_id: &str) -> String {
+/// reduced to the characters every provider accepts in an id (Claude's `[A-Za-z0-9_-]`);
+/// when the answer has none, `fallback` (the gateway's generation id, also unique), else
+/// random characters.
+pub(super) fn call_id_prefix(response_id: &str, fallback: &str) -> String {
     use rand::distributions::{Alphanumeric, DistString};
-    let mut prefix = String::with_capacity(response_id.len().max(16) + 6);
+    let id_char = |c: &char| c.is_ascii_alphanumeric() || *c == '_' || *c == '-';
+    let mut prefix = String::with_capacity(response_id.len().max(24) + 6);
     prefix.push_str("call_");
     let start = prefix.len();
-    prefix.extend(
-        response_id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-'),
-    );
+    prefix.extend(response_id.chars().filter(id_char));
+    if prefix.len() == start {
+        prefix.extend(fallback.chars().filter(id_char));
+    }
     if prefix.len() == start {
         Alphanumeric.append_string(&mut rand::thread_rng(), &mut prefix, 16);
     }
@@ -105,7 +106,7 @@ pub fn chat_response_at(body: &[u8], created: u64) -> Result<(Value, Usage), Api
     let candidate = v.pointer("/candidates/0");
     let mut reply = Reply::default();
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
-    let prefix = call_id_prefix(s("responseId"));
+    let prefix = call_id_prefix(s("responseId"), "");
     let parts = candidate
         .and_then(|c| c.pointer("/content/parts"))
         .and_then(Value::as_array);

@@ -23,6 +23,8 @@ pub struct StreamConverter {
     tool_calls: usize,
     /// What this answer's call ids start with (from the first event's `responseId`).
     call_prefix: String,
+    /// What names the calls when the answer has no `responseId` (the generation id).
+    fallback_id: String,
     reasoning_details: usize,
     finish_reason: Option<&'static str>,
     usage: Option<Usage>,
@@ -40,11 +42,19 @@ impl StreamConverter {
             started: false,
             tool_calls: 0,
             call_prefix: String::new(),
+            fallback_id: String::new(),
             reasoning_details: 0,
             finish_reason: None,
             usage: None,
             error: None,
         }
+    }
+
+    /// Names tool calls after `generation_id` when Gemini gives the answer no `responseId`
+    /// (unique and repeatable; without it such ids are random).
+    pub fn with_generation_id(mut self, generation_id: &str) -> Self {
+        self.fallback_id = generation_id.to_string();
+        self
     }
 
     /// OpenAI events for every upstream event this chunk completes.
@@ -104,7 +114,7 @@ impl StreamConverter {
                     .to_string()
             };
             self.writer.id = s("responseId");
-            self.call_prefix = call_id_prefix(&self.writer.id);
+            self.call_prefix = call_id_prefix(&self.writer.id, &self.fallback_id);
             self.writer.model = s("modelVersion");
             self.writer
                 .delta(out, json!({ "role": "assistant", "content": "" }));

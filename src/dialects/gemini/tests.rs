@@ -184,3 +184,25 @@ fn garbage_events_are_skipped_without_panicking() {
         json!({ "usage": null, "finish_reason": null, "error": null })
     );
 }
+
+/// An answer without `responseId` (CI's fuzz run found one) names its calls after the
+/// gateway's generation id: unique, and the same however the stream is split.
+#[test]
+fn calls_of_an_answer_without_response_id_are_named_after_the_generation_id() {
+    let input = br#"data: {"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Tokyo"}}}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":6}}
+
+"#;
+    let run = |chunks: &[&[u8]]| {
+        let mut c = StreamConverter::new(CREATED).with_generation_id("gen-17-abc");
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend_from_slice(&c.on_chunk(chunk));
+        }
+        out.extend_from_slice(&c.finish());
+        String::from_utf8(out).unwrap()
+    };
+    let whole = run(&[input]);
+    assert!(whole.contains(r#""id":"call_gen-17-abc_0""#), "{whole}");
+    let (a, b) = input.split_at(40);
+    assert_eq!(run(&[a, b]), whole);
+}
