@@ -340,7 +340,7 @@ fn credentials_come_from_files_next_to_the_config() {
 /// unavailable (skipped by routing, shown unhealthy) until a reload reads it.
 #[test]
 fn an_unreadable_credential_file_leaves_its_provider_unavailable() {
-    let main = "providers:\n  a: { preset: openai, api_key_file: nowhere/token }\n  b: { preset: openai, api_key_file: empty-token }\n  c:\n    preset: bedrock\n    region: us-east-1\n    aws_access_key_id_env: AWS_ACCESS_KEY_ID\n    aws_secret_access_key_env: AWS_SECRET_ACCESS_KEY\n    aws_session_token_file: gone\n";
+    let main = "providers:\n  a: { preset: openai, api_key_file: nowhere/token }\n  b: { preset: openai, api_key_file: empty-token }\n  d: { preset: openai, api_key_file: /dev/null }\n  c:\n    preset: bedrock\n    region: us-east-1\n    aws_access_key_id_env: AWS_ACCESS_KEY_ID\n    aws_secret_access_key_env: AWS_SECRET_ACCESS_KEY\n    aws_session_token_file: gone\n";
     let dir = Dir::new("credmissing", &[("main.yaml", main), ("empty-token", "\n")]);
     let loaded = dir.load().unwrap();
     let warned = |what: &str| loaded.warnings.iter().any(|w| w.message.contains(what));
@@ -348,13 +348,18 @@ fn an_unreadable_credential_file_leaves_its_provider_unavailable() {
     let p = &loaded.snapshot.catalog.providers;
     assert!(p["a"].unavailable.as_ref().unwrap().contains("cannot read"));
     assert!(p["b"].unavailable.as_ref().unwrap().contains("is empty"));
+    assert!(p["d"]
+        .unavailable
+        .as_ref()
+        .unwrap()
+        .contains("not a regular file"));
     assert!(p["c"]
         .unavailable
         .as_ref()
         .unwrap()
         .contains("AWS credentials"));
     assert!(p["c"].aws_credentials.is_none());
-    assert_eq!(loaded.snapshot.secret_files.len(), 3);
+    assert_eq!(loaded.snapshot.secret_files.len(), 4);
 }
 
 #[test]

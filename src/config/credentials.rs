@@ -80,6 +80,16 @@ impl Lowering<'_> {
 /// The file's text without surrounding whitespace (`echo token > file` adds a newline).
 fn read_secret_file(path: &Path) -> Result<String, String> {
     let shown = path.display();
+    // A pipe or a device (/dev/stdin) would block the load or never end: regular files only
+    // (a Kubernetes Secret's links lead to one).
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(format!(
+                "the credential file `{shown}` is not a regular file"
+            ))
+        }
+        _ => {}
+    }
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_SECRET_FILE_BYTES + 1).read_to_string(&mut text))
