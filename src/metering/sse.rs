@@ -6,6 +6,16 @@ use memchr::memchr_iter;
 use std::borrow::Cow;
 use std::ops::Range;
 
+/// `chunk` after the partial event `carry` holds from the last chunk: the chunk itself (no
+/// copy) when nothing is carried, else both in one buffer, taken out of `carry`.
+pub fn after_carry(carry: &mut bytes::BytesMut, chunk: bytes::Bytes) -> bytes::Bytes {
+    if carry.is_empty() {
+        return chunk;
+    }
+    carry.extend_from_slice(&chunk);
+    carry.split().freeze()
+}
+
 /// The complete events of a buffer, as ranges that include their terminating blank line.
 /// Bytes after the last complete event are a partial event the caller must carry over.
 pub struct SseEvents<'a> {

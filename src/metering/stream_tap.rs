@@ -61,12 +61,7 @@ impl OpenAiStreamTap {
 
     /// Meters one upstream chunk; returns the bytes to forward to the client.
     pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
-        let data = if self.carry.is_empty() {
-            chunk
-        } else {
-            self.carry.extend_from_slice(&chunk);
-            self.carry.split().freeze()
-        };
+        let data = crate::metering::sse::after_carry(&mut self.carry, chunk);
         let mut events = SseEvents::new(&data);
         let mut kept: Vec<Range<usize>> = Vec::new();
         let mut dropped_any = false;

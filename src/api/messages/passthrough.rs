@@ -115,12 +115,7 @@ impl AnthropicStreamTap {
 
     /// Meters one upstream chunk; returns its whole events for the client.
     pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
-        let data = if self.carry.is_empty() {
-            chunk
-        } else {
-            self.carry.extend_from_slice(&chunk);
-            self.carry.split().freeze()
-        };
+        let data = crate::metering::sse::after_carry(&mut self.carry, chunk);
         let mut events = SseEvents::new(&data);
         // Built only once an event is rewritten; until then the output is a slice of `data`.
         let mut rebuilt: Option<BytesMut> = None;
